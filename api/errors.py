@@ -1,0 +1,128 @@
+"""The one error envelope (DESIGN.md §9): `{"error": {type, code, message, request_id}}`.
+
+It is OpenAI-shaped so the official SDKs raise the right exception class; every error path
+(validation, routing, domain rules, crashes) ends in `error_response` so clients never see
+two shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from api.context import current_request_id
+from domain.errors import DomainError
+
+log = logging.getLogger("oxinf.api")
+
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid_request": 400,
+    "invalid_api_key": 401,
+    "authentication_required": 401,
+    "insufficient_credits": 402,
+    "api_key_budget_exhausted": 402,
+    "permission_denied": 403,
+    "model_not_allowed": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "request_too_large": 413,
+    "validation_error": 422,
+    "rate_limit_exceeded": 429,
+    "internal_error": 500,
+    "upstream_error": 502,
+    "service_unavailable": 503,
+}
+
+TYPE_BY_STATUS: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "upstream_error",
+    503: "service_unavailable_error",
+}
+
+
+def envelope(status: int, code: str, message: str, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": TYPE_BY_STATUS.get(status, "api_error"),
+        "code": code,
+        "message": message,
+        "request_id": current_request_id(),
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return {"error": body}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    return JSONResponse(envelope(status, code, message, **extra), status, headers=headers)
+
+
+def domain_error_response(exc: DomainError) -> JSONResponse:
+    status = STATUS_BY_CODE.get(exc.code, 400)
+    return error_response(status, exc.code, exc.message, headers=exc.headers, param=exc.param)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    errors = exc.errors()
+    if not errors:
+        return "invalid request body", None
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    where = ".".join(loc) or None
+    if first.get("type") == "json_invalid":
+        return "request body is not valid JSON", None
+    msg = str(first.get("msg", "invalid value"))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return (f"{where}: {msg}{more}" if where else f"{msg}{more}"), where
+
+
+async def _on_domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return domain_error_response(exc)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    message, param = _validation_message(exc)
+    return error_response(422, "invalid_request", message, param=param)
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(status)
+    if code is None:
+        code = "invalid_request" if status < 500 else "internal_error"
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    if status == 404 and message == "Not Found":
+        message = "no such route"
+    if status == 405 and message == "Method Not Allowed":
+        message = "method not allowed on this route"
+    return error_response(status, code, message, headers=dict(exc.headers or {}))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _on_domain_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)

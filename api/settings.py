@@ -1,0 +1,135 @@
+"""Process configuration, read once from `OXINF_*` environment variables.
+
+Dev and test runs must work with nothing configured, so missing secrets are generated once
+and persisted under the data dir; production refuses to start without real ones, because a
+guessable pepper or encryption key silently weakens every stored key and secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "dev", "test"}
+
+
+class ConfigError(RuntimeError):
+    """Raised when the process must not start with the configuration it was given."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OXINF_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "test", "production"] = "dev"
+    data_dir: Path = Path(".oxinf")
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; unset means the embedded pgserver (dev only)."
+    )
+    db_pool_size: int = 20
+    temporal_address: str | None = Field(
+        default=None, description="host:port of Temporal; unset means the embedded dev server."
+    )
+    temporal_namespace: str = "default"
+    task_queue: str = "oxinf"
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    temporal_ui_url: str | None = None
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str | None = None
+    max_body_bytes: int = 4 * 1024 * 1024
+
+    encryption_keys: SecretStr = SecretStr("")
+    hmac_pepper: SecretStr = SecretStr("")
+
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems = []
+        if self.database_url is None:
+            problems.append("OXINF_DATABASE_URL is required in production")
+        if self.temporal_address is None:
+            problems.append("OXINF_TEMPORAL_ADDRESS is required in production")
+        if self.hmac_pepper.get_secret_value().strip().lower() in PLACEHOLDERS:
+            problems.append("OXINF_HMAC_PEPPER must be set to a random secret")
+        elif len(self.hmac_pepper.get_secret_value()) < 32:
+            problems.append("OXINF_HMAC_PEPPER must be at least 32 characters")
+        keys = self.encryption_key_list
+        if not keys:
+            problems.append("OXINF_ENCRYPTION_KEYS must hold at least one Fernet key")
+        for key in keys:
+            try:
+                Fernet(key.encode())
+            except ValueError:
+                problems.append("OXINF_ENCRYPTION_KEYS holds a value that is not a Fernet key")
+                break
+        if problems:
+            raise ConfigError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def encryption_key_list(self) -> list[str]:
+        raw = self.encryption_keys.get_secret_value()
+        return [k.strip() for k in raw.split(",") if k.strip()]
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def temporal_ui(self) -> str:
+        return self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}"
+
+    def with_local_secrets(self) -> Settings:
+        """Fill unset secrets from `<data_dir>/secrets.json`, creating it on first use."""
+        if self.env == "production":
+            return self
+        missing_pepper = not self.hmac_pepper.get_secret_value()
+        missing_keys = not self.encryption_key_list
+        if not (missing_pepper or missing_keys):
+            return self
+        path = self.data_dir / "secrets.json"
+        stored: dict[str, str] = {}
+        if path.exists():
+            stored = json.loads(path.read_text())
+        changed = False
+        if "hmac_pepper" not in stored:
+            stored["hmac_pepper"] = secrets.token_hex(32)
+            changed = True
+        if "encryption_keys" not in stored:
+            stored["encryption_keys"] = Fernet.generate_key().decode()
+            changed = True
+        if changed:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(stored, indent=2))
+            os.chmod(tmp, 0o600)
+            tmp.replace(path)
+        update: dict[str, SecretStr] = {}
+        if missing_pepper:
+            update["hmac_pepper"] = SecretStr(stored["hmac_pepper"])
+        if missing_keys:
+            update["encryption_keys"] = SecretStr(stored["encryption_keys"])
+        return self.model_copy(update=update)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings().with_local_secrets()

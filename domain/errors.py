@@ -1,0 +1,50 @@
+"""Domain errors carry a stable machine code; the HTTP edge alone decides the status.
+
+Services raise these so the same rule reads the same whether it fires under the relay, a
+portal call or a Temporal activity.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "invalid_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+        self.param = param
+
+
+class InvalidRequest(DomainError):
+    code = "invalid_request"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+
+
+class PermissionDenied(DomainError):
+    code = "permission_denied"
+
+
+class Unauthenticated(DomainError):
+    code = "invalid_api_key"
+
+
+class ServiceUnavailable(DomainError):
+    code = "service_unavailable"

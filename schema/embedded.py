@@ -1,0 +1,36 @@
+"""The embedded PostgreSQL (pgserver) used when no `OXINF_DATABASE_URL` is given.
+
+A pip wheel ships the server, so `make dev` and `make test` need nothing but Python. The
+server listens on a unix socket only, inside the data dir, and stops when the last process
+holding it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("oxinf.embedded")
+
+
+def start_embedded_postgres(pgdata: Path, database: str = "oxinf") -> tuple[Any, str]:
+    """Start (or attach to) the server in `pgdata` and return it with a URL for `database`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        pgdata.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(pgdata.resolve(), cleanup_mode="stop")  # type: ignore[attr-defined]
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
+        raise ValueError(f"unsafe database name {database!r}")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+    return server, str(server.get_uri(database))
+
+
+def stop_embedded_postgres(server: Any) -> None:
+    server.cleanup()

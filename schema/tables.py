@@ -1,0 +1,1 @@
+"""Imports every table module so the metadata is complete for migrations and tests."""

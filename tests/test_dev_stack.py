@@ -1,0 +1,85 @@
+"""`oxinf dev` brings the whole embedded stack up, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OXINF_")} | {
+        "OXINF_DATA_DIR": str(data_dir),
+        "OXINF_API_PORT": str(ports["api"]),
+        "OXINF_TEMPORAL_PORT": str(ports["temporal"]),
+        "OXINF_TEMPORAL_UI_PORT": str(ports["ui"]),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", "dev"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[str], timeout: float = 90) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            resp = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            if resp.status_code == 200:
+                return dict(resp.json())
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("stack did not become ready")
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[str, list[psutil.Process]]:
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 3, "expected temporal, worker and api children"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=40)
+    assert proc.returncode == 0, out
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    return out, alive
+
+
+@pytest.mark.timeout_sensitive
+def test_dev_stack_starts_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
+    ports = {"api": _free_port(), "temporal": _free_port(), "ui": _free_port()}
+    data_dir = tmp_path / "data"
+
+    proc = _start(data_dir, ports)
+    ready = _wait_ready(ports["api"], proc)
+    assert ready["checks"] == {"postgres": "ok", "temporal": "ok"}
+    out, alive = _stop(proc)
+    assert not alive, f"orphans left behind: {alive}"
+    assert f"http://127.0.0.1:{ports['api']}" in out
+    assert f"Temporal UI:  http://127.0.0.1:{ports['ui']}" in out
+    assert (data_dir / "pg" / "PG_VERSION").exists()
+    assert (data_dir / "temporal.db").exists()
+    secrets_before = (data_dir / "secrets.json").read_text()
+
+    proc = _start(data_dir, ports)
+    _wait_ready(ports["api"], proc)
+    _, alive = _stop(proc)
+    assert not alive
+    assert (data_dir / "secrets.json").read_text() == secrets_before

@@ -1,0 +1,74 @@
+"""Configuration refuses unsafe production starts; startup refuses an unmigrated database."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from api.app import create_app
+from api.settings import ConfigError, Settings
+from schema.migrate import DatabaseNotMigrated, head_revision
+from tests.fixtures.db import create_database, drop_database
+
+GOOD = {
+    "env": "production",
+    "database_url": "postgresql://u:p@db/oxinf",
+    "temporal_address": "temporal:7233",
+    "hmac_pepper": SecretStr(secrets.token_hex(32)),
+    "encryption_keys": SecretStr(Fernet.generate_key().decode()),
+}
+
+
+def test_production_accepts_real_secrets() -> None:
+    assert Settings(**GOOD).env == "production"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("hmac_pepper", SecretStr("changeme"), "OXINF_HMAC_PEPPER"),
+        ("hmac_pepper", SecretStr("short"), "at least 32"),
+        ("encryption_keys", SecretStr(""), "OXINF_ENCRYPTION_KEYS"),
+        ("encryption_keys", SecretStr("not-a-fernet-key"), "not a Fernet key"),
+        ("database_url", None, "OXINF_DATABASE_URL"),
+        ("temporal_address", None, "OXINF_TEMPORAL_ADDRESS"),
+    ],
+)
+def test_production_refuses_placeholders(field: str, value: object, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        Settings(**{**GOOD, field: value})  # type: ignore[arg-type]
+
+
+def test_dev_generates_and_persists_local_secrets(tmp_path: Path) -> None:
+    first = Settings(env="dev", data_dir=tmp_path).with_local_secrets()
+    second = Settings(env="dev", data_dir=tmp_path).with_local_secrets()
+    assert len(first.hmac_pepper.get_secret_value()) == 64
+    Fernet(first.encryption_key_list[0].encode())
+    assert first.hmac_pepper == second.hmac_pepper
+    assert first.encryption_keys == second.encryption_keys
+    stored = tmp_path / "secrets.json"
+    assert stored.stat().st_mode & 0o077 == 0, "secrets file must be private"
+    assert set(json.loads(stored.read_text())) == {"hmac_pepper", "encryption_keys"}
+
+
+async def test_startup_refuses_unmigrated_database(server_url: str, tmp_path: Path) -> None:
+    name = "oxinf_unmigrated_" + secrets.token_hex(3)
+    url = await create_database(server_url, name)
+    try:
+        settings = Settings(env="test", data_dir=tmp_path, database_url=url)
+        app: FastAPI = create_app(settings.with_local_secrets())
+        with pytest.raises(DatabaseNotMigrated, match="oxinf migrate"):
+            async with app.router.lifespan_context(app):
+                pass
+    finally:
+        await drop_database(server_url, name)
+
+
+def test_migrations_have_one_head() -> None:
+    assert head_revision() is not None

@@ -1,0 +1,77 @@
+"""The Temporal worker: every workflow and activity 0xinf runs, registered explicitly.
+
+Run with `oxinf worker`. Several replicas may poll the same task queue; activities are
+idempotent so a retried or duplicated one never moves money twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.deps import ActivityDeps
+from activities.health import HealthActivities
+from api.runtime import open_resources
+from api.settings import Settings
+from api.temporal import connect_temporal
+from workflows.health import HealthWorkflow
+
+log = logging.getLogger("oxinf.worker")
+
+WORKFLOWS: Sequence[type] = [HealthWorkflow]
+
+
+def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
+    health = HealthActivities(deps)
+    return [health.ping_database]
+
+
+def build_worker(client: Client, deps: ActivityDeps, task_queue: str) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=build_activities(deps),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def ensure_schedules(client: Client, settings: Settings) -> None:
+    """Create or update every schedule; idempotent so each replica may call it at start."""
+    return None
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    resources = open_resources(settings)
+    client = await _connect_with_retry(settings)
+    deps = ActivityDeps(settings=settings, sessions=resources.sessions, http=resources.http)
+    try:
+        await ensure_schedules(client, settings)
+        async with build_worker(client, deps, settings.task_queue):
+            log.info("worker started", extra={"task_queue": settings.task_queue})
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        await resources.aclose()
+
+
+async def _connect_with_retry(settings: Settings, attempts: int = 60) -> Client:
+    for attempt in range(attempts):
+        try:
+            return await connect_temporal(settings)
+        except Exception:  # Temporal still starting: keep trying for a minute
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(1.0)
+    raise RuntimeError("unreachable")
