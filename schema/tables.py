@@ -1,1 +1,23 @@
 """Imports every table module so the metadata is complete for migrations and tests."""
+
+from schema.audit import AuditEvent
+from schema.identity import LoginThrottle, Membership, Org, PortalSession, User
+from schema.keys import ApiKey, ByokKey
+from schema.ledger import CreditAccount, Hold, LedgerEntry
+from schema.pricing import Model, ModelPrice
+
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "ByokKey",
+    "CreditAccount",
+    "Hold",
+    "LedgerEntry",
+    "LoginThrottle",
+    "Membership",
+    "Model",
+    "ModelPrice",
+    "Org",
+    "PortalSession",
+    "User",
+]
