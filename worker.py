@@ -7,30 +7,46 @@ idempotent so a retried or duplicated one never moves money twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
 from temporalio.worker import Worker
 
 from activities.deps import ActivityDeps
 from activities.health import HealthActivities
+from activities.ledger import LedgerActivities
 from api.runtime import open_resources
 from api.settings import Settings
 from api.temporal import connect_temporal
+from workflows import holds
 from workflows.health import HealthWorkflow
+from workflows.holds import HoldSweepWorkflow
 
 log = logging.getLogger("oxinf.worker")
 
-WORKFLOWS: Sequence[type] = [HealthWorkflow]
+WORKFLOWS: Sequence[type] = [HealthWorkflow, HoldSweepWorkflow]
 
 
 def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     health = HealthActivities(deps)
-    return [health.ping_database]
+    ledger = LedgerActivities(deps)
+    return [health.ping_database, ledger.expire_stale_holds]
 
 
 def build_worker(client: Client, deps: ActivityDeps, task_queue: str) -> Worker:
@@ -45,7 +61,42 @@ def build_worker(client: Client, deps: ActivityDeps, task_queue: str) -> Worker:
 
 async def ensure_schedules(client: Client, settings: Settings) -> None:
     """Create or update every schedule; idempotent so each replica may call it at start."""
-    return None
+    await _upsert_schedule(client, holds.SCHEDULE_ID, hold_sweeper_schedule(settings))
+
+
+def hold_sweeper_schedule(settings: Settings) -> Schedule:
+    """Every minute; a run still going when the next is due means the next is skipped."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            HoldSweepWorkflow.run,
+            holds.SweepInput(),
+            id=holds.WORKFLOW_ID,
+            task_queue=settings.task_queue,
+            execution_timeout=timedelta(minutes=10),
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=holds.SWEEP_EVERY)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def _upsert_schedule(client: Client, schedule_id: str, schedule: Schedule) -> None:
+    """Create, or replace the definition of, a schedule.
+
+    The code owns what runs and when (action, spec, policy); an operator owns whether it runs,
+    so a pause set in the Temporal UI survives a worker restart.
+    """
+    try:
+        await client.create_schedule(schedule_id, schedule)
+    except ScheduleAlreadyRunningError:
+
+        def replace(current: ScheduleUpdateInput) -> ScheduleUpdate:
+            state = current.description.schedule.state
+            return ScheduleUpdate(schedule=dataclasses.replace(schedule, state=state))
+
+        await client.get_schedule_handle(schedule_id).update(replace)
+        log.info("schedule updated", extra={"schedule_id": schedule_id})
+    else:
+        log.info("schedule created", extra={"schedule_id": schedule_id})
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:

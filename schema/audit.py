@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel
 
-from schema.columns import fk_uuid, jsonb, ts
+from schema.columns import bigserial_pk, fk_uuid, jsonb, ts
 
 
 class AuditEvent(SQLModel, table=True):
@@ -16,7 +16,7 @@ class AuditEvent(SQLModel, table=True):
 
     __tablename__ = "audit_events"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, sa_column=bigserial_pk())
     org_id: uuid.UUID | None = Field(
         default=None, sa_column=fk_uuid("orgs.id", nullable=True, ondelete="SET NULL")
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
+from sqlalchemy import Table
 from sqlmodel import SQLModel
 
 metadata = SQLModel.metadata
@@ -18,3 +20,8 @@ metadata.naming_convention = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a SQLModel class, typed (SQLModel does not declare `__table__`)."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]

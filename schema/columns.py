@@ -31,6 +31,11 @@ def fk_uuid(
     )
 
 
+def bigserial_pk() -> Any:
+    """Append-only tables can outgrow INTEGER ids (2^31 rows is a month at 800 req/s)."""
+    return Column(BigInteger, primary_key=True, autoincrement=True)
+
+
 def micros(*, nullable: bool = False, default: int | None = 0) -> Any:
     """Money: BIGINT micro-credits (1 credit = 1,000,000). Never a float."""
     return Column(
@@ -58,4 +63,4 @@ def sd(sql: str) -> dict[str, Any]:
     return {"server_default": text(sql)}
 
 
-__all__ = ["datetime", "fk_uuid", "jsonb", "micros", "pk_uuid", "sd", "ts"]
+__all__ = ["bigserial_pk", "datetime", "fk_uuid", "jsonb", "micros", "pk_uuid", "sd", "ts"]

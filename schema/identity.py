@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Index, UniqueConstraint, func
+from sqlalchemy import CheckConstraint, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from schema.columns import fk_uuid, pk_uuid, sd, ts
@@ -17,7 +17,7 @@ POWER_LEVELS = ("eco", "balanced", "precision")
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
-    __table_args__ = (Index("uq_users_email_lower", func.lower("email"), unique=True),)
+    __table_args__ = (Index("uq_users_email_lower", text("lower(email)"), unique=True),)
 
     id: uuid.UUID = Field(sa_column=pk_uuid())
     email: str = Field(max_length=320)

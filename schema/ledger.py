@@ -11,10 +11,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, Index, String, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, String, text
 from sqlmodel import Field, SQLModel
 
-from schema.columns import fk_uuid, jsonb, micros, pk_uuid, sd, ts
+from schema.columns import bigserial_pk, fk_uuid, jsonb, micros, pk_uuid, sd, ts
 
 ENTRY_KINDS = ("purchase", "allocation", "bonus", "adjustment", "debit", "refund", "reversal")
 HOLD_STATUSES = ("pending", "settled", "voided", "expired")
@@ -39,9 +39,18 @@ class LedgerEntry(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint(f"kind IN {ENTRY_KINDS}", name="kind"),
         Index("ix_ledger_entries_org_created", "org_id", "created_at"),
+        Index("ix_ledger_entries_org_id_desc", "org_id", "id"),
+        Index("ix_ledger_entries_hold", "hold_id"),
+        # One refund per debit, enforced by the database and found by index.
+        Index(
+            "uq_ledger_entries_refunds_entry",
+            "refunds_entry_id",
+            unique=True,
+            postgresql_where=text("refunds_entry_id IS NOT NULL"),
+        ),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, sa_column=bigserial_pk())
     org_id: uuid.UUID = Field(sa_column=fk_uuid("orgs.id", ondelete="RESTRICT", index=False))
     kind: str = Field(max_length=20)
     amount_micros: int = Field(sa_column=micros(default=None))
@@ -56,7 +65,10 @@ class LedgerEntry(SQLModel, table=True):
         default=None, sa_column=fk_uuid("holds.id", nullable=True, index=False)
     )
     reference: str | None = Field(default=None, max_length=120, index=True)
-    refunds_entry_id: int | None = Field(default=None, foreign_key="ledger_entries.id")
+    refunds_entry_id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, ForeignKey("ledger_entries.id"), nullable=True),
+    )
     details: dict[str, Any] | None = Field(default=None, sa_column=jsonb())
     created_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
 

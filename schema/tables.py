@@ -1,15 +1,18 @@
 """Imports every table module so the metadata is complete for migrations and tests."""
 
 from schema.audit import AuditEvent
+from schema.channels import Channel
 from schema.identity import LoginThrottle, Membership, Org, PortalSession, User
 from schema.keys import ApiKey, ByokKey
 from schema.ledger import CreditAccount, Hold, LedgerEntry
 from schema.pricing import Model, ModelPrice
+from schema.requests import RateLimitWindow, RequestAttempt, RequestDetail, RequestLog
 
 __all__ = [
     "ApiKey",
     "AuditEvent",
     "ByokKey",
+    "Channel",
     "CreditAccount",
     "Hold",
     "LedgerEntry",
@@ -19,5 +22,9 @@ __all__ = [
     "ModelPrice",
     "Org",
     "PortalSession",
+    "RateLimitWindow",
+    "RequestAttempt",
+    "RequestDetail",
+    "RequestLog",
     "User",
 ]

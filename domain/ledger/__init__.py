@@ -1,0 +1,1 @@
+"""The credit ledger: accounts, append-only entries and two-phase holds (DESIGN.md §3)."""

@@ -1,0 +1,359 @@
+"""Every SQL statement the ledger runs. Nothing here commits: callers own the transaction.
+
+Lock order, everywhere: hold or entry row, then credit account, then api key. Reserve takes
+the account first and inserts its hold last (a new row nobody else can lock yet); the
+sweeper takes its batch of holds, then accounts and keys in sorted id order. Keeping one
+order means two transactions can wait on each other but never deadlock.
+
+Each mutating statement is either guarded (`WHERE available_micros >= :x`,
+`WHERE status = 'pending'`) or an idempotent claim (`ON CONFLICT DO NOTHING`), so the
+database, not a read-then-write in Python, decides what wins under concurrency.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import RowMapping, bindparam, exists, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.ledger.models import Entry, HoldState
+from schema.base import table_of
+from schema.identity import Org
+from schema.keys import ApiKey
+from schema.ledger import CreditAccount, Hold, LedgerEntry
+
+accounts = table_of(CreditAccount)
+entries = table_of(LedgerEntry)
+holds = table_of(Hold)
+api_keys = table_of(ApiKey)
+orgs = table_of(Org)
+
+_ENTRY_COLUMNS = [entries.c[name] for name in Entry.model_fields]
+_HOLD_COLUMNS = [holds.c[name] for name in HoldState.model_fields]
+
+
+def _entry(row: RowMapping | None) -> Entry | None:
+    return None if row is None else Entry.model_validate(dict(row))
+
+
+def _hold(row: RowMapping | None) -> HoldState | None:
+    return None if row is None else HoldState.model_validate(dict(row))
+
+
+# --- accounts ---------------------------------------------------------------------------
+
+
+async def insert_account(session: AsyncSession, org_id: uuid.UUID) -> bool:
+    """Create the account if the org exists; False when it already existed or no such org."""
+    stmt = (
+        insert(accounts)
+        .from_select(["org_id"], select(orgs.c.id).where(orgs.c.id == org_id))
+        .on_conflict_do_nothing(index_elements=[accounts.c.org_id])
+        .returning(accounts.c.org_id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def get_account(
+    session: AsyncSession, org_id: uuid.UUID, *, lock: bool = False
+) -> tuple[int, int] | None:
+    """(balance, available); with `lock`, the row stays locked until the transaction ends."""
+    stmt = select(accounts.c.balance_micros, accounts.c.available_micros).where(
+        accounts.c.org_id == org_id
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    row = (await session.execute(stmt)).first()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+async def move_account(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    *,
+    balance_delta: int,
+    available_delta: int,
+    guard_available: bool = False,
+) -> tuple[int, int] | None:
+    """Apply both deltas in one statement; with `guard_available` only if available stays ≥ 0.
+
+    Returns the new (balance, available), or None when the row is missing or the guard held.
+    """
+    stmt = (
+        update(accounts)
+        .where(accounts.c.org_id == org_id)
+        .values(
+            balance_micros=accounts.c.balance_micros + balance_delta,
+            available_micros=accounts.c.available_micros + available_delta,
+            version=accounts.c.version + 1,
+            updated_at=func.now(),
+        )
+        .returning(accounts.c.balance_micros, accounts.c.available_micros)
+    )
+    if guard_available:
+        stmt = stmt.where(accounts.c.available_micros + available_delta >= 0)
+    row = (await session.execute(stmt)).first()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+async def release_to_accounts(session: AsyncSession, amounts: Mapping[uuid.UUID, int]) -> None:
+    """Give released micros back to available, one statement per org in sorted order."""
+    params = [{"b_org": org, "b_amount": amounts[org]} for org in sorted(amounts) if amounts[org]]
+    if not params:
+        return
+    stmt = (
+        update(accounts)
+        .where(accounts.c.org_id == bindparam("b_org"))
+        .values(
+            available_micros=accounts.c.available_micros + bindparam("b_amount"),
+            version=accounts.c.version + 1,
+            updated_at=func.now(),
+        )
+    )
+    await session.execute(stmt, params)
+
+
+# --- api key budgets -----------------------------------------------------------------------
+
+
+async def reserve_key_budget(
+    session: AsyncSession, key_id: uuid.UUID, org_id: uuid.UUID, amount: int
+) -> tuple[bool, bool] | None:
+    """Reserve on a budgeted key in one round trip: (has_budget, reserved), None if no such key.
+
+    The conditional UPDATE runs in a CTE so an unbudgeted key is read, never written or locked.
+    """
+    k = api_keys.c
+    reserved = (
+        update(api_keys)
+        .where(
+            k.id == key_id,
+            k.org_id == org_id,
+            k.budget_micros.is_not(None),
+            k.budget_spent_micros + k.budget_reserved_micros + amount <= k.budget_micros,
+        )
+        .values(budget_reserved_micros=k.budget_reserved_micros + amount)
+        .returning(k.id)
+        .cte("reserved")
+    )
+    stmt = select(
+        k.budget_micros.is_not(None).label("has_budget"),
+        exists(select(reserved.c.id)).label("reserved"),
+    ).where(k.id == key_id, k.org_id == org_id)
+    row = (await session.execute(stmt)).first()
+    return None if row is None else (bool(row[0]), bool(row[1]))
+
+
+async def move_key_budget(
+    session: AsyncSession,
+    key_id: uuid.UUID,
+    *,
+    reserved_delta: int,
+    spent_delta: int,
+    budgeted_only: bool,
+) -> None:
+    """Shift a key's reserved/spent; `budgeted_only` leaves keys without a budget untouched.
+
+    Spent never goes below zero: a refund after an operator reset the counter must not fail.
+    """
+    k = api_keys.c
+    stmt = (
+        update(api_keys)
+        .where(k.id == key_id)
+        .values(
+            budget_reserved_micros=k.budget_reserved_micros + reserved_delta,
+            budget_spent_micros=func.greatest(k.budget_spent_micros + spent_delta, 0),
+        )
+    )
+    if budgeted_only:
+        stmt = stmt.where(k.budget_micros.is_not(None))
+    await session.execute(stmt)
+
+
+async def release_key_budgets(session: AsyncSession, amounts: Mapping[uuid.UUID, int]) -> None:
+    params = [{"b_key": key, "b_amount": amounts[key]} for key in sorted(amounts) if amounts[key]]
+    if not params:
+        return
+    k = api_keys.c
+    stmt = (
+        update(api_keys)
+        .where(k.id == bindparam("b_key"))
+        .values(budget_reserved_micros=k.budget_reserved_micros - bindparam("b_amount"))
+    )
+    await session.execute(stmt, params)
+
+
+# --- ledger entries ------------------------------------------------------------------------
+
+
+async def insert_entry(session: AsyncSession, values: Mapping[str, Any]) -> Entry | None:
+    """Append an entry; None when its idempotency key is already taken (nothing written)."""
+    stmt = (
+        insert(entries)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[entries.c.idempotency_key])
+        .returning(*_ENTRY_COLUMNS)
+    )
+    return _entry((await session.execute(stmt)).mappings().first())
+
+
+async def entry_by_key(session: AsyncSession, key: str) -> Entry | None:
+    stmt = select(*_ENTRY_COLUMNS).where(entries.c.idempotency_key == key)
+    return _entry((await session.execute(stmt)).mappings().first())
+
+
+async def entry_by_id(
+    session: AsyncSession, entry_id: int, *, org_id: uuid.UUID | None = None, lock: bool = False
+) -> Entry | None:
+    stmt = select(*_ENTRY_COLUMNS).where(entries.c.id == entry_id)
+    if org_id is not None:
+        stmt = stmt.where(entries.c.org_id == org_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return _entry((await session.execute(stmt)).mappings().first())
+
+
+async def refund_of(session: AsyncSession, entry_id: int) -> Entry | None:
+    stmt = select(*_ENTRY_COLUMNS).where(
+        entries.c.refunds_entry_id == entry_id, entries.c.kind == "refund"
+    )
+    return _entry((await session.execute(stmt)).mappings().first())
+
+
+async def list_entries(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    *,
+    before_id: int | None,
+    limit: int,
+    kind: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Entry]:
+    e = entries.c
+    stmt = select(*_ENTRY_COLUMNS).where(e.org_id == org_id)
+    if before_id is not None:
+        stmt = stmt.where(e.id < before_id)
+    if kind is not None:
+        stmt = stmt.where(e.kind == kind)
+    if since is not None:
+        stmt = stmt.where(e.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(e.created_at < until)
+    stmt = stmt.order_by(e.id.desc()).limit(limit)
+    rows = (await session.execute(stmt)).mappings().all()
+    return [Entry.model_validate(dict(row)) for row in rows]
+
+
+# --- holds ---------------------------------------------------------------------------------
+
+
+async def insert_hold(
+    session: AsyncSession,
+    *,
+    org_id: uuid.UUID,
+    api_key_id: uuid.UUID | None,
+    amount: int,
+    key_budget: int,
+    key: str,
+    reference: str | None,
+    expires_in: timedelta,
+) -> HoldState | None:
+    """Insert a pending hold; None when its idempotency key is already taken.
+
+    `expires_at` comes from the database clock so replicas with skewed clocks agree.
+    """
+    stmt = (
+        insert(holds)
+        .values(
+            id=uuid.uuid4(),
+            org_id=org_id,
+            api_key_id=api_key_id,
+            amount_micros=amount,
+            key_budget_micros=key_budget,
+            idempotency_key=key,
+            reference=reference,
+            expires_at=func.now() + literal(expires_in),
+        )
+        .on_conflict_do_nothing(index_elements=[holds.c.idempotency_key])
+        .returning(*_HOLD_COLUMNS)
+    )
+    return _hold((await session.execute(stmt)).mappings().first())
+
+
+async def hold_by_key(session: AsyncSession, key: str) -> HoldState | None:
+    stmt = select(*_HOLD_COLUMNS).where(holds.c.idempotency_key == key)
+    return _hold((await session.execute(stmt)).mappings().first())
+
+
+async def get_hold(
+    session: AsyncSession, hold_id: uuid.UUID, *, lock: bool = False
+) -> HoldState | None:
+    stmt = select(*_HOLD_COLUMNS).where(holds.c.id == hold_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return _hold((await session.execute(stmt)).mappings().first())
+
+
+async def claim_hold(
+    session: AsyncSession,
+    hold_id: uuid.UUID,
+    *,
+    from_status: str,
+    to_status: str,
+    settle_up_to: int | None = None,
+) -> HoldState | None:
+    """Move a hold out of `from_status` exactly once; None if it was not in that status.
+
+    With `settle_up_to`, settled_micros is set to min(that, amount) in the same statement,
+    which is already the final figure whenever the actual cost fits the hold.
+    """
+    values: dict[str, Any] = {"status": to_status, "resolved_at": func.now()}
+    if settle_up_to is not None:
+        values["settled_micros"] = func.least(settle_up_to, holds.c.amount_micros)
+    stmt = (
+        update(holds)
+        .where(holds.c.id == hold_id, holds.c.status == from_status)
+        .values(**values)
+        .returning(*_HOLD_COLUMNS)
+    )
+    return _hold((await session.execute(stmt)).mappings().first())
+
+
+async def record_settlement(
+    session: AsyncSession, hold_id: uuid.UUID, *, settled: int, uncollected: int
+) -> None:
+    stmt = (
+        update(holds)
+        .where(holds.c.id == hold_id)
+        .values(settled_micros=settled, uncollected_micros=uncollected)
+    )
+    await session.execute(stmt)
+
+
+async def expire_holds(
+    session: AsyncSession, *, now: datetime | None, limit: int
+) -> Sequence[HoldState]:
+    """Mark up to `limit` overdue pending holds expired, skipping rows other sweepers hold."""
+    cutoff = func.now() if now is None else literal(now)
+    stale = (
+        select(holds.c.id)
+        .where(holds.c.status == "pending", holds.c.expires_at <= cutoff)
+        .order_by(holds.c.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("stale")
+    )
+    stmt = (
+        update(holds)
+        .where(holds.c.id == stale.c.id)
+        .values(status="expired", resolved_at=func.now())
+        .returning(*_HOLD_COLUMNS)
+    )
+    rows = (await session.execute(stmt)).mappings().all()
+    return [HoldState.model_validate(dict(row)) for row in rows]

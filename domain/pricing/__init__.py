@@ -1,0 +1,1 @@
+"""Model catalog, versioned prices and exact cost arithmetic (DESIGN.md §3)."""
