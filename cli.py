@@ -19,10 +19,13 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.logs import configure_logging
 from api.settings import ConfigError, Settings, get_settings
+
+if TYPE_CHECKING:
+    from api.runtime import Resources
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -80,6 +83,106 @@ def cmd_migrate(_: argparse.Namespace) -> int:
             await engine.dispose()
 
     print(f"database at revision {asyncio.run(run())}")
+    return 0
+
+
+def _open(settings: Settings) -> Resources:
+    from api.runtime import open_resources
+
+    return open_resources(settings)
+
+
+def cmd_admin_create_user(args: argparse.Namespace) -> int:
+    import getpass
+
+    from domain.errors import DomainError
+    from domain.identity.service import create_user
+
+    settings = _settings()
+    password = args.password or os.environ.get("OXINF_NEW_USER_PASSWORD")
+    if not password:
+        password = getpass.getpass("password for the new user: ")
+
+    async def run() -> str:
+        res = _open(settings)
+        try:
+            async with res.sessions.begin() as session:
+                user = await create_user(
+                    session, res.identity, args.email, password, is_operator=args.operator
+                )
+                return (
+                    f"created {'operator' if user.is_operator else 'user'} {user.email} ({user.id})"
+                )
+        finally:
+            await res.aclose()
+
+    try:
+        print(asyncio.run(run()))
+    except DomainError as exc:
+        print(f"oxinf: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_admin_grant_credits(args: argparse.Namespace) -> int:
+    import uuid
+
+    from domain.audit.service import Actor
+    from domain.errors import DomainError
+    from domain.ledger.manual import grant
+    from domain.pricing.cost import format_credits, parse_credits
+
+    settings = _settings()
+
+    async def run() -> str:
+        res = _open(settings)
+        try:
+            async with res.sessions.begin() as session:
+                posting = await grant(
+                    session,
+                    Actor("system", None, "cli"),
+                    uuid.UUID(args.org),
+                    parse_credits(args.credits),
+                    kind=args.kind,
+                    reason=args.reason,
+                    key=f"cli:{args.idempotency_key or uuid.uuid4()}",
+                )
+        finally:
+            await res.aclose()
+        entry = posting.entry
+        state = "already applied" if posting.replayed else "applied"
+        return (
+            f"{state}: {entry.kind} {format_credits(entry.amount_micros)} credits, "
+            f"balance now {format_credits(entry.balance_after_micros)} (entry {entry.id})"
+        )
+
+    try:
+        print(asyncio.run(run()))
+    except (DomainError, ValueError) as exc:
+        print(f"oxinf: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_secrets_rotate(_: argparse.Namespace) -> int:
+    from domain.rotation import rotate_all
+
+    settings = _settings()
+
+    async def run() -> str:
+        res = _open(settings)
+        try:
+            report = await rotate_all(res.sessions, res.secret_box)
+        finally:
+            await res.aclose()
+        lines = [
+            f"{table}: {report.rotated[table]} re-encrypted, "
+            f"{report.already_current[table]} already under the first key"
+            for table in report.rotated
+        ]
+        return "\n".join(lines)
+
+    print(asyncio.run(run()))
     return 0
 
 
@@ -262,6 +365,31 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
     sub.add_parser("worker", help="run a Temporal worker").set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    admin = sub.add_parser("admin", help="administration").add_subparsers(
+        dest="admin", required=True
+    )
+    create_user = admin.add_parser("create-user", help="create a user with a personal org")
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument(
+        "--password", help="omit to be prompted (or set OXINF_NEW_USER_PASSWORD)"
+    )
+    create_user.add_argument("--operator", action="store_true", help="grant the operator role")
+    create_user.set_defaults(func=cmd_admin_create_user)
+    grant = admin.add_parser("grant-credits", help="add (or with a minus, remove) credits")
+    grant.add_argument("--org", required=True, help="org id")
+    grant.add_argument("--credits", required=True, help="exact decimal credits, e.g. 1000 or -2.5")
+    grant.add_argument("--kind", choices=["bonus", "adjustment"], default="adjustment")
+    grant.add_argument("--reason", required=True)
+    grant.add_argument("--idempotency-key", help="reuse to make a retried grant a no-op")
+    grant.set_defaults(func=cmd_admin_grant_credits)
+
+    secrets_cmd = sub.add_parser("secrets", help="stored secrets").add_subparsers(
+        dest="secrets", required=True
+    )
+    secrets_cmd.add_parser(
+        "rotate", help="re-encrypt every stored secret under the first OXINF_ENCRYPTION_KEYS key"
+    ).set_defaults(func=cmd_secrets_rotate)
     return parser
 
 

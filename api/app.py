@@ -9,11 +9,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api.admin.credits import router as admin_credits_router
+from api.admin.models import router as admin_models_router
+from api.admin.orgs import router as admin_orgs_router
+from api.enterprise.audit import router as enterprise_audit_router
 from api.errors import install_error_handlers
 from api.health import router as health_router
 from api.middleware import EdgeMiddleware
+from api.portal.api_keys import router as portal_keys_router
+from api.portal.auth import router as portal_auth_router
+from api.portal.byok import router as portal_byok_router
+from api.portal.credits import router as portal_credits_router
 from api.runtime import Resources, open_resources
 from api.settings import Settings, get_settings
+from domain.identity.bootstrap import bootstrap_admin
 from schema.migrate import ensure_migrated
 
 log = logging.getLogger("oxinf.api")
@@ -34,6 +43,13 @@ def create_app(
         res = resources or open_resources(settings, temporal_client=temporal_client)
         try:
             await ensure_migrated(res.engine)
+            admin_password = settings.admin_password
+            await bootstrap_admin(
+                res.sessions,
+                res.identity,
+                settings.admin_email,
+                admin_password.get_secret_value() if admin_password else None,
+            )
             app.state.resources = res
             yield
         finally:
@@ -49,6 +65,17 @@ def create_app(
     if resources is not None:
         app.state.resources = resources
     install_error_handlers(app)
-    app.include_router(health_router)
+    for router in (
+        health_router,
+        portal_auth_router,
+        portal_keys_router,
+        portal_byok_router,
+        portal_credits_router,
+        enterprise_audit_router,
+        admin_orgs_router,
+        admin_credits_router,
+        admin_models_router,
+    ):
+        app.include_router(router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

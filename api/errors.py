@@ -79,7 +79,7 @@ def error_response(
 
 
 def domain_error_response(exc: DomainError) -> JSONResponse:
-    status = STATUS_BY_CODE.get(exc.code, 400)
+    status = exc.status_hint or STATUS_BY_CODE.get(exc.code, 400)
     return error_response(status, exc.code, exc.message, headers=exc.headers, param=exc.param)
 
 

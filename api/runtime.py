@@ -7,6 +7,7 @@ pool sizes are decided in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +15,9 @@ from temporalio.client import Client
 
 from api.settings import ConfigError, Settings
 from api.temporal import TemporalHandle
+from domain.crypto import SecretBox
+from domain.identity.service import IdentityConfig
+from domain.keys.auth import KeyAuthenticator
 from schema.db import SessionFactory, create_engine, session_factory
 from schema.embedded import start_embedded_postgres
 
@@ -36,6 +40,16 @@ def build_http_client() -> httpx.AsyncClient:
     )
 
 
+def identity_config(settings: Settings) -> IdentityConfig:
+    return IdentityConfig(
+        pepper=settings.hmac_pepper.get_secret_value(),
+        bcrypt_rounds=settings.bcrypt_rounds,
+        session_ttl=timedelta(hours=settings.session_ttl_hours),
+        max_failures=settings.login_max_failures,
+        lockout_max_s=settings.login_lockout_max_s,
+    )
+
+
 @dataclass
 class Resources:
     settings: Settings
@@ -43,15 +57,29 @@ class Resources:
     sessions: SessionFactory
     http: httpx.AsyncClient
     temporal: TemporalHandle
-    extras: dict[str, object] = field(default_factory=dict)
+    identity: IdentityConfig = field(init=False)
+    secret_box: SecretBox = field(init=False)
+    key_auth: KeyAuthenticator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.identity = identity_config(self.settings)
+        self.secret_box = SecretBox(self.settings.encryption_key_list)
+        self.key_auth = KeyAuthenticator(
+            self.sessions,
+            self.identity.pepper,
+            ttl_s=self.settings.key_cache_ttl_s,
+            resolution_s=self.settings.key_last_used_resolution_s,
+        )
 
     async def aclose(self) -> None:
+        await self.key_auth.drain()
         await self.http.aclose()
         await self.engine.dispose()
 
 
-def open_resources(settings: Settings, *, temporal_client: Client | None = None) -> Resources:
-    engine = create_engine(resolve_database_url(settings), pool_size=settings.db_pool_size)
+def build_resources(
+    settings: Settings, engine: AsyncEngine, *, temporal_client: Client | None = None
+) -> Resources:
     return Resources(
         settings=settings,
         engine=engine,
@@ -59,3 +87,8 @@ def open_resources(settings: Settings, *, temporal_client: Client | None = None)
         http=build_http_client(),
         temporal=TemporalHandle(settings, temporal_client),
     )
+
+
+def open_resources(settings: Settings, *, temporal_client: Client | None = None) -> Resources:
+    engine = create_engine(resolve_database_url(settings), pool_size=settings.db_pool_size)
+    return build_resources(settings, engine, temporal_client=temporal_client)

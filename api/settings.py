@@ -55,6 +55,24 @@ class Settings(BaseSettings):
     admin_email: str | None = None
     admin_password: SecretStr | None = None
 
+    session_ttl_hours: int = 12
+    bcrypt_rounds: int = 12
+    login_max_failures: int = 5
+    login_lockout_max_s: int = 900
+    key_cache_ttl_s: float = 5.0
+    key_last_used_resolution_s: int = 60
+
+    tier_allocations: dict[str, int] = Field(
+        default={
+            "free": 0,
+            "trial": 5_000,
+            "starter": 20_000,
+            "professional": 60_000,
+            "enterprise": 0,
+        },
+        description="monthly credits per tier (whole credits); enterprise is set by contract",
+    )
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 class DomainError(Exception):
     code = "invalid_request"
+    status_hint: int | None = None  # when one code spans two statuses (400 vs 422)
 
     def __init__(
         self,
@@ -28,6 +29,12 @@ class DomainError(Exception):
 
 class InvalidRequest(DomainError):
     code = "invalid_request"
+
+
+class InvalidField(InvalidRequest):
+    """A well-formed body whose field breaks a rule: 422, like schema validation errors."""
+
+    status_hint = 422
 
 
 class NotFound(DomainError):

@@ -34,6 +34,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         hmac_pepper=SecretStr(TEST_PEPPER),
         encryption_keys=SecretStr(TEST_FERNET_KEY),
         log_json=True,
+        bcrypt_rounds=4,
     )
 
 

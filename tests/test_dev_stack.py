@@ -38,18 +38,19 @@ def _start(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
     )
 
 
-def _wait_ready(port: int, proc: subprocess.Popen[str], timeout: float = 90) -> dict[str, object]:
+def _wait_banner(proc: subprocess.Popen[str], timeout: float = 90) -> str:
+    """Read the supervisor's output until it says it is up (it prints that after /readyz)."""
+    assert proc.stdout is not None
+    seen: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            resp = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-            if resp.status_code == 200:
-                return dict(resp.json())
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("stack did not become ready")
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError("oxinf dev exited early:\n" + "".join(seen))
+        seen.append(line)
+        if line.startswith("Press Ctrl-C"):
+            return "".join(seen)
+    raise AssertionError("stack did not come up:\n" + "".join(seen))
 
 
 def _stop(proc: subprocess.Popen[str]) -> tuple[str, list[psutil.Process]]:
@@ -68,18 +69,20 @@ def test_dev_stack_starts_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
 
     proc = _start(data_dir, ports)
-    ready = _wait_ready(ports["api"], proc)
-    assert ready["checks"] == {"postgres": "ok", "temporal": "ok"}
-    out, alive = _stop(proc)
+    banner = _wait_banner(proc)
+    ready = httpx.get(f"http://127.0.0.1:{ports['api']}/readyz", timeout=5)
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"postgres": "ok", "temporal": "ok"}
+    assert f"http://127.0.0.1:{ports['api']}" in banner
+    assert f"Temporal UI:  http://127.0.0.1:{ports['ui']}" in banner
+    _, alive = _stop(proc)
     assert not alive, f"orphans left behind: {alive}"
-    assert f"http://127.0.0.1:{ports['api']}" in out
-    assert f"Temporal UI:  http://127.0.0.1:{ports['ui']}" in out
     assert (data_dir / "pg" / "PG_VERSION").exists()
     assert (data_dir / "temporal.db").exists()
     secrets_before = (data_dir / "secrets.json").read_text()
 
     proc = _start(data_dir, ports)
-    _wait_ready(ports["api"], proc)
+    _wait_banner(proc)
     _, alive = _stop(proc)
     assert not alive
     assert (data_dir / "secrets.json").read_text() == secrets_before

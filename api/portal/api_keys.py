@@ -1,0 +1,117 @@
+"""Platform API keys of the caller's current org. The full key appears once, at creation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+
+from api.auth import OrgCtx
+from api.deps import ResourcesDep, SessionDep
+from domain.keys import service as keys
+from schema.keys import ApiKey
+
+router = APIRouter(prefix="/portal/v1/api-keys", tags=["portal: api keys"])
+
+Scope = Literal["llm:inference", "llm:models", "tasks"]
+
+
+class KeyIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[Scope] | None = None
+    model_allowlist: list[str] | None = None
+    rpm_limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    budget_micros: int | None = Field(default=None, ge=0, description="credit budget, micros")
+    log_content: bool = False
+    expires_in: Literal["30d", "60d", "90d", "1y", "never"] = "90d"
+
+
+class KeyPatch(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    scopes: list[Scope] | None = None
+    model_allowlist: list[str] | None = None
+    rpm_limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    budget_micros: int | None = Field(default=None, ge=0)
+    log_content: bool | None = None
+
+
+class KeyOut(BaseModel):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[str]
+    model_allowlist: list[str] | None
+    rpm_limit: int | None
+    budget_micros: int | None
+    budget_spent_micros: int
+    budget_reserved_micros: int
+    log_content: bool
+    created_by: uuid.UUID | None
+    created_at: datetime | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    status: Literal["active", "expired", "revoked"]
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        status: Literal["active", "expired", "revoked"] = "active"
+        if key.revoked_at is not None:
+            status = "revoked"
+        elif key.expires_at is not None and key.expires_at <= datetime.now(key.expires_at.tzinfo):
+            status = "expired"
+        data = {f: getattr(key, f) for f in cls.model_fields if f != "status"}
+        return cls(**data, status=status)
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the full key; shown only in this response")
+
+
+class KeyList(BaseModel):
+    data: list[KeyOut]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_key(
+    body: KeyIn, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
+) -> KeyCreated:
+    key, full = await keys.create_key(session, ctx, resources.identity.pepper, **body.model_dump())
+    await session.commit()
+    return KeyCreated(**KeyOut.of(key).model_dump(), key=full)
+
+
+@router.get("")
+async def list_keys(ctx: OrgCtx, session: SessionDep) -> KeyList:
+    return KeyList(data=[KeyOut.of(k) for k in await keys.list_keys(session, ctx)])
+
+
+@router.get("/{key_id}")
+async def get_key(key_id: uuid.UUID, ctx: OrgCtx, session: SessionDep) -> KeyOut:
+    return KeyOut.of(await keys.get_key(session, ctx, key_id))
+
+
+@router.patch("/{key_id}")
+async def update_key(
+    key_id: uuid.UUID, body: KeyPatch, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
+) -> KeyOut:
+    key = await keys.update_key(session, ctx, key_id, body.model_dump(exclude_unset=True))
+    await session.commit()
+    resources.key_auth.invalidate(key_id)
+    return KeyOut.of(key)
+
+
+@router.delete("/{key_id}")
+async def revoke_key(
+    key_id: uuid.UUID, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
+) -> KeyOut:
+    key = await keys.revoke_key(session, ctx, key_id)
+    await session.commit()
+    resources.key_auth.invalidate(key_id)
+    return KeyOut.of(key)

@@ -1,0 +1,77 @@
+"""Bring-your-own provider keys of the caller's org; listed masked, never returned."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, Field
+
+from api.auth import OrgCtx
+from api.deps import ResourcesDep, SessionDep
+from domain.byok import service as byok
+from schema.keys import ByokKey
+
+router = APIRouter(prefix="/portal/v1/byok", tags=["portal: byok"])
+
+Provider = Literal["openai", "anthropic", "google", "openrouter", "ollama", "openai_compatible"]
+
+
+class ByokIn(BaseModel):
+    provider: Provider
+    api_key: str = Field(max_length=1000, description="stored encrypted; never returned")
+    label: str | None = Field(default=None, max_length=200)
+    base_url: str | None = Field(default=None, max_length=500)
+
+
+class ByokPatch(BaseModel):
+    enabled: bool
+
+
+class ByokOut(BaseModel):
+    provider: str
+    label: str | None
+    base_url: str | None
+    key_hint: str
+    enabled: bool
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ByokKey) -> ByokOut:
+        return cls(**{f: getattr(row, f) for f in cls.model_fields})
+
+
+class ByokList(BaseModel):
+    data: list[ByokOut]
+
+
+@router.put("")
+async def put_key(
+    body: ByokIn, response: Response, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
+) -> ByokOut:
+    row, created = await byok.put_key(session, ctx, resources.secret_box, **body.model_dump())
+    await session.commit()
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return ByokOut.of(row)
+
+
+@router.get("")
+async def list_keys(ctx: OrgCtx, session: SessionDep) -> ByokList:
+    return ByokList(data=[ByokOut.of(r) for r in await byok.list_keys(session, ctx)])
+
+
+@router.patch("/{provider}")
+async def set_enabled(
+    provider: Provider, body: ByokPatch, ctx: OrgCtx, session: SessionDep
+) -> ByokOut:
+    row = await byok.set_enabled(session, ctx, provider, body.enabled)
+    await session.commit()
+    return ByokOut.of(row)
+
+
+@router.delete("/{provider}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_key(provider: Provider, ctx: OrgCtx, session: SessionDep) -> None:
+    await byok.delete_key(session, ctx, provider)
+    await session.commit()

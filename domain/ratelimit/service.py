@@ -1,0 +1,67 @@
+"""Per-key requests-per-minute in PostgreSQL, so N API replicas enforce one limit together.
+
+A fixed one-minute window keyed by the database clock (not each replica's): one upsert
+that only increments while under the limit, so refused calls do not push the window
+further over. Old windows are deleted by retention.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.errors import DomainError
+
+_HIT = text(
+    """
+    INSERT INTO rate_limit_windows AS w (api_key_id, window_start, count)
+    VALUES (:key, date_trunc('minute', now()), 1)
+    ON CONFLICT (api_key_id, window_start)
+    DO UPDATE SET count = w.count + 1 WHERE w.count < :limit
+    RETURNING count, window_start
+    """
+)
+_PEEK = text("SELECT date_trunc('minute', now()) AS window_start")
+
+
+class RateLimited(DomainError):
+    code = "rate_limit_exceeded"
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    limit: int
+    remaining: int
+    reset_at: datetime
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(int(self.reset_at.timestamp())),
+        }
+
+
+async def hit(session: AsyncSession, key_id: uuid.UUID, limit: int) -> RateDecision:
+    """Count one request against the key's current window, or raise `rate_limit_exceeded`."""
+    row = (await session.execute(_HIT, {"key": key_id, "limit": limit})).first()
+    if row is not None:
+        count, window_start = int(row[0]), row[1]
+        reset = _as_utc(window_start) + timedelta(minutes=1)
+        return RateDecision(limit=limit, remaining=max(0, limit - count), reset_at=reset)
+    window = (await session.execute(_PEEK)).scalar_one()
+    reset = _as_utc(window) + timedelta(minutes=1)
+    decision = RateDecision(limit=limit, remaining=0, reset_at=reset)
+    retry = max(1, int((reset - datetime.now(UTC)).total_seconds() + 0.999))
+    raise RateLimited(
+        f"rate limit of {limit} requests per minute reached for this key; retry after {retry}s",
+        headers={**decision.headers(), "Retry-After": str(retry)},
+    )
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
