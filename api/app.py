@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api.admin.channels import router as admin_channels_router
 from api.admin.credits import router as admin_credits_router
 from api.admin.models import router as admin_models_router
 from api.admin.orgs import router as admin_orgs_router
@@ -20,6 +21,7 @@ from api.portal.api_keys import router as portal_keys_router
 from api.portal.auth import router as portal_auth_router
 from api.portal.byok import router as portal_byok_router
 from api.portal.credits import router as portal_credits_router
+from api.relay.chat import router as relay_chat_router
 from api.runtime import Resources, open_resources
 from api.settings import Settings, get_settings
 from domain.identity.bootstrap import bootstrap_admin
@@ -67,6 +69,7 @@ def create_app(
     install_error_handlers(app)
     for router in (
         health_router,
+        relay_chat_router,
         portal_auth_router,
         portal_keys_router,
         portal_byok_router,
@@ -75,6 +78,7 @@ def create_app(
         admin_orgs_router,
         admin_credits_router,
         admin_models_router,
+        admin_channels_router,
     ):
         app.include_router(router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)

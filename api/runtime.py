@@ -18,6 +18,8 @@ from api.temporal import TemporalHandle
 from domain.crypto import SecretBox
 from domain.identity.service import IdentityConfig
 from domain.keys.auth import KeyAuthenticator
+from domain.relay.plan import DEFAULT_PROVIDER_URLS, RelayConfig
+from domain.relay.service import Relay
 from schema.db import SessionFactory, create_engine, session_factory
 from schema.embedded import start_embedded_postgres
 
@@ -50,6 +52,19 @@ def identity_config(settings: Settings) -> IdentityConfig:
     )
 
 
+def relay_config(settings: Settings) -> RelayConfig:
+    return RelayConfig(
+        breaker_threshold=settings.breaker_threshold,
+        breaker_cooldown_s=settings.breaker_cooldown_s,
+        max_attempts_per_model=settings.max_attempts_per_model,
+        hold_ttl=timedelta(seconds=settings.chat_hold_ttl_s),
+        default_max_output=settings.default_max_output_tokens,
+        drain_timeout_s=settings.stream_drain_timeout_s,
+        upstream_timeout_s=settings.upstream_timeout_s,
+        provider_base_urls={**DEFAULT_PROVIDER_URLS, **settings.provider_base_urls},
+    )
+
+
 @dataclass
 class Resources:
     settings: Settings
@@ -60,6 +75,7 @@ class Resources:
     identity: IdentityConfig = field(init=False)
     secret_box: SecretBox = field(init=False)
     key_auth: KeyAuthenticator = field(init=False)
+    relay: Relay = field(init=False)
 
     def __post_init__(self) -> None:
         self.identity = identity_config(self.settings)
@@ -70,8 +86,10 @@ class Resources:
             ttl_s=self.settings.key_cache_ttl_s,
             resolution_s=self.settings.key_last_used_resolution_s,
         )
+        self.relay = Relay(self.sessions, self.http, self.secret_box, relay_config(self.settings))
 
     async def aclose(self) -> None:
+        await self.relay.drain()
         await self.key_auth.drain()
         await self.http.aclose()
         await self.engine.dispose()

@@ -73,6 +73,18 @@ class Settings(BaseSettings):
         description="monthly credits per tier (whole credits); enterprise is set by contract",
     )
 
+    breaker_threshold: int = 5
+    breaker_cooldown_s: float = 30.0
+    max_attempts_per_model: int = 3
+    chat_hold_ttl_s: int = 900
+    default_max_output_tokens: int = 4096
+    stream_drain_timeout_s: float = 120.0
+    upstream_timeout_s: float = 120.0
+    provider_base_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="override upstream base URLs per provider (proxies, tests)",
+    )
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -76,3 +76,8 @@ async def replace_ciphertext(session: AsyncSession, row_id: uuid.UUID, old: str,
         .returning(B.c.id)
     )
     return (await session.execute(stmt)).first() is not None
+
+
+async def enabled_for_org(session: AsyncSession, org_id: uuid.UUID) -> list[ByokKey]:
+    stmt = select(ByokKey).where(B.c.org_id == org_id, B.c.enabled.is_(True))
+    return list((await session.execute(stmt)).scalars())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -99,3 +100,14 @@ async def delete_key(session: AsyncSession, ctx: OrgContext, provider: str) -> N
         session, ctx.actor, "byok.deleted", org_id=ctx.org.id,
         target_type="byok_key", target_id=provider, before=_summary(before),
     )  # fmt: skip
+
+
+async def secrets_for_routing(
+    session: AsyncSession, org_id: uuid.UUID, box: SecretBox
+) -> dict[str, ByokSecret]:
+    """The org's enabled keys, decrypted for one request and never stored elsewhere."""
+    rows = await repo.enabled_for_org(session, org_id)
+    return {
+        r.provider: ByokSecret(r.provider, box.decrypt(r.secret_ciphertext), r.base_url)
+        for r in rows
+    }

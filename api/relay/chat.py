@@ -1,0 +1,64 @@
+"""OpenAI-compatible `/v1/chat/completions` and `/v1/models`: the official SDK just works."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, StreamingResponse
+
+from api.auth import ApiKeyAuth
+from api.deps import ResourcesDep
+from domain.errors import InvalidRequest, PermissionDenied
+from domain.pricing import repository as pricing_repo
+from domain.relay.stream import sse_events
+
+router = APIRouter(prefix="/v1", tags=["relay"])
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise InvalidRequest("request body is not valid JSON") from None
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    request: Request, key: ApiKeyAuth, resources: ResourcesDep
+) -> JSONResponse | StreamingResponse:
+    body = await _json_body(request)
+    relay = resources.relay
+    plan = await relay.plan(
+        key, body, request.state.request_id, request.headers.get("x-client-request-id")
+    )
+    if not plan.stream:
+        done = await relay.complete(plan)
+        return JSONResponse(done.body, headers=done.headers)
+    opened = await relay.open_stream(plan)
+    return StreamingResponse(
+        sse_events(relay, opened),
+        media_type="text/event-stream",
+        headers={**opened.headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/models")
+async def list_models(key: ApiKeyAuth, resources: ResourcesDep) -> dict[str, Any]:
+    if not key.scopes & {"llm:models", "llm:inference"}:
+        raise PermissionDenied("this key lacks the llm:models scope")
+    async with resources.sessions() as session:
+        catalog = await pricing_repo.list_models(session, enabled_only=True, at=None)
+    data = [
+        {
+            "id": entry.model.name,
+            "object": "model",
+            "created": int(entry.model.created_at.timestamp()),
+            "owned_by": entry.model.provider or "0xinf",
+        }
+        for entry in catalog
+        if entry.price is not None and key.allows_model(entry.model.name)
+    ]
+    return {"object": "list", "data": data}

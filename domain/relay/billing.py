@@ -1,0 +1,237 @@
+"""The relay's money and memory: holds, settlement and the request log, written together.
+
+Every finished call ends in exactly one transaction that settles (or voids) its hold and
+writes its log, attempts and optional content, so the ledger and the log can never
+disagree about whether a request was charged.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.ledger import service as ledger
+from domain.pricing.cost import PriceSnapshot, chat_cost_micros
+from domain.providers import Usage
+from domain.relay.plan import Billing, Plan, RelayConfig, Route
+from domain.routing import repository as channels_repo
+from domain.usage import repository as usage_repo
+from schema.db import SessionFactory
+
+log = logging.getLogger("oxinf.relay")
+
+
+@dataclass
+class Attempts:
+    """Upstream tries of one request, kept for the admin-only `request_attempts` rows."""
+
+    request_id: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    channels_to_close: set[uuid.UUID] = field(default_factory=set)
+
+    def add(
+        self,
+        route: Route,
+        model: str,
+        *,
+        outcome: str,
+        latency_ms: int,
+        status: int | None = None,
+        error: str | None = None,
+        upstream_request_id: str | None = None,
+        diagnostics: dict[str, str] | None = None,
+    ) -> None:
+        self.rows.append(
+            {
+                "request_id": self.request_id,
+                "channel_id": route.channel_id,
+                "provider": route.provider,
+                "byok": route.billing == "byok",
+                "model": model,
+                "http_status": status,
+                "outcome": outcome,
+                "latency_ms": latency_ms,
+                "error": error[:4000] if error else None,
+                "upstream_request_id": upstream_request_id,
+                "diagnostics": diagnostics or None,
+            }
+        )
+
+
+@dataclass
+class HoldTracker:
+    """The request's one pending hold, re-reserved larger only if a fallback costs more."""
+
+    hold_id: uuid.UUID | None = None
+    amount: int = 0
+    reservations: int = 0
+
+    async def ensure(
+        self, sessions: SessionFactory, plan: Plan, cfg: RelayConfig, amount: int
+    ) -> None:
+        if self.hold_id is not None and amount <= self.amount:
+            return
+        async with sessions.begin() as session:
+            if self.hold_id is not None:
+                await ledger.void(session, self.hold_id)
+            self.reservations += 1
+            reservation = await ledger.reserve(
+                session,
+                plan.org_id,
+                amount,
+                key=f"req:{plan.request_id}:hold:{self.reservations}",
+                expires_in=cfg.hold_ttl,
+                api_key_id=plan.key.key_id,
+                reference=plan.request_id,
+            )
+        self.hold_id, self.amount = reservation.hold.id, amount
+
+    async def release(self, sessions: SessionFactory) -> None:
+        """Void after an unexpected error; the sweeper would expire it anyway."""
+        if self.hold_id is None:
+            return
+        try:
+            async with sessions.begin() as session:
+                await ledger.void(session, self.hold_id)
+        except Exception:
+            log.exception(
+                "could not void hold; the sweeper will expire it", extra={"hold": str(self.hold_id)}
+            )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one finished request charged, for headers and tests."""
+
+    billing: Billing
+    cost_micros: int
+    list_cost_micros: int
+    uncollected_micros: int
+
+
+def usage_cost(snapshot: PriceSnapshot, usage: Usage, plan: Plan) -> int:
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    return chat_cost_micros(
+        snapshot,
+        input_tokens=usage.prompt_tokens - cached,
+        output_tokens=usage.completion_tokens,
+        cached_input_tokens=cached,
+        tier=plan.tier,
+        power=plan.power,
+    )
+
+
+def _detail(plan: Plan, response: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not plan.key.log_content:
+        return None
+    prompt = {k: plan.body[k] for k in ("messages", "model") if k in plan.body}
+    return {
+        "request_id": plan.request_id,
+        "org_id": plan.org_id,
+        "prompt": prompt,
+        "response": response,
+    }
+
+
+def _log_row(plan: Plan, **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": plan.request_id,
+        "org_id": plan.org_id,
+        "api_key_id": plan.key.key_id,
+        "client_request_id": plan.client_request_id,
+        "model": plan.model.name,
+        "stream": plan.stream,
+        "latency_ms": plan.elapsed_ms(),
+        "price_snapshot": plan.snapshot.model_dump(mode="json"),
+        "created_at": plan.created_at,
+    }
+    row.update(values)
+    return row
+
+
+async def finish_success(
+    sessions: SessionFactory,
+    plan: Plan,
+    route: Route,
+    model: str,
+    snapshot: PriceSnapshot,
+    usage: Usage,
+    hold: HoldTracker,
+    attempts: Attempts,
+    *,
+    upstream_request_id: str | None,
+    response_detail: dict[str, Any] | None,
+    http_status: int = 200,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    client_disconnected: bool = False,
+) -> Outcome:
+    list_cost = usage_cost(snapshot, usage, plan)
+    cost = uncollected = 0
+    async with sessions.begin() as session:
+        if route.billing == "platform" and hold.hold_id is not None:
+            settled = await ledger.settle(session, hold.hold_id, list_cost)
+            cost, uncollected = settled.charged_micros, settled.uncollected_micros
+        elif hold.hold_id is not None:  # BYOK answered after a platform hold was taken
+            await ledger.void(session, hold.hold_id)
+        for channel_id in attempts.channels_to_close:
+            await channels_repo.record_success(session, channel_id)
+        await usage_repo.insert_log(
+            session,
+            _log_row(
+                plan,
+                model=model,
+                upstream_request_id=upstream_request_id,
+                channel_id=route.channel_id,
+                status="succeeded" if error_code is None else "partial",
+                http_status=http_status,
+                error_code=error_code,
+                error_message=error_message,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cached_tokens=usage.cached_tokens,
+                cost_micros=cost,
+                list_cost_micros=list_cost,
+                uncollected_micros=uncollected,
+                billing=route.billing,
+                estimated=usage.estimated,
+                client_disconnected=client_disconnected,
+                hold_id=hold.hold_id,
+                price_snapshot=snapshot.model_dump(mode="json"),
+            ),
+            attempts.rows,
+            _detail(plan, response_detail),
+        )
+    return Outcome(route.billing, cost, list_cost, uncollected)
+
+
+async def finish_failure(
+    sessions: SessionFactory,
+    plan: Plan,
+    hold: HoldTracker,
+    attempts: Attempts,
+    *,
+    http_status: int,
+    error_code: str,
+    error_message: str,
+    billing: Billing = "platform",
+) -> None:
+    async with sessions.begin() as session:
+        if hold.hold_id is not None:
+            await ledger.void(session, hold.hold_id)
+        await usage_repo.insert_log(
+            session,
+            _log_row(
+                plan,
+                status="failed",
+                http_status=http_status,
+                error_code=error_code,
+                error_message=error_message[:1000],
+                billing=billing,
+                hold_id=hold.hold_id,
+            ),
+            attempts.rows,
+            None,
+        )

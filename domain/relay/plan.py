@@ -1,0 +1,248 @@
+"""Everything decided before the first upstream byte: who pays, which routes, what to hold.
+
+Planning reads only; nothing is reserved or sent here, so a refusal at this stage (bad
+body, unknown model, allowlist, RPM) never touches money or an upstream.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.byok.service import ByokSecret, secrets_for_routing
+from domain.crypto import SecretBox
+from domain.errors import DomainError, InvalidRequest, PermissionDenied
+from domain.identity import repository as identity_repo
+from domain.keys.auth import KeyPrincipal
+from domain.pricing import repository as pricing_repo
+from domain.pricing.cost import PriceSnapshot, estimate_chat_hold
+from domain.pricing.models import ModelInfo
+from domain.providers import Upstream, estimate_prompt_tokens
+from domain.ratelimit.service import RateDecision
+from domain.routing import repository as channels_repo
+from schema.channels import Channel
+
+Billing = Literal["byok", "platform"]
+
+DEFAULT_PROVIDER_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "google": "https://generativelanguage.googleapis.com",
+    "openrouter": "https://openrouter.ai/api/v1",
+}
+
+
+class ModelNotAllowed(DomainError):
+    code = "model_not_allowed"
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    breaker_threshold: int = 5
+    breaker_cooldown_s: float = 30.0
+    max_attempts_per_model: int = 3
+    hold_ttl: timedelta = timedelta(minutes=15)
+    default_max_output: int = 4096
+    drain_timeout_s: float = 120.0
+    upstream_timeout_s: float = 120.0
+    provider_base_urls: Mapping[str, str] = field(default_factory=lambda: DEFAULT_PROVIDER_URLS)
+
+
+@dataclass(frozen=True)
+class Route:
+    billing: Billing
+    provider: str
+    upstream: Upstream
+    channel: Channel | None  # None for BYOK
+
+    @property
+    def channel_id(self) -> uuid.UUID | None:
+        return self.channel.id if self.channel else None
+
+    @property
+    def breaker_open(self) -> bool:
+        return self.channel is not None and self.channel.breaker_state != "closed"
+
+
+@dataclass(frozen=True)
+class ModelRoutes:
+    """One model's platform channels in try order; fallback models get their own entry."""
+
+    model: str
+    snapshot: PriceSnapshot
+    routes: list[Route]
+    hold_micros: int
+
+
+@dataclass
+class Plan:
+    request_id: str
+    key: KeyPrincipal
+    org_id: uuid.UUID
+    tier: str
+    power: str
+    byok_fallback: bool
+    model: ModelInfo
+    snapshot: PriceSnapshot
+    body: dict[str, Any]
+    stream: bool
+    include_usage: bool
+    client_request_id: str | None
+    prompt_estimate: int
+    byok_routes: list[Route]
+    platform: list[ModelRoutes]
+    rate: RateDecision | None = None
+    started: float = field(default_factory=time.perf_counter)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def elapsed_ms(self) -> int:
+        return int((time.perf_counter() - self.started) * 1000)
+
+
+def validate_chat_body(body: Any) -> dict[str, Any]:
+    """Just enough to route and bill; everything else is the upstream's to judge."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("`model` is required", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("`messages` must be a non-empty array", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(f"messages[{i}] needs a `role`", param="messages")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise InvalidRequest(f"`{name}` must be a positive integer", param=name)
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise InvalidRequest("`stream` must be a boolean", param="stream")
+    return body
+
+
+def max_output_tokens(body: dict[str, Any], model: ModelInfo, cfg: RelayConfig) -> int:
+    asked = body.get("max_completion_tokens") or body.get("max_tokens")
+    cap = model.max_output_tokens or cfg.default_max_output
+    return min(int(asked), cap) if asked else cap
+
+
+def order_channels(channels: list[Channel], rng: random.Random) -> list[Channel]:
+    """Highest priority first; weighted-random order within a priority (A-Res sampling)."""
+
+    def sort_key(c: Channel) -> tuple[int, float]:
+        return (-c.priority, -(rng.random() ** (1.0 / c.weight)))
+
+    return sorted(channels, key=sort_key)
+
+
+def _platform_upstream(channel: Channel, model: str, box: SecretBox, cfg: RelayConfig) -> Upstream:
+    secret = box.decrypt(channel.secret_ciphertext) if channel.secret_ciphertext else None
+    base = channel.base_url or cfg.provider_base_urls.get(channel.provider)
+    return Upstream(
+        provider=channel.provider,
+        base_url=base,
+        api_key=secret,
+        model=channel.model_mapping.get(model, model),
+        timeout_s=cfg.upstream_timeout_s,
+    )
+
+
+def _byok_routes(secrets: dict[str, ByokSecret], model: ModelInfo, cfg: RelayConfig) -> list[Route]:
+    """OpenRouter serves every model; otherwise the key for the model's own provider."""
+    chosen: ByokSecret | None = secrets.get("openrouter")
+    if chosen is None and model.provider is not None:
+        chosen = secrets.get(model.provider)
+    if chosen is None:
+        return []
+    upstream = Upstream(
+        provider=chosen.provider,
+        base_url=chosen.base_url or cfg.provider_base_urls.get(chosen.provider),
+        api_key=chosen.api_key or None,
+        model=model.name,
+        timeout_s=cfg.upstream_timeout_s,
+    )
+    return [Route("byok", chosen.provider, upstream, None)]
+
+
+async def build_plan(
+    session: AsyncSession,
+    box: SecretBox,
+    cfg: RelayConfig,
+    *,
+    key: KeyPrincipal,
+    body: dict[str, Any],
+    kind: str,
+    request_id: str,
+    client_request_id: str | None,
+    rng: random.Random,
+) -> Plan:
+    if "llm:inference" not in key.scopes:
+        raise PermissionDenied("this key lacks the llm:inference scope")
+    body = validate_chat_body(body)
+    name: str = body["model"]
+    if not key.allows_model(name):
+        raise ModelNotAllowed(f"this key may not use model {name!r}", param="model")
+    model = await pricing_repo.get_model(session, name)
+    if model is None or not model.enabled or model.type != kind:
+        raise InvalidRequest(f"unknown model {name!r}", param="model")
+    now = datetime.now(UTC)
+    snapshot = await pricing_repo.price_at(session, name, now)
+    if snapshot is None:
+        raise InvalidRequest(f"model {name!r} has no price yet", param="model")
+    org = await identity_repo.org_by_id(session, key.org_id)
+    if org is None:  # the key outlived its org: treat as unknown
+        raise PermissionDenied("this key's org no longer exists")
+
+    prompt_estimate = estimate_prompt_tokens(body)
+    byok = _byok_routes(await secrets_for_routing(session, org.id, box), model, cfg)
+    platform: list[ModelRoutes] = []
+    for candidate in [name, *model.fallback_models]:
+        info = model if candidate == name else await pricing_repo.get_model(session, candidate)
+        if info is None or not info.enabled:
+            continue
+        price = (
+            snapshot if candidate == name else await pricing_repo.price_at(session, candidate, now)
+        )
+        if price is None:
+            continue
+        channels = order_channels(
+            await channels_repo.serving(session, candidate, kind, info.channel_group), rng
+        )
+        routes = [
+            Route("platform", c.provider, _platform_upstream(c, candidate, box, cfg), c)
+            for c in channels
+        ]
+        hold = estimate_chat_hold(
+            prompt_estimate, max_output_tokens(body, info, cfg), price, org.tier, org.power_level
+        )
+        platform.append(ModelRoutes(candidate, price, routes, hold))
+
+    options = body.get("stream_options")
+    include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
+    return Plan(
+        request_id=request_id,
+        key=key,
+        org_id=org.id,
+        tier=org.tier,
+        power=org.power_level,
+        byok_fallback=org.byok_fallback,
+        model=model,
+        snapshot=snapshot,
+        body=body,
+        stream=bool(body.get("stream")),
+        include_usage=include_usage,
+        client_request_id=client_request_id,
+        prompt_estimate=prompt_estimate,
+        byok_routes=byok,
+        platform=platform,
+    )

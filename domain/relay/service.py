@@ -1,0 +1,287 @@
+"""The synchronous relay: plan, reserve, dispatch with fallback, settle (DESIGN.md §5).
+
+Order matters for money: the hold is reserved before any platform upstream is called, so a
+402 means nothing was dispatched; every exit after the reserve settles or voids it (and the
+sweeper expires what a crash leaves behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from domain.crypto import SecretBox
+from domain.errors import DomainError, ServiceUnavailable
+from domain.keys.auth import KeyPrincipal
+from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
+from domain.providers import ChatStream, UpstreamError, adapter_for
+from domain.ratelimit import service as ratelimit
+from domain.relay.billing import Attempts, HoldTracker, Outcome, finish_failure, finish_success
+from domain.relay.plan import ModelRoutes, Plan, RelayConfig, Route, build_plan
+from domain.routing import repository as channels_repo
+from schema.db import SessionFactory
+
+log = logging.getLogger("oxinf.relay")
+T = TypeVar("T")
+
+
+class UpstreamFailed(DomainError):
+    code = "upstream_error"
+
+
+@dataclass(frozen=True)
+class Completion:
+    body: dict[str, Any]
+    outcome: Outcome
+    headers: dict[str, str]
+
+
+@dataclass
+class Opened:
+    """A stream past its first chunk, with everything needed to bill it however it ends."""
+
+    plan: Plan
+    route: Route
+    model: str
+    model_routes: ModelRoutes | None
+    stream: ChatStream
+    hold: HoldTracker
+    attempts: Attempts
+    headers: dict[str, str]
+
+
+def _headers(plan: Plan, billing: str) -> dict[str, str]:
+    headers = {"X-Oxinf-Billing": billing}
+    if plan.rate is not None:
+        headers.update(plan.rate.headers())
+    return headers
+
+
+class Relay:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        http: httpx.AsyncClient,
+        box: SecretBox,
+        cfg: RelayConfig,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.http = http
+        self.box = box
+        self.cfg = cfg
+        self.rng = rng or random.Random()  # noqa: S311  (load spreading, not security)
+        self._background: set[asyncio.Task[None]] = set()
+
+    # --- planning ------------------------------------------------------------------------
+
+    async def plan(
+        self, key: KeyPrincipal, body: Any, request_id: str, client_request_id: str | None
+    ) -> Plan:
+        rate = None
+        if key.rpm_limit is not None:
+            async with self.sessions.begin() as session:
+                rate = await ratelimit.hit(session, key.key_id, key.rpm_limit)
+        async with self.sessions() as session:
+            plan = await build_plan(
+                session, self.box, self.cfg, key=key, body=body, kind="chat",
+                request_id=request_id, client_request_id=client_request_id, rng=self.rng,
+            )  # fmt: skip
+        plan.rate = rate
+        return plan
+
+    # --- dispatch ------------------------------------------------------------------------
+
+    async def _usable(self, route: Route) -> bool:
+        """A closed breaker always; an open one only for the single caller that wins the trial."""
+        if route.channel is None or not route.breaker_open:
+            return True
+        async with self.sessions.begin() as session:
+            return await channels_repo.claim_trial(
+                session, route.channel.id, self.cfg.breaker_cooldown_s
+            )
+
+    async def _failed(self, route: Route, error: UpstreamError) -> None:
+        if route.channel is None or error.kind == "invalid_request":
+            return
+        async with self.sessions.begin() as session:
+            await channels_repo.record_failure(
+                session, route.channel.id, self.cfg.breaker_threshold
+            )
+
+    async def _dispatch(
+        self,
+        plan: Plan,
+        hold: HoldTracker,
+        attempts: Attempts,
+        call: Callable[[Route, str], Awaitable[T]],
+    ) -> tuple[Route, str, ModelRoutes | None, T]:
+        """Try BYOK, then each model's platform channels in order, then fallback models."""
+        last: UpstreamError | None = None
+        for route in plan.byok_routes:
+            result = await self._try(plan, route, plan.model.name, attempts, call)
+            if isinstance(result, UpstreamError):
+                last = result
+                if not result.retryable and not plan.byok_fallback:
+                    break
+                continue
+            return route, plan.model.name, None, result
+        if plan.byok_routes and not plan.byok_fallback:
+            raise self._give_up(plan, last, billing="byok")
+
+        for model_routes in plan.platform:
+            tried = 0
+            for route in model_routes.routes:
+                if tried >= self.cfg.max_attempts_per_model:
+                    break
+                if not await self._usable(route):
+                    continue
+                await hold.ensure(self.sessions, plan, self.cfg, model_routes.hold_micros)
+                tried += 1
+                result = await self._try(plan, route, model_routes.model, attempts, call)
+                if isinstance(result, UpstreamError):
+                    last = result
+                    if not result.retryable:
+                        raise self._give_up(plan, result, billing="platform")
+                    continue
+                if route.breaker_open or (route.channel and route.channel.consecutive_failures):
+                    attempts.channels_to_close.add(route.channel.id)  # type: ignore[union-attr]
+                return route, model_routes.model, model_routes, result
+        raise self._give_up(plan, last, billing="platform")
+
+    async def _try(
+        self,
+        plan: Plan,
+        route: Route,
+        model: str,
+        attempts: Attempts,
+        call: Callable[[Route, str], Awaitable[T]],
+    ) -> T | UpstreamError:
+        started = time.perf_counter()
+        try:
+            result = await call(route, model)
+        except UpstreamError as err:
+            attempts.add(
+                route, model, outcome=err.kind, latency_ms=_ms(started), status=err.status,
+                error=err.raw_excerpt or err.message, upstream_request_id=err.upstream_request_id,
+                diagnostics=err.diagnostics,
+            )  # fmt: skip
+            await self._failed(route, err)
+            log.info(
+                "upstream attempt failed",
+                extra={"provider": route.provider, "kind": err.kind, "status": err.status},
+            )
+            return err
+        attempts.add(route, model, outcome="ok", latency_ms=_ms(started), status=200)
+        return result
+
+    def _give_up(self, plan: Plan, last: UpstreamError | None, *, billing: str) -> DomainError:
+        headers = _headers(plan, billing)
+        if last is not None and not last.retryable:
+            return UpstreamFailed(last.message, headers=headers)
+        if last is None:
+            message = f"no channel is available for model {plan.model.name!r}"
+        else:
+            message = "no upstream channel completed the request; try again shortly"
+        if last is not None and last.retry_after_s:
+            headers["Retry-After"] = str(last.retry_after_s)
+        return ServiceUnavailable(message, headers=headers)
+
+    async def _run(
+        self,
+        plan: Plan,
+        hold: HoldTracker,
+        attempts: Attempts,
+        call: Callable[[Route, str], Awaitable[T]],
+    ) -> tuple[Route, str, ModelRoutes | None, T]:
+        """Dispatch, and make sure any failure path releases the hold and is logged."""
+        try:
+            return await self._dispatch(plan, hold, attempts, call)
+        except (InsufficientCredits, ApiKeyBudgetExhausted) as exc:
+            await finish_failure(
+                self.sessions, plan, hold, attempts, http_status=402, error_code=exc.code,
+                error_message=exc.message,
+            )  # fmt: skip
+            exc.headers = {**_headers(plan, "platform"), **exc.headers}
+            raise
+        except DomainError as exc:
+            status = 502 if exc.code == "upstream_error" else 503
+            await finish_failure(
+                self.sessions, plan, hold, attempts, http_status=status, error_code=exc.code,
+                error_message=exc.message, billing=exc.headers.get("X-Oxinf-Billing", "platform"),  # type: ignore[arg-type]
+            )  # fmt: skip
+            raise
+        except BaseException:
+            await asyncio.shield(hold.release(self.sessions))
+            raise
+
+    # --- JSON ----------------------------------------------------------------------------
+
+    async def complete(self, plan: Plan) -> Completion:
+        hold, attempts = HoldTracker(), Attempts(plan.request_id)
+
+        async def call(route: Route, model: str) -> Any:
+            return await adapter_for(route.provider).chat(
+                self.http, route.upstream, plan.body, model
+            )
+
+        route, model, model_routes, result = await self._run(plan, hold, attempts, call)
+        snapshot = model_routes.snapshot if model_routes else plan.snapshot
+        attempts.rows[-1]["upstream_request_id"] = result.upstream_request_id
+        attempts.rows[-1]["diagnostics"] = result.diagnostics or None
+        try:
+            outcome = await finish_success(
+                self.sessions, plan, route, model, snapshot, result.usage, hold, attempts,
+                upstream_request_id=result.upstream_request_id,
+                response_detail=result.body if plan.key.log_content else None,
+            )  # fmt: skip
+        except BaseException:
+            await asyncio.shield(hold.release(self.sessions))
+            raise
+        result.body["id"] = result.body.get("id") or plan.request_id
+        return Completion(result.body, outcome, _headers(plan, route.billing))
+
+    # --- streaming -----------------------------------------------------------------------
+
+    async def open_stream(self, plan: Plan) -> Opened:
+        hold, attempts = HoldTracker(), Attempts(plan.request_id)
+
+        async def call(route: Route, model: str) -> ChatStream:
+            return await adapter_for(route.provider).stream(
+                self.http, route.upstream, plan.body, model
+            )
+
+        route, model, model_routes, stream = await self._run(plan, hold, attempts, call)
+        return Opened(
+            plan, route, model, model_routes, stream, hold, attempts, _headers(plan, route.billing)
+        )
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        """Run billing work that must outlive the client's connection."""
+
+        async def runner() -> None:
+            await coro
+
+        task = asyncio.get_running_loop().create_task(runner())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for in-flight stream settlements (shutdown and tests)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def _ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+__all__ = ["AsyncIterator", "Completion", "Opened", "Relay", "UpstreamFailed"]

@@ -1,0 +1,143 @@
+"""Streaming chat: forward chunks as they come and bill whatever actually happened.
+
+The upstream is read by a pump task of its own, not by the response generator: when a
+client disconnects, the server cancels the generator, and a read cancelled half-way would
+lose the rest of the stream and with it the usage the upstream reports at the end. The pump
+keeps going (bounded by `drain_timeout_s` once the client has left), so three endings follow
+one rule, charge real upstream usage, estimated from the text only when none was reported:
+- the upstream finishes: settle, then the client gets `[DONE]` (a client that saw `[DONE]`
+  sees a settled ledger);
+- the client goes away: the pump drains the rest, then settles;
+- the upstream dies mid-stream: bill what it produced; the client gets an error event
+  instead of `[DONE]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from domain.providers import UpstreamError, Usage, estimate_prompt_tokens, estimate_text_tokens
+from domain.relay.billing import finish_success
+from domain.relay.service import Opened, Relay
+
+log = logging.getLogger("oxinf.relay")
+_DONE = object()
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _usage_of(opened: Opened) -> Usage:
+    usage = opened.stream.usage
+    text_tokens = estimate_text_tokens(opened.stream.text)
+    if usage is not None and (opened.stream.finished or usage.completion_tokens >= text_tokens):
+        return usage
+    # The upstream never told us (or told us only the prompt): count what it produced.
+    prompt = usage.prompt_tokens if usage is not None else estimate_prompt_tokens(opened.plan.body)
+    cached = usage.cached_tokens if usage is not None else 0
+    return Usage(prompt, text_tokens, cached, estimated=True)
+
+
+class _Pump:
+    def __init__(self, relay: Relay, opened: Opened) -> None:
+        self.relay = relay
+        self.opened = opened
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        self.client_gone = False
+        self._deadline: asyncio.Timeout | None = None
+
+    def client_left(self) -> None:
+        if self.client_gone:
+            return
+        self.client_gone = True
+        if self._deadline is not None:
+            loop = asyncio.get_running_loop()
+            self._deadline.reschedule(loop.time() + self.relay.cfg.drain_timeout_s)
+
+    async def run(self) -> None:
+        opened = self.opened
+        error: UpstreamError | None = None
+        try:
+            async with asyncio.timeout(None) as deadline:
+                self._deadline = deadline
+                if self.client_gone:
+                    self.client_left()
+                async for chunk in opened.stream:
+                    if not self.client_gone:
+                        self.queue.put_nowait(chunk)
+        except UpstreamError as exc:
+            error = exc
+        except TimeoutError:
+            log.warning(
+                "stream drain timed out; billing what arrived",
+                extra={"request": opened.plan.request_id},
+            )
+        except Exception as exc:  # a bug in an adapter must still end in a settlement
+            log.exception("stream pump failed", extra={"request": opened.plan.request_id})
+            error = UpstreamError("malformed", "upstream stream failed", retryable=False)
+            del exc
+        finally:
+            await opened.stream.aclose()
+        try:
+            await self._settle(error)
+        finally:
+            self.queue.put_nowait(error if error is not None else _DONE)
+
+    async def _settle(self, error: UpstreamError | None) -> None:
+        opened = self.opened
+        snapshot = opened.model_routes.snapshot if opened.model_routes else opened.plan.snapshot
+        detail = {"content": opened.stream.text} if opened.plan.key.log_content else None
+        try:
+            await finish_success(
+                self.relay.sessions, opened.plan, opened.route, opened.model, snapshot,
+                _usage_of(opened), opened.hold, opened.attempts,
+                upstream_request_id=opened.stream.upstream_request_id,
+                response_detail=detail,
+                http_status=502 if error else 200,
+                error_code="upstream_error" if error else None,
+                error_message=error.message if error else None,
+                client_disconnected=self.client_gone,
+            )  # fmt: skip
+        except Exception:
+            log.exception(
+                "stream settlement failed; releasing hold",
+                extra={"request": opened.plan.request_id},
+            )
+            await opened.hold.release(self.relay.sessions)
+
+
+async def sse_events(relay: Relay, opened: Opened) -> AsyncIterator[bytes]:
+    pump = _Pump(relay, opened)
+    relay.spawn(pump.run())
+    finished = False
+    try:
+        while True:
+            item = await pump.queue.get()
+            if item is _DONE:
+                finished = True
+                yield b"data: [DONE]\n\n"
+                return
+            if isinstance(item, UpstreamError):
+                finished = True
+                error = {
+                    "type": "upstream_error",
+                    "code": "upstream_error",
+                    "message": item.message,
+                    "request_id": opened.plan.request_id,
+                }
+                yield _sse({"error": error})
+                return
+            assert isinstance(item, dict)
+            if not item.get("choices") and "usage" in item:
+                if opened.plan.include_usage:
+                    yield _sse(item)
+                continue
+            yield _sse(item)
+    finally:
+        if not finished:
+            pump.client_left()

@@ -1,0 +1,20 @@
+"""The relay's tests run against one fake upstream over real HTTP, reset per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fakes.provider import FakeProvider
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[FakeProvider]:
+    with FakeProvider() as provider:
+        yield provider
+
+
+@pytest.fixture(autouse=True)
+def _reset_fake(fake: FakeProvider) -> None:
+    fake.reset()
