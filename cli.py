@@ -274,12 +274,17 @@ def cmd_dev(_: argparse.Namespace) -> int:
         print(f"postgres:  embedded pgserver, data in {data_dir / 'pg'}")
     env["OXINF_DATABASE_URL"] = database_url
 
+    admin_email, admin_password = _dev_admin(settings, data_dir)
+    env["OXINF_ADMIN_EMAIL"], env["OXINF_ADMIN_PASSWORD"] = admin_email, admin_password
+
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    demo_key: str | None = None
     try:
         rc = subprocess.call([sys.executable, "-m", "cli", "migrate"], env=env)
         if rc != 0:
             print("oxinf: migrations failed", file=sys.stderr)
             return rc
+        demo_key = _seed_demo(env, data_dir)
 
         if settings.temporal_address:
             env["OXINF_TEMPORAL_ADDRESS"] = settings.temporal_address
@@ -320,7 +325,10 @@ def cmd_dev(_: argparse.Namespace) -> int:
             print(f"oxinf: {', '.join(dead)} exited during start; see {log_dir}", file=sys.stderr)
             return 1
         if not stopping:
-            _print_banner(settings, api_url, log_dir, time.monotonic() - started_at)
+            _print_banner(
+                settings, api_url, log_dir, time.monotonic() - started_at,
+                admin=(admin_email, admin_password), demo_key=demo_key,
+            )  # fmt: skip
         while not stopping:
             dead = [name for name, p in procs if p.poll() is not None]
             if dead:
@@ -336,7 +344,79 @@ def cmd_dev(_: argparse.Namespace) -> int:
         print("oxinf: stopped")
 
 
-def _print_banner(settings: Settings, api_url: str, log_dir: Path, seconds: float) -> None:
+def _dev_admin(settings: Settings, data_dir: Path) -> tuple[str, str]:
+    """The configured admin, or a local one whose password lives in .oxinf/secrets.json."""
+    if settings.admin_email and settings.admin_password:
+        return settings.admin_email, settings.admin_password.get_secret_value()
+    import json
+    import secrets as pysecrets
+
+    path = data_dir / "secrets.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    if "admin_password" not in stored:
+        stored["admin_password"] = pysecrets.token_urlsafe(12) + "-7a"
+        path.write_text(json.dumps(stored, indent=2))
+        path.chmod(0o600)
+    return settings.admin_email or "admin@oxinf.local", str(stored["admin_password"])
+
+
+def _seed_demo(env: dict[str, str], data_dir: Path) -> str | None:
+    """Seed the demo org, model, channel and key; the key is kept in .oxinf/demo_api_key."""
+    key_file = data_dir / "demo_api_key"
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "cli", "seed-demo", "--key-file", str(key_file)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        print(f"oxinf: demo seeding failed:\n{out.stderr}", file=sys.stderr)
+        return None
+    return key_file.read_text().strip() if key_file.exists() else None
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> int:
+    from domain.demo import seed_demo
+
+    settings = _settings()
+    key_file = Path(args.key_file) if args.key_file else None
+
+    async def run() -> None:
+        res = _open(settings)
+        try:
+            issue = True
+            if key_file is not None and key_file.exists():
+                try:
+                    await res.key_auth.authenticate(key_file.read_text().strip())
+                    issue = False
+                except Exception:  # revoked, expired, or another database: issue a new one
+                    issue = True
+            async with res.sessions.begin() as session:
+                seeded = await seed_demo(
+                    session, res.identity, res.secret_box,
+                    admin_email=settings.admin_email or "admin@oxinf.local",
+                    admin_password=settings.admin_password.get_secret_value()
+                    if settings.admin_password else "change-me-please-1",
+                    issue_key=issue,
+                )  # fmt: skip
+            if seeded.api_key and key_file is not None:
+                key_file.write_text(seeded.api_key + "\n")
+                key_file.chmod(0o600)
+            print(f"demo org {seeded.org_id} ready")
+        finally:
+            await res.aclose()
+
+    asyncio.run(run())
+    return 0
+
+
+def _print_banner(
+    settings: Settings,
+    api_url: str,
+    log_dir: Path,
+    seconds: float,
+    *,
+    admin: tuple[str, str],
+    demo_key: str | None,
+) -> None:
     lines = [
         "",
         f"0xinf is up in {seconds:.1f}s",
@@ -345,7 +425,16 @@ def _print_banner(settings: Settings, api_url: str, log_dir: Path, seconds: floa
     ]
     if not settings.temporal_address:
         lines.append(f"  Temporal UI:  http://127.0.0.1:{settings.temporal_ui_port}")
+    lines.append(f"  Admin login:  {admin[0]} / {admin[1]}")
     lines.append(f"  Logs:         {log_dir}")
+    if demo_key:
+        lines += [
+            "Demo API key (model demo-chat, answers without any network):",
+            demo_key,
+            f"Try: curl -s {api_url}/v1/chat/completions -H 'authorization: Bearer {demo_key}'"
+            " -H 'content-type: application/json'"
+            ' -d \'{"model": "demo-chat", "messages": [{"role": "user", "content": "hi"}]}\'',
+        ]
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
 
@@ -365,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
     sub.add_parser("worker", help="run a Temporal worker").set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    seed = sub.add_parser("seed-demo", help="seed the demo org, model, channel and key")
+    seed.add_argument("--key-file", help="where to keep the demo key between runs")
+    seed.set_defaults(func=cmd_seed_demo)
 
     admin = sub.add_parser("admin", help="administration").add_subparsers(
         dest="admin", required=True

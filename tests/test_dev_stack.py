@@ -53,6 +53,12 @@ def _wait_banner(proc: subprocess.Popen[str], timeout: float = 90) -> str:
     raise AssertionError("stack did not come up:\n" + "".join(seen))
 
 
+def _demo_key(banner: str) -> str:
+    keys = [line for line in banner.splitlines() if line.startswith("oxi_")]
+    assert len(keys) == 1, banner
+    return keys[0]
+
+
 def _stop(proc: subprocess.Popen[str]) -> tuple[str, list[psutil.Process]]:
     children = psutil.Process(proc.pid).children(recursive=True)
     assert len(children) >= 3, "expected temporal, worker and api children"
@@ -75,6 +81,17 @@ def test_dev_stack_starts_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
     assert ready.json()["checks"] == {"postgres": "ok", "temporal": "ok"}
     assert f"http://127.0.0.1:{ports['api']}" in banner
     assert f"Temporal UI:  http://127.0.0.1:{ports['ui']}" in banner
+    assert "Admin login:  admin@oxinf.local / " in banner
+    demo_key = _demo_key(banner)
+    chat = httpx.post(
+        f"http://127.0.0.1:{ports['api']}/v1/chat/completions",
+        json={"model": "demo-chat", "messages": [{"role": "user", "content": "hi there"}]},
+        headers={"authorization": f"Bearer {demo_key}"},
+        timeout=10,
+    )
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["choices"][0]["message"]["content"].startswith("Hello from 0xinf demo")
+    assert chat.headers["x-oxinf-billing"] == "platform"
     _, alive = _stop(proc)
     assert not alive, f"orphans left behind: {alive}"
     assert (data_dir / "pg" / "PG_VERSION").exists()
@@ -82,7 +99,7 @@ def test_dev_stack_starts_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
     secrets_before = (data_dir / "secrets.json").read_text()
 
     proc = _start(data_dir, ports)
-    _wait_banner(proc)
+    assert _demo_key(_wait_banner(proc)) == demo_key  # the same key, kept across runs
     _, alive = _stop(proc)
     assert not alive
     assert (data_dir / "secrets.json").read_text() == secrets_before

@@ -79,6 +79,12 @@ class ModelRoutes:
     snapshot: PriceSnapshot
     routes: list[Route]
     hold_micros: int
+    max_output: int
+
+
+# Upstreams that need an explicit output cap get the one the hold was sized for, so the
+# upstream cannot produce more than was reserved.
+NEEDS_EXPLICIT_CAP = frozenset({"anthropic", "google"})
 
 
 @dataclass
@@ -102,8 +108,17 @@ class Plan:
     started: float = field(default_factory=time.perf_counter)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    max_output: int = 0
+
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
+
+    def body_for(self, route: Route, max_output: int | None = None) -> dict[str, Any]:
+        if route.provider not in NEEDS_EXPLICIT_CAP:
+            return self.body
+        if self.body.get("max_tokens") or self.body.get("max_completion_tokens"):
+            return self.body
+        return {**self.body, "max_tokens": max_output or self.max_output}
 
 
 def validate_chat_body(body: Any) -> dict[str, Any]:
@@ -222,10 +237,9 @@ async def build_plan(
             Route("platform", c.provider, _platform_upstream(c, candidate, box, cfg), c)
             for c in channels
         ]
-        hold = estimate_chat_hold(
-            prompt_estimate, max_output_tokens(body, info, cfg), price, org.tier, org.power_level
-        )
-        platform.append(ModelRoutes(candidate, price, routes, hold))
+        cap = max_output_tokens(body, info, cfg)
+        hold = estimate_chat_hold(prompt_estimate, cap, price, org.tier, org.power_level)
+        platform.append(ModelRoutes(candidate, price, routes, hold, cap))
 
     options = body.get("stream_options")
     include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
@@ -245,4 +259,5 @@ async def build_plan(
         prompt_estimate=prompt_estimate,
         byok_routes=byok,
         platform=platform,
+        max_output=max_output_tokens(body, model, cfg),
     )

@@ -122,12 +122,12 @@ class Relay:
         plan: Plan,
         hold: HoldTracker,
         attempts: Attempts,
-        call: Callable[[Route, str], Awaitable[T]],
+        call: Callable[[Route, ModelRoutes | None], Awaitable[T]],
     ) -> tuple[Route, str, ModelRoutes | None, T]:
         """Try BYOK, then each model's platform channels in order, then fallback models."""
         last: UpstreamError | None = None
         for route in plan.byok_routes:
-            result = await self._try(plan, route, plan.model.name, attempts, call)
+            result = await self._try(plan, route, None, attempts, call)
             if isinstance(result, UpstreamError):
                 last = result
                 if not result.retryable and not plan.byok_fallback:
@@ -146,7 +146,7 @@ class Relay:
                     continue
                 await hold.ensure(self.sessions, plan, self.cfg, model_routes.hold_micros)
                 tried += 1
-                result = await self._try(plan, route, model_routes.model, attempts, call)
+                result = await self._try(plan, route, model_routes, attempts, call)
                 if isinstance(result, UpstreamError):
                     last = result
                     if not result.retryable:
@@ -161,13 +161,14 @@ class Relay:
         self,
         plan: Plan,
         route: Route,
-        model: str,
+        model_routes: ModelRoutes | None,
         attempts: Attempts,
-        call: Callable[[Route, str], Awaitable[T]],
+        call: Callable[[Route, ModelRoutes | None], Awaitable[T]],
     ) -> T | UpstreamError:
+        model = model_routes.model if model_routes else plan.model.name
         started = time.perf_counter()
         try:
-            result = await call(route, model)
+            result = await call(route, model_routes)
         except UpstreamError as err:
             attempts.add(
                 route, model, outcome=err.kind, latency_ms=_ms(started), status=err.status,
@@ -200,7 +201,7 @@ class Relay:
         plan: Plan,
         hold: HoldTracker,
         attempts: Attempts,
-        call: Callable[[Route, str], Awaitable[T]],
+        call: Callable[[Route, ModelRoutes | None], Awaitable[T]],
     ) -> tuple[Route, str, ModelRoutes | None, T]:
         """Dispatch, and make sure any failure path releases the hold and is logged."""
         try:
@@ -228,10 +229,10 @@ class Relay:
     async def complete(self, plan: Plan) -> Completion:
         hold, attempts = HoldTracker(), Attempts(plan.request_id)
 
-        async def call(route: Route, model: str) -> Any:
-            return await adapter_for(route.provider).chat(
-                self.http, route.upstream, plan.body, model
-            )
+        async def call(route: Route, mr: ModelRoutes | None) -> Any:
+            body = plan.body_for(route, mr.max_output if mr else None)
+            model = mr.model if mr else plan.model.name
+            return await adapter_for(route.provider).chat(self.http, route.upstream, body, model)
 
         route, model, model_routes, result = await self._run(plan, hold, attempts, call)
         snapshot = model_routes.snapshot if model_routes else plan.snapshot
@@ -254,10 +255,10 @@ class Relay:
     async def open_stream(self, plan: Plan) -> Opened:
         hold, attempts = HoldTracker(), Attempts(plan.request_id)
 
-        async def call(route: Route, model: str) -> ChatStream:
-            return await adapter_for(route.provider).stream(
-                self.http, route.upstream, plan.body, model
-            )
+        async def call(route: Route, mr: ModelRoutes | None) -> ChatStream:
+            body = plan.body_for(route, mr.max_output if mr else None)
+            model = mr.model if mr else plan.model.name
+            return await adapter_for(route.provider).stream(self.http, route.upstream, body, model)
 
         route, model, model_routes, stream = await self._run(plan, hold, attempts, call)
         return Opened(

@@ -50,12 +50,13 @@ class _Pump:
         self.queue: asyncio.Queue[object] = asyncio.Queue()
         self.client_gone = False
         self._deadline: asyncio.Timeout | None = None
+        self._reading = False
 
     def client_left(self) -> None:
         if self.client_gone:
             return
         self.client_gone = True
-        if self._deadline is not None:
+        if self._deadline is not None and self._reading:
             loop = asyncio.get_running_loop()
             self._deadline.reschedule(loop.time() + self.relay.cfg.drain_timeout_s)
 
@@ -64,12 +65,15 @@ class _Pump:
         error: UpstreamError | None = None
         try:
             async with asyncio.timeout(None) as deadline:
-                self._deadline = deadline
+                self._deadline, self._reading = deadline, True
                 if self.client_gone:
-                    self.client_left()
+                    deadline.reschedule(
+                        asyncio.get_running_loop().time() + self.relay.cfg.drain_timeout_s
+                    )
                 async for chunk in opened.stream:
                     if not self.client_gone:
                         self.queue.put_nowait(chunk)
+                self._reading = False
         except UpstreamError as exc:
             error = exc
         except TimeoutError:

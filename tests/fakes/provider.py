@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 from urllib.parse import parse_qs, urlsplit
 
-FaultKind = Literal["latency", "status", "drop", "drop_mid_stream", "malformed"]
+FaultKind = Literal["latency", "status", "drop", "drop_mid_stream", "malformed", "slow_stream"]
 JobOutcome = Literal["succeeded", "failed"]
 _Flavor = Literal["openai", "anthropic", "gemini"]
 _Body = dict[str, Any]
@@ -56,7 +56,7 @@ class Fault:
     body: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("latency", "status", "drop", "drop_mid_stream", "malformed"):
+        if self.kind not in get_args(FaultKind):
             raise ValueError(f"unknown fault kind: {self.kind!r}")
 
 
@@ -310,6 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
     _flavor: _Flavor = "openai"
     _request_id: str = ""
     _mid_stream: Fault | None = None
+    _event_delay_s: float = 0.0
     _query: dict[str, str]
 
     def setup(self) -> None:
@@ -359,6 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._flavor = _flavor_for(path)
         self._request_id = f"req_{uuid.uuid4().hex}"
         self._mid_stream = None
+        self._event_delay_s = 0.0
 
         fault = provider._take_fault(path)
         if fault is not None:
@@ -379,6 +381,8 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(fault.delay_s)
             elif fault.kind == "drop_mid_stream":
                 self._mid_stream = fault
+            elif fault.kind == "slow_stream":
+                self._event_delay_s = fault.delay_s
 
         route = self._route(self.command, path)
         if route is None:
@@ -465,6 +469,8 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self._mid_stream
         for event in events if fault is None else events[: fault.after_chunks]:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+            if self._event_delay_s:
+                time.sleep(self._event_delay_s)  # a slow generator: time to hang up mid-way
         if fault is not None:
             self._abort()
             return

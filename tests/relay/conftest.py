@@ -11,7 +11,7 @@ from tests.fakes.provider import FakeProvider
 
 @pytest.fixture(scope="session")
 def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as provider:
+    with FakeProvider(api_key="sk-fake-upstream-" + "0" * 24) as provider:
         yield provider
 
 
