@@ -5,13 +5,16 @@ from schema.channels import Channel
 from schema.identity import LoginThrottle, Membership, Org, PortalSession, User
 from schema.keys import ApiKey, ByokKey
 from schema.ledger import CreditAccount, Hold, LedgerEntry
+from schema.payments import OrgBilling, Payment, StripeEvent, UsageMonthly
 from schema.pricing import Model, ModelPrice
 from schema.requests import RateLimitWindow, RequestAttempt, RequestDetail, RequestLog
+from schema.tasks import CallbackAttempt, Task, WebhookSecret
 
 __all__ = [
     "ApiKey",
     "AuditEvent",
     "ByokKey",
+    "CallbackAttempt",
     "Channel",
     "CreditAccount",
     "Hold",
@@ -21,10 +24,16 @@ __all__ = [
     "Model",
     "ModelPrice",
     "Org",
+    "OrgBilling",
+    "Payment",
     "PortalSession",
     "RateLimitWindow",
     "RequestAttempt",
     "RequestDetail",
     "RequestLog",
+    "StripeEvent",
+    "Task",
+    "UsageMonthly",
     "User",
+    "WebhookSecret",
 ]
