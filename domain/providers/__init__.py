@@ -8,14 +8,29 @@ from domain.providers.base import (
     UpstreamError,
     Usage,
 )
+from domain.providers.media import (
+    MEDIA_PROVIDERS,
+    MediaAdapter,
+    MediaOutcome,
+    MediaSubmission,
+    MediaType,
+    max_units,
+    media_adapter_for,
+    validate_media_input,
+)
 from domain.providers.registry import ADAPTERS, PROVIDERS, adapter_for
 from domain.providers.tokens import estimate_prompt_tokens, estimate_text_tokens
 
 __all__ = [
     "ADAPTERS",
+    "MEDIA_PROVIDERS",
     "PROVIDERS",
     "ChatResult",
     "ChatStream",
+    "MediaAdapter",
+    "MediaOutcome",
+    "MediaSubmission",
+    "MediaType",
     "ProviderAdapter",
     "Upstream",
     "UpstreamError",
@@ -23,4 +38,7 @@ __all__ = [
     "adapter_for",
     "estimate_prompt_tokens",
     "estimate_text_tokens",
+    "max_units",
+    "media_adapter_for",
+    "validate_media_input",
 ]

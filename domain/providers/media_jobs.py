@@ -1,0 +1,94 @@
+"""The generic async job API: `POST /jobs` {model, type, input} then `GET /jobs/{id}`.
+
+One shape for every media type, so the adapter passes the cleaned input through untouched
+and bills what the provider says it produced; providers that bill differently per type
+report `units` themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from domain.providers.base import Upstream
+from domain.providers.media_base import (
+    MediaOutcome,
+    MediaSubmission,
+    MediaType,
+    Reply,
+    base_url,
+    failed_outcome,
+    job_path,
+    no_output,
+    progress_from,
+    reported_units,
+    send,
+    wire_model,
+)
+from domain.providers.media_input import checked_input
+
+_PROCESSING = frozenset({"queued", "pending", "processing", "running", "in_progress"})
+_SUCCEEDED = frozenset({"succeeded", "completed", "success"})
+_FAILED = frozenset({"failed", "error", "canceled", "cancelled", "expired"})
+
+
+class JobsMediaAdapter:
+    async def submit(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        model: str,
+        input: dict[str, Any],
+    ) -> MediaSubmission:
+        cleaned = checked_input(media_type, input)
+        payload = {"model": wire_model(upstream, model), "type": media_type, "input": cleaned}
+        reply = await send(http, upstream, "POST", f"{base_url(upstream)}/jobs", payload)
+        body = reply.json_object(upstream)
+        job_id = body.get("id")
+        if not isinstance(job_id, str) or not job_id:
+            if body.get("error"):
+                raise reply.error_in_body(body, upstream)
+            raise reply.malformed("job response has no id", upstream)
+        diagnostics = {**reply.diagnostics, "upstream-job-id": job_id[:200]}
+        outcome = _outcome(reply, body, upstream, media_type)
+        return MediaSubmission(job_id, outcome, reply.upstream_request_id, diagnostics)
+
+    async def poll(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        upstream_job_id: str,
+    ) -> MediaOutcome:
+        url = f"{base_url(upstream)}/jobs/{job_path(upstream_job_id)}"
+        reply = await send(http, upstream, "GET", url)
+        return _outcome(reply, reply.json_object(upstream), upstream, media_type)
+
+
+def _outcome(
+    reply: Reply, body: dict[str, Any], upstream: Upstream, media_type: MediaType
+) -> MediaOutcome:
+    status = body.get("status")
+    if status in _PROCESSING:
+        return MediaOutcome(status="processing", progress=progress_from(body.get("progress")))
+    if status in _FAILED:
+        return failed_outcome(body.get("error"), upstream.api_key)
+    if status not in _SUCCEEDED:
+        # Possibly a new intermediate state: keep polling until the workflow's deadline.
+        raise reply.malformed(f"unknown job status {status!r}", upstream)
+    result = body.get("result")
+    result = result if isinstance(result, dict) else {}
+    raw_urls = result.get("urls")
+    urls = [u for u in raw_urls if isinstance(u, str) and u] if isinstance(raw_urls, list) else []
+    if not urls:
+        return no_output("results")
+    units = reported_units(body.get("units"), result.get("units"))
+    if units is None and media_type == "image":
+        units = len(urls)
+    if units is None:
+        # Seconds or characters cannot be read off a URL; guessing could overcharge, so the
+        # task fails (and refunds) instead.
+        raise reply.malformed("succeeded job without units", upstream, retryable=False)
+    return MediaOutcome(status="succeeded", progress=100, urls=urls, units=units)
