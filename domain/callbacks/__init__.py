@@ -1,0 +1,1 @@
+"""Task callbacks: SSRF-safe targets, Standard Webhooks signing, per-org secrets, delivery."""

@@ -1,0 +1,1 @@
+"""Callbacks: SSRF rules, Standard Webhooks signing, delivery, its workflow, the portal secret."""
