@@ -1,6 +1,7 @@
 """What `make dev` seeds so a fresh checkout answers a chat call with no network at all.
 
-A `demo-chat` model priced like a small model, a channel on the built-in `demo` provider, a
+A `demo-chat` model priced like a small model, `demo-image`, `demo-video` and `demo-speech`
+media models, a channel on the built-in `demo` provider serving them all, a
 "Demo" org owned by the bootstrap operator holding credits, and one API key for it. Every
 step is idempotent, so each `make dev` run converges on the same state.
 """
@@ -26,6 +27,13 @@ from domain.routing import repository as channels_repo
 DEMO_ORG = "Demo"
 DEMO_CREDITS_MICROS = 100_000 * 1_000_000
 DEMO_MODELS = {"demo-chat": ("chat", 150, 600)}
+# Media: (type, unit, micro-credits per unit): 20 credits an image, 50 a video second,
+# 15 per 1,000 characters of speech.
+DEMO_MEDIA = {
+    "demo-image": ("image", "image", 20_000_000),
+    "demo-video": ("video", "second", 50_000_000),
+    "demo-speech": ("audio", "1k_chars", 15_000_000),
+}
 
 
 @dataclass(frozen=True)
@@ -69,10 +77,21 @@ async def seed_demo(
             await catalog.set_price(
                 session, name, NewPrice(input_per_mtok=input_price, output_per_mtok=output_price)
             )
+    for name, (kind, unit, unit_price) in DEMO_MEDIA.items():
+        if await pricing_repo.get_model(session, name) is None:
+            await catalog.create_model(
+                session,
+                NewModel(name=name, type=kind, provider="demo",
+                         description="built-in demo media model: no network"),
+            )  # fmt: skip
+            await catalog.set_price(
+                session, name, NewPrice(unit=unit, unit_price_micros=unit_price)
+            )
     if await channels_repo.get_by_name(session, "demo") is None:
         await channel_service.create_channel(
             session, SYSTEM, box,
-            {"name": "demo", "provider": "demo", "models": list(DEMO_MODELS), "types": ["chat"]},
+            {"name": "demo", "provider": "demo", "models": [*DEMO_MODELS, *DEMO_MEDIA],
+             "types": ["chat", "image", "video", "audio"]},
             None,
         )  # fmt: skip
     key = None

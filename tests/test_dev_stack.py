@@ -92,6 +92,24 @@ def test_dev_stack_starts_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
     assert chat.status_code == 200, chat.text
     assert chat.json()["choices"][0]["message"]["content"].startswith("Hello from 0xinf demo")
     assert chat.headers["x-oxinf-billing"] == "platform"
+    task = httpx.post(
+        f"http://127.0.0.1:{ports['api']}/v1/tasks",
+        json={"type": "image", "model": "demo-image", "input": {"prompt": "a lighthouse"}},
+        headers={"authorization": f"Bearer {demo_key}"},
+        timeout=10,
+    )
+    assert task.status_code == 202, task.text
+    for _ in range(300):  # the worker process runs the task's workflow on the dev server
+        state = httpx.get(
+            f"http://127.0.0.1:{ports['api']}/v1/tasks/{task.json()['id']}",
+            headers={"authorization": f"Bearer {demo_key}"},
+            timeout=10,
+        ).json()
+        if state["status"] not in ("pending", "processing"):
+            break
+        time.sleep(0.1)
+    assert state["status"] == "succeeded", state
+    assert state["credits_charged"] == "20"
     _, alive = _stop(proc)
     assert not alive, f"orphans left behind: {alive}"
     assert (data_dir / "pg" / "PG_VERSION").exists()

@@ -1,0 +1,95 @@
+"""Activities of the media task workflow: thin wrappers around `domain.tasks`.
+
+Each is idempotent: submit never resubmits a task that has an upstream job, poll only reads,
+and finalize writes a terminal state once (a replay returns the first result).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.deps import ActivityDeps
+from api.runtime import relay_config
+from domain.crypto import SecretBox
+from domain.providers import UpstreamError
+from domain.providers.media import MediaOutcome
+from domain.tasks import dispatch, repository, service
+from domain.tasks.views import task_view
+from workflows.media import (
+    FINALIZE,
+    POLL,
+    SUBMIT,
+    UPSTREAM_REJECTED,
+    FinalizeInput,
+    PollResult,
+    SubmitResult,
+    TaskDone,
+    TaskRef,
+)
+
+
+def _outcome_dict(outcome: MediaOutcome | None) -> dict[str, object] | None:
+    return None if outcome is None else outcome.to_dict()
+
+
+class TaskActivities:
+    def __init__(self, deps: ActivityDeps) -> None:
+        self._deps = deps
+        self._box = SecretBox(deps.settings.encryption_key_list)
+        self._cfg = relay_config(deps.settings)
+        self._rng = random.Random()  # noqa: S311  (load spreading)
+
+    @activity.defn(name=SUBMIT)
+    async def submit(self, ref: TaskRef) -> SubmitResult:
+        try:
+            done = await dispatch.submit(
+                self._deps.sessions, self._deps.http, self._box, self._cfg,
+                uuid.UUID(ref.task_id), self._rng,
+            )  # fmt: skip
+        except dispatch.AllChannelsFailed as exc:
+            raise ApplicationError(f"every channel failed: {exc}") from None
+        return SubmitResult(
+            status=done.status, outcome=_outcome_dict(done.outcome), error=done.error
+        )
+
+    @activity.defn(name=POLL)
+    async def poll(self, ref: TaskRef) -> PollResult:
+        try:
+            outcome = await dispatch.poll(
+                self._deps.sessions, self._deps.http, self._box, self._cfg, uuid.UUID(ref.task_id)
+            )
+        except UpstreamError as err:
+            if err.retryable:
+                raise ApplicationError(f"upstream poll failed: {err.message}") from None
+            raise ApplicationError(
+                err.message, type=UPSTREAM_REJECTED, non_retryable=True
+            ) from None
+        error = None
+        if outcome.status == "failed":
+            error = {
+                "code": outcome.error_code or "upstream_error",
+                "message": outcome.error_message or "the provider could not complete the task",
+            }
+        return PollResult(status=outcome.status, outcome=_outcome_dict(outcome), error=error)
+
+    @activity.defn(name=FINALIZE)
+    async def finalize(self, final: FinalizeInput) -> TaskDone:
+        task_id = uuid.UUID(final.task_id)
+        outcome = MediaOutcome.from_dict(final.outcome) if final.outcome else None
+        async with self._deps.sessions.begin() as session:
+            result = await service.finalize(
+                session, task_id, final.status,  # type: ignore[arg-type]
+                outcome=outcome, error=final.error,
+            )  # fmt: skip
+            task = await repository.get(session, task_id)
+        assert task is not None
+        return TaskDone(
+            status=result.status,
+            charged_micros=result.charged_micros,
+            refunded_micros=result.refunded_micros,
+            payload=task_view(task),
+        )

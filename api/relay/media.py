@@ -1,0 +1,185 @@
+"""OpenAI-shaped shims over media tasks, so the official SDKs' image, video and speech calls
+work unchanged; each one creates the same task (and workflow) as `POST /v1/tasks`."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from api.auth import ApiKeyAuth
+from api.deps import ResourcesDep
+from api.errors import error_response
+from api.relay.tasks import submit_task
+from api.runtime import Resources
+from domain.errors import InvalidRequest
+from domain.tasks import service as tasks
+from schema.tasks import Task
+
+router = APIRouter(prefix="/v1", tags=["media shims"])
+
+VIDEO_STATUS = {
+    "pending": "queued",
+    "processing": "in_progress",
+    "succeeded": "completed",
+    "failed": "failed",
+    "canceled": "failed",
+}
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    """JSON, or the multipart form the OpenAI SDK sends for videos."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        raise InvalidRequest("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return body
+
+
+async def _wait(resources: Resources, task: Task) -> Task:
+    """Wait (bounded) for the task's workflow, then read its final row."""
+    if task.status in ("pending", "processing"):
+        client = await resources.temporal.get()
+        handle = client.get_workflow_handle(tasks.workflow_id(task.id))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(handle.result(), timeout=resources.settings.shim_wait_s)
+    async with resources.sessions() as session:
+        return await tasks.get_task(session, task.org_id, task.id)
+
+
+def _failure(task: Task) -> JSONResponse:
+    err = task.error or {}
+    message = err.get("message") or "the task failed"
+    return error_response(
+        502,
+        "upstream_error",
+        message,
+        headers={"X-Oxinf-Task-ID": str(task.id)},
+        task_id=str(task.id),
+    )
+
+
+def _pending(task: Task) -> JSONResponse:
+    return JSONResponse(
+        {"id": str(task.id), "object": "task", "status": task.status},
+        status_code=202,
+        headers={"X-Oxinf-Task-ID": str(task.id)},
+    )
+
+
+def _int(value: Any, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"`{name}` must be an integer", param=name) from None
+
+
+@router.post("/images/generations", response_model=None)
+async def images_generations(
+    request: Request, key: ApiKeyAuth, resources: ResourcesDep
+) -> JSONResponse:
+    body = await _body(request)
+    task_input = {k: v for k, v in body.items() if k not in ("model", "response_format", "user")}
+    task, _, headers = await submit_task(
+        resources, key, task_type="image", model=str(body.get("model") or ""),
+        task_input=task_input, callback_url=None,
+        idempotency_key=request.headers.get("idempotency-key"),
+        request_id=request.state.request_id,
+    )  # fmt: skip
+    task = await _wait(resources, task)
+    if task.status == "failed" or task.status == "canceled":
+        return _failure(task)
+    if task.status != "succeeded" or task.result is None:
+        return _pending(task)
+    data: list[dict[str, str]] = [{"url": url} for url in task.result.get("urls") or []]
+    if not data and task.result.get("content_b64"):
+        data = [{"b64_json": task.result["content_b64"]}]
+    created = int(task.created_at.timestamp()) if task.created_at else 0
+    return JSONResponse(
+        {"created": created, "data": data},
+        headers={**headers, "X-Oxinf-Task-ID": str(task.id)},
+    )
+
+
+def _video(task: Task) -> dict[str, Any]:
+    seconds = task.input.get("seconds", 4)
+    return {
+        "id": str(task.id),
+        "object": "video",
+        "model": task.model,
+        "status": VIDEO_STATUS[task.status],
+        "progress": task.progress,
+        "seconds": str(seconds),
+        "size": task.input.get("size", "720x1280"),
+        "created_at": int(task.created_at.timestamp()) if task.created_at else 0,
+        "completed_at": int(task.finished_at.timestamp()) if task.finished_at else None,
+        "error": task.error,
+        "urls": (task.result or {}).get("urls") or [],
+    }
+
+
+@router.post("/videos")
+async def create_video(request: Request, key: ApiKeyAuth, resources: ResourcesDep) -> JSONResponse:
+    body = await _body(request)
+    task_input: dict[str, Any] = {"prompt": body.get("prompt")}
+    seconds = _int(body.get("seconds"), "seconds")
+    if seconds is not None:
+        task_input["seconds"] = seconds
+    if body.get("size"):
+        task_input["size"] = body["size"]
+    task, _, headers = await submit_task(
+        resources, key, task_type="video", model=str(body.get("model") or ""),
+        task_input=task_input, callback_url=None,
+        idempotency_key=request.headers.get("idempotency-key"),
+        request_id=request.state.request_id,
+    )  # fmt: skip
+    return JSONResponse(_video(task), headers=headers)
+
+
+@router.get("/videos/{video_id}")
+async def get_video(
+    video_id: uuid.UUID, key: ApiKeyAuth, resources: ResourcesDep
+) -> dict[str, Any]:
+    async with resources.sessions() as session:
+        return _video(await tasks.get_task(session, key.org_id, video_id))
+
+
+@router.post("/audio/speech", response_model=None)
+async def audio_speech(request: Request, key: ApiKeyAuth, resources: ResourcesDep) -> Response:
+    body = await _body(request)
+    task_input = {
+        "text": body.get("input"),
+        "voice": body.get("voice") or "alloy",
+        "format": body.get("response_format") or "mp3",
+    }
+    task, _, headers = await submit_task(
+        resources, key, task_type="audio", model=str(body.get("model") or ""),
+        task_input=task_input, callback_url=None,
+        idempotency_key=request.headers.get("idempotency-key"),
+        request_id=request.state.request_id,
+    )  # fmt: skip
+    task = await _wait(resources, task)
+    if task.status in ("failed", "canceled"):
+        return _failure(task)
+    if task.status != "succeeded" or not (task.result or {}).get("content_b64"):
+        return _pending(task)
+    assert task.result is not None
+    audio = base64.b64decode(task.result["content_b64"])
+    media_type = task.result.get("content_type") or "audio/mpeg"
+    return Response(
+        audio, media_type=media_type, headers={**headers, "X-Oxinf-Task-ID": str(task.id)}
+    )

@@ -1,0 +1,282 @@
+"""Async media tasks: priced and paid for before they exist, settled or refunded once.
+
+Creating a task inserts the row and reserves its maximum cost in one transaction, so there is
+never a paid hold without a task nor a task without its hold; a 402 leaves neither. The
+workflow then moves it through processing to exactly one terminal state, settling the hold
+on success and voiding it (a full refund) on failure, deadline or cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.callbacks.ssrf import check_url
+from domain.errors import (
+    Conflict,
+    InvalidField,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+)
+from domain.identity import repository as identity_repo
+from domain.keys.auth import KeyPrincipal
+from domain.ledger import service as ledger
+from domain.pricing import repository as pricing_repo
+from domain.pricing.cost import PriceSnapshot, media_cost_micros
+from domain.providers.media import MediaOutcome, max_units, validate_media_input
+from domain.relay.plan import ModelNotAllowed
+from domain.routing import repository as channels_repo
+from domain.tasks import repository as repo
+from schema.db import SessionFactory
+from schema.tasks import TASK_TYPES, Task
+
+log = logging.getLogger("oxinf.tasks")
+
+TaskType = Literal["image", "video", "audio"]
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    deadlines_s: dict[str, int] = field(
+        default_factory=lambda: {"image": 600, "video": 1800, "audio": 600}
+    )
+    hold_margin_s: int = 3600
+    callback_allow_private: bool = False
+
+    def deadline(self, task_type: str) -> timedelta:
+        return timedelta(seconds=self.deadlines_s.get(task_type, 1800))
+
+
+def workflow_id(task_id: uuid.UUID) -> str:
+    return f"task-{task_id}"
+
+
+def _price_units(snapshot: PriceSnapshot, units: int, tier: str, power: str) -> int:
+    return media_cost_micros(snapshot, units=units, tier=tier, power=power)
+
+
+async def create_task(
+    sessions: SessionFactory,
+    cfg: TaskConfig,
+    key: KeyPrincipal,
+    *,
+    task_type: str,
+    model: str,
+    task_input: Any,
+    callback_url: str | None,
+    idempotency_key: str | None,
+    request_id: str,
+) -> tuple[Task, bool]:
+    """Returns the task and whether this call created it (False: an idempotent replay)."""
+    if "tasks" not in key.scopes:
+        raise PermissionDenied("this key lacks the tasks scope")
+    if task_type not in TASK_TYPES:
+        raise InvalidField(f"type must be one of {', '.join(TASK_TYPES)}", param="type")
+    if not isinstance(model, str) or not model:
+        raise InvalidField("`model` is required", param="model")
+    if not isinstance(task_input, dict):
+        raise InvalidField("`input` must be an object", param="input")
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise InvalidRequest("Idempotency-Key must be 1-200 characters", param="Idempotency-Key")
+    if not key.allows_model(model):
+        raise ModelNotAllowed(f"this key may not use model {model!r}", param="model")
+    cleaned = validate_media_input(task_type, task_input)  # type: ignore[arg-type]
+    if callback_url is not None:
+        check_url(callback_url, allow_private=cfg.callback_allow_private)
+
+    if idempotency_key is not None:
+        async with sessions() as session:
+            existing = await repo.by_idempotency_key(session, key.org_id, idempotency_key)
+        if existing is not None:
+            return existing, False
+
+    now = datetime.now(UTC)
+    async with sessions() as session:
+        info = await pricing_repo.get_model(session, model)
+        if info is None or not info.enabled or info.type != task_type:
+            raise InvalidRequest(f"unknown {task_type} model {model!r}", param="model")
+        snapshot = await pricing_repo.price_at(session, model, now)
+        if snapshot is None:
+            raise InvalidRequest(f"model {model!r} has no price yet", param="model")
+        org = await identity_repo.org_by_id(session, key.org_id)
+        if org is None:
+            raise PermissionDenied("this key's org no longer exists")
+        if not await channels_repo.serving(session, model, task_type, info.channel_group):
+            raise ServiceUnavailable(f"no channel serves {model!r} right now")
+    estimate = _price_units(snapshot, max_units(task_type, cleaned), org.tier, org.power_level)  # type: ignore[arg-type]
+
+    task_id = uuid.uuid4()
+    deadline = now + cfg.deadline(task_type)
+    try:
+        async with sessions.begin() as session:
+            await repo.insert_task(
+                session,
+                {
+                    "id": task_id,
+                    "org_id": key.org_id,
+                    "api_key_id": key.key_id,
+                    "request_id": request_id,
+                    "type": task_type,
+                    "model": model,
+                    "input": cleaned,
+                    "idempotency_key": idempotency_key,
+                    "callback_url": callback_url,
+                    "estimate_micros": estimate,
+                    "price_snapshot": snapshot.model_dump(mode="json"),
+                    "workflow_id": workflow_id(task_id),
+                    "deadline_at": deadline,
+                },
+            )
+            reservation = await ledger.reserve(
+                session,
+                key.org_id,
+                estimate,
+                key=f"task:{task_id}:hold",
+                expires_in=cfg.deadline(task_type) + timedelta(seconds=cfg.hold_margin_s),
+                api_key_id=key.key_id,
+                reference=f"task:{task_id}",
+            )
+            await repo.set_fields(session, task_id, {"hold_id": reservation.hold.id})
+    except IntegrityError:
+        # Another request with the same Idempotency-Key won the insert.
+        if idempotency_key is None:
+            raise
+        async with sessions() as session:
+            existing = await repo.by_idempotency_key(session, key.org_id, idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
+    async with sessions() as session:
+        task = await repo.get(session, task_id)
+    assert task is not None
+    return task, True
+
+
+async def get_task(session: AsyncSession, org_id: uuid.UUID, task_id: uuid.UUID) -> Task:
+    task = await repo.get_for_org(session, org_id, task_id)
+    if task is None:
+        raise NotFound("no such task")
+    return task
+
+
+async def list_tasks(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    *,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Task], str | None]:
+    before = None
+    if cursor:
+        try:
+            stamp, raw_id = cursor.split("_", 1)
+            before = (datetime.fromtimestamp(int(stamp) / 1_000_000, UTC), uuid.UUID(raw_id))
+        except ValueError:
+            raise InvalidRequest("invalid cursor", param="cursor") from None
+    rows = await repo.list_for_org(session, org_id, status=status, before=before, limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit and page:
+        last = page[-1]
+        assert last.created_at is not None
+        micros = int(last.created_at.timestamp() * 1_000_000)
+        next_cursor = f"{micros}_{last.id}"
+    return page, next_cursor
+
+
+# --- the workflow's steps (called from activities) ---------------------------------------
+
+
+async def mark_processing(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    *,
+    provider: str,
+    channel_id: uuid.UUID | None,
+    upstream_job_id: str | None,
+) -> bool:
+    return await repo.compare_and_set(
+        session,
+        task_id,
+        ("pending", "processing"),
+        {
+            "status": "processing",
+            "provider": provider,
+            "channel_id": channel_id,
+            "upstream_job_id": upstream_job_id,
+        },
+    )
+
+
+async def record_progress(session: AsyncSession, task_id: uuid.UUID, progress: int) -> None:
+    await repo.compare_and_set(
+        session, task_id, ("processing",), {"progress": max(0, min(100, progress))}
+    )
+
+
+@dataclass(frozen=True)
+class Final:
+    status: str
+    charged_micros: int
+    refunded_micros: int
+    replayed: bool
+
+
+async def finalize(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    status: Literal["succeeded", "failed", "canceled"],
+    *,
+    outcome: MediaOutcome | None = None,
+    error: dict[str, str] | None = None,
+) -> Final:
+    """Move to a terminal state once: settle actual units on success, else refund in full."""
+    task = await repo.get(session, task_id, lock=True)
+    if task is None:
+        raise NotFound("no such task")
+    if task.status in repo.TERMINAL:
+        return Final(task.status, task.charged_micros, task.refunded_micros, replayed=True)
+    charged = refunded = 0
+    values: dict[str, Any] = {"status": status, "finished_at": datetime.now(UTC)}
+    if status == "succeeded":
+        assert outcome is not None
+        snapshot = PriceSnapshot.model_validate(task.price_snapshot)
+        org = await identity_repo.org_by_id(session, task.org_id)
+        assert org is not None
+        # Never bill beyond what the hold was sized for, whatever the provider reports.
+        units = min(outcome.units, max_units(task.type, task.input))  # type: ignore[arg-type]
+        actual = _price_units(snapshot, units, org.tier, org.power_level)
+        if task.hold_id is not None:
+            settled = await ledger.settle(session, task.hold_id, actual)
+            charged = settled.charged_micros
+        refunded = max(0, task.estimate_micros - charged)
+        values |= {
+            "progress": 100,
+            "units": units,
+            "result": {
+                "urls": outcome.urls,
+                "content_type": outcome.content_type,
+                "content_b64": outcome.content_b64,
+            },
+        }
+    else:
+        if task.hold_id is not None:
+            await ledger.void(session, task.hold_id)
+        refunded = task.estimate_micros
+        values["error"] = error or {"code": status, "message": f"task {status}"}
+    values |= {"charged_micros": charged, "refunded_micros": refunded}
+    if not await repo.compare_and_set(session, task_id, ("pending", "processing"), values):
+        raise Conflict("task changed state concurrently")
+    return Final(status, charged, refunded, replayed=False)
+
+
+__all__ = ["TASK_TYPES", "Final", "TaskConfig", "TaskType", "create_task", "workflow_id"]

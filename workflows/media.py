@@ -1,0 +1,194 @@
+"""One workflow per media task (`task-{id}`): submit, poll, settle or refund, then callback.
+
+Deterministic code only: every side effect is an activity named by string, inputs and
+results are plain pydantic models. Polling is a loop of short activities separated by
+growing workflow timers, bounded by the task's deadline; a run that polls for long hands
+over to a fresh one (continue-as-new) so history never grows without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.callbacks import CallbackJob, start_callback_child, webhook_id_for
+
+SUBMIT = "tasks.submit"
+POLL = "tasks.poll"
+FINALIZE = "tasks.finalize"
+UPSTREAM_REJECTED = "UpstreamRejected"
+MAX_POLL_PAUSE = timedelta(seconds=30)
+HISTORY_LIMIT = 2_000
+
+
+class TaskRef(BaseModel):
+    task_id: str
+    deadline_s: int
+    deadline_at: datetime | None = None  # set when a long poll continues as a new run
+    org_id: str
+    callback_url: str | None = None
+
+
+class SubmitResult(BaseModel):
+    status: str
+    outcome: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+
+
+class PollResult(BaseModel):
+    status: str
+    outcome: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+
+
+class FinalizeInput(BaseModel):
+    task_id: str
+    status: str
+    outcome: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+
+
+class TaskDone(BaseModel):
+    status: str
+    charged_micros: int
+    refunded_micros: int
+    payload: dict[str, Any] | None = None
+
+
+def _failed(ref: TaskRef, code: str, message: str) -> FinalizeInput:
+    return FinalizeInput(
+        task_id=ref.task_id, status="failed", error={"code": code, "message": message}
+    )
+
+
+@workflow.defn(name="MediaTask")
+class MediaTaskWorkflow:
+    def __init__(self) -> None:
+        self._cancel = False
+        self._done: TaskDone | None = None
+
+    @workflow.run
+    async def run(self, ref: TaskRef) -> TaskDone:
+        started = workflow.now()
+        final = await self._work(ref, started)
+        done: TaskDone = await workflow.execute_activity(
+            FINALIZE,
+            final,
+            result_type=TaskDone,
+            start_to_close_timeout=timedelta(seconds=30),
+            # Money must settle: keep retrying (with backoff) until the database answers.
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+        )
+        self._done = done
+        if ref.callback_url and done.payload is not None:
+            await self._callback(ref, done)
+        return done
+
+    async def _work(self, ref: TaskRef, started: datetime) -> FinalizeInput:
+        def fail(code: str, message: str) -> FinalizeInput:
+            return _failed(ref, code, message)
+
+        try:
+            submitted = await workflow.execute_activity(
+                SUBMIT,
+                ref,
+                result_type=SubmitResult,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=2),
+                    maximum_attempts=4,
+                    non_retryable_error_types=[UPSTREAM_REJECTED],
+                ),
+            )
+        except ActivityError:
+            return fail("service_unavailable", "no upstream channel accepted the task")
+        if self._cancel:
+            return FinalizeInput(task_id=ref.task_id, status="canceled")
+        if submitted.status == "failed":
+            error = submitted.error or {}
+            return fail(error.get("code", "upstream_error"), error.get("message", "failed"))
+        if submitted.status == "succeeded":
+            return FinalizeInput(task_id=ref.task_id, status="succeeded", outcome=submitted.outcome)
+
+        return await self._poll_until_done(ref, started)
+
+    async def _poll_until_done(self, ref: TaskRef, started: datetime) -> FinalizeInput:
+        """Poll with growing pauses; the pauses are workflow timers, so a cancel wakes them
+        and tests skip them, and history is handed to a new run before it grows large."""
+        deadline = ref.deadline_at or started + timedelta(seconds=ref.deadline_s)
+        pause = timedelta(seconds=1)
+        while True:
+            if self._cancel:
+                return FinalizeInput(task_id=ref.task_id, status="canceled")
+            if workflow.now() >= deadline:
+                return _failed(
+                    ref, "deadline_exceeded", "the task did not finish before its deadline"
+                )
+            try:
+                polled = await workflow.execute_activity(
+                    POLL,
+                    ref,
+                    result_type=PollResult,
+                    # Short, so a poll lost with a crashed worker is retried soon.
+                    start_to_close_timeout=timedelta(seconds=20),
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=1),
+                        maximum_interval=timedelta(seconds=10),
+                        maximum_attempts=3,
+                        non_retryable_error_types=[UPSTREAM_REJECTED],
+                    ),
+                )
+            except ActivityError as err:
+                cause = err.cause
+                if isinstance(cause, ApplicationError) and cause.type == UPSTREAM_REJECTED:
+                    return _failed(ref, "upstream_error", cause.message)
+                polled = PollResult(status="processing")  # transient: keep polling
+            if polled.status == "succeeded":
+                return FinalizeInput(
+                    task_id=ref.task_id, status="succeeded", outcome=polled.outcome
+                )
+            if polled.status == "failed":
+                error = polled.error or {}
+                return _failed(
+                    ref, error.get("code", "upstream_error"), error.get("message", "failed")
+                )
+            wait = min(pause, deadline - workflow.now())
+            if wait > timedelta(0):
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await workflow.wait_condition(lambda: self._cancel, timeout=wait)
+            pause = min(pause * 3 // 2, MAX_POLL_PAUSE)
+            if workflow.info().get_current_history_length() > HISTORY_LIMIT and not self._cancel:
+                workflow.continue_as_new(ref.model_copy(update={"deadline_at": deadline}))
+
+    async def _callback(self, ref: TaskRef, done: TaskDone) -> None:
+        task_id, event = uuid.UUID(ref.task_id), f"task.{done.status}"
+        await start_callback_child(
+            CallbackJob(
+                task_id=task_id,
+                org_id=uuid.UUID(ref.org_id),
+                event=event,
+                url=ref.callback_url or "",
+                payload={"type": event, "data": done.payload},
+                webhook_id=webhook_id_for(task_id, event),
+            )
+        )
+
+    @workflow.update
+    async def cancel(self) -> TaskDone:
+        """Cancel and wait until the refund is booked; a finished task is returned as is."""
+        self._cancel = True
+        await workflow.wait_condition(lambda: self._done is not None)
+        assert self._done is not None
+        return self._done
+
+    @workflow.query
+    def finished(self) -> bool:
+        return self._done is not None
