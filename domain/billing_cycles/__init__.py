@@ -1,0 +1,1 @@
+"""Periodic billing work: monthly allocations and data retention (DESIGN.md §7)."""

@@ -1,0 +1,85 @@
+"""Retention: keep usage forever (as rollups), customer content only as long as promised.
+
+Order matters: a month is rolled up before any of its content is deleted, and a detail is
+deleted only if its org's rollup for that month exists, so a failure between the two steps
+can delay deletion but never lose usage. Only closed months are rolled, so content of the
+current month waits for the month to close even if its org's window is shorter (the
+retention promise is kept to within a month plus one nightly run). Ledger entries and
+request logs are never deleted here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.billing_cycles import repository as repo
+from domain.billing_cycles.periods import add_months, month_start
+from domain.errors import InvalidField
+from domain.usage.rollup import rollup_orgs
+
+RATE_WINDOW_KEEP = timedelta(hours=1)
+MAX_BATCH = 10_000
+
+
+class RollupPlan(BaseModel):
+    """Recompute [start, end): from the oldest month still holding content (or last month,
+    whichever is earlier) up to the start of the current, open month."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: datetime
+    end: datetime
+
+
+class RollupBatch(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    orgs: int
+    buckets_written: int
+    last_org_id: uuid.UUID | None
+
+
+def _check(limit: int) -> None:
+    if not 0 < limit <= MAX_BATCH:
+        raise InvalidField(f"limit must be between 1 and {MAX_BATCH}", param="limit")
+
+
+async def plan_rollup(session: AsyncSession, now: datetime) -> RollupPlan:
+    open_month = month_start(now)
+    start = add_months(open_month, -1)
+    oldest = await repo.earliest_detail(session)
+    if oldest is not None:
+        start = min(start, month_start(oldest))
+    return RollupPlan(start=start, end=open_month)
+
+
+async def rollup_batch(
+    session: AsyncSession, plan: RollupPlan, *, after: uuid.UUID | None, limit: int
+) -> RollupBatch:
+    _check(limit)
+    org_ids = await repo.org_ids_page(session, after=after, limit=limit)
+    written = await rollup_orgs(session, org_ids, start=plan.start, end=plan.end)
+    return RollupBatch(
+        orgs=len(org_ids), buckets_written=written, last_org_id=org_ids[-1] if org_ids else None
+    )
+
+
+async def delete_details_batch(session: AsyncSession, now: datetime, *, limit: int) -> int:
+    _check(limit)
+    return await repo.delete_expired_details(
+        session, now=now, open_month=month_start(now), limit=limit
+    )
+
+
+async def trim_callbacks_batch(session: AsyncSession, now: datetime, *, limit: int) -> int:
+    _check(limit)
+    return await repo.trim_callback_excerpts(session, now=now, limit=limit)
+
+
+async def delete_rate_windows_batch(session: AsyncSession, now: datetime, *, limit: int) -> int:
+    _check(limit)
+    return await repo.delete_rate_windows(session, before=now - RATE_WINDOW_KEEP, limit=limit)

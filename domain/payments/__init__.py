@@ -1,0 +1,1 @@
+"""Money coming in: Stripe checkout, webhook fulfilment, refunds and auto-recharge (§7)."""

@@ -1,0 +1,84 @@
+"""How payments move credits: one purchase entry per payment, clamped reversal entries.
+
+Reversals (refunds and disputes) are the one ledger movement the ledger service does not
+offer, because unlike an adjustment they must never fail: the money already left through
+Stripe, so we take what the org has *available* (never what is held for in-flight
+requests) and report the rest as uncollected for ops. They follow the ledger's own
+discipline: guarded account update, then the entry claims its idempotency key, compensating
+if the key turns out to be taken. Callers hold the payment row lock, so the payment's own
+bookkeeping (`reversed_micros`, `uncollected_micros`) cannot race.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.errors import Conflict, NotFound
+from domain.ledger import repository as ledger_repo
+from domain.ledger import service as ledger
+from domain.ledger.models import Entry, Posting
+
+STRIPE_ACTOR = "system:stripe"
+
+
+async def post_purchase(
+    session: AsyncSession, org_id: uuid.UUID, amount_micros: int, *, key: str, reference: str
+) -> Posting:
+    await ledger.ensure_account(session, org_id)
+    return await ledger.credit(
+        session,
+        org_id,
+        amount_micros,
+        kind="purchase",
+        key=key,
+        actor=STRIPE_ACTOR,
+        reason="Stripe payment",
+        reference=reference,
+    )
+
+
+async def post_reversal(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    wanted_micros: int,
+    *,
+    key: str,
+    reason: str,
+    reference: str,
+) -> tuple[Entry | None, int]:
+    """Take up to `wanted_micros` from available credit: (entry or None, micros taken)."""
+    if wanted_micros <= 0:
+        return None, 0
+    previous = await ledger_repo.entry_by_key(session, key)
+    if previous is not None:
+        return previous, -previous.amount_micros
+    account = await ledger_repo.get_account(session, org_id, lock=True)
+    if account is None:
+        raise NotFound("credit account not found")
+    take = min(wanted_micros, account[1])
+    if take <= 0:
+        return None, 0
+    moved = await ledger_repo.move_account(
+        session, org_id, balance_delta=-take, available_delta=-take, guard_available=True
+    )
+    if moved is None:  # pragma: no cover - the account row is locked by us
+        raise Conflict("credit account changed concurrently; retry")
+    entry = await ledger_repo.insert_entry(
+        session,
+        {
+            "org_id": org_id,
+            "kind": "reversal",
+            "amount_micros": -take,
+            "balance_after_micros": moved[0],
+            "idempotency_key": key,
+            "actor": STRIPE_ACTOR,
+            "reason": reason,
+            "reference": reference,
+        },
+    )
+    if entry is None:
+        await ledger_repo.move_account(session, org_id, balance_delta=take, available_delta=take)
+        raise Conflict("reversal key already used; retry")
+    return entry, take
