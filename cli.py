@@ -25,7 +25,10 @@ from api.logs import configure_logging
 from api.settings import ConfigError, Settings, get_settings
 
 if TYPE_CHECKING:
+    from temporalio.client import Client
+
     from api.runtime import Resources
+    from workflows.billing_cycles import RetentionReport
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -183,6 +186,127 @@ def cmd_secrets_rotate(_: argparse.Namespace) -> int:
         return "\n".join(lines)
 
     print(asyncio.run(run()))
+    return 0
+
+
+# --- billing cycles: retention by hand, schedules ----------------------------------------
+
+
+async def retention_via_temporal(
+    client: Client, settings: Settings, timeout_s: float
+) -> RetentionReport:
+    """Start the same workflow the nightly schedule starts and wait for its report.
+
+    It runs on a worker (as the schedule's would), so it needs `oxinf worker` running; one id
+    per minute lets a repeated command attach to a run still in progress.
+    """
+    from datetime import UTC, datetime
+
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from workflows.billing_cycles import RETENTION_WORKFLOW_ID, RetentionInput, RetentionWorkflow
+
+    handle = await client.start_workflow(
+        RetentionWorkflow.run,
+        RetentionInput(batch_size=settings.retention_batch_size),
+        id=f"{RETENTION_WORKFLOW_ID}-manual-{datetime.now(UTC):%Y%m%dT%H%M}",
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    print(f"started {handle.id}; waiting for a worker on {settings.task_queue!r}", flush=True)
+    return await asyncio.wait_for(handle.result(), timeout_s)
+
+
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    from api.temporal import connect_temporal
+
+    settings = _settings()
+
+    async def run() -> RetentionReport:
+        return await retention_via_temporal(
+            await connect_temporal(settings), settings, args.timeout
+        )
+
+    try:
+        report = asyncio.run(run())
+    except TimeoutError:
+        print(
+            "oxinf: retention did not finish in time; is `oxinf worker` running?", file=sys.stderr
+        )
+        return 1
+    print(
+        f"rolled up {report.rolled_from:%Y-%m} .. {report.rolled_to:%Y-%m} (exclusive): "
+        f"{report.buckets_written} buckets written\n"
+        f"content details deleted: {report.details_deleted}\n"
+        f"callback excerpts trimmed: {report.callbacks_trimmed}\n"
+        f"rate-limit windows deleted: {report.rate_windows_deleted}"
+        + ("" if report.complete else "\n(more left: the next run continues)")
+    )
+    return 0
+
+
+def _ranges_text(ranges: Sequence[Any], full: tuple[int, int]) -> str:
+    spans = [(r.start, max(r.end, r.start), r.step or 1) for r in ranges]
+    if not spans or spans == [(full[0], full[1], 1)]:
+        return "*"
+    parts = []
+    for start, end, step in spans:
+        text = str(start) if end == start else f"{start}-{end}"
+        parts.append(text + (f"/{step}" if step > 1 else ""))
+    return ",".join(parts)
+
+
+def schedule_spec_text(spec: Any) -> str:
+    """A schedule's times as cron-like text (minute hour day month weekday) or intervals."""
+    parts = [
+        "cron "
+        + " ".join(
+            [
+                _ranges_text(c.minute, (0, 59)),
+                _ranges_text(c.hour, (0, 23)),
+                _ranges_text(c.day_of_month, (1, 31)),
+                _ranges_text(c.month, (1, 12)),
+                _ranges_text(c.day_of_week, (0, 6)),
+            ]
+        )
+        for c in spec.calendars
+    ]
+    parts += [f"every {int(i.every.total_seconds())}s" for i in spec.intervals]
+    parts += list(spec.cron_expressions)
+    return "; ".join(parts) + f" ({spec.time_zone_name or 'UTC'})"
+
+
+async def schedule_rows(client: Client) -> list[tuple[str, str, str, str]]:
+    """(id, spec, next run, paused) for every schedule, described one by one (the list
+    endpoint is eventually consistent; describe is not)."""
+    ids = sorted([listed.id async for listed in await client.list_schedules()])
+    rows = []
+    for schedule_id in ids:
+        described = await client.get_schedule_handle(schedule_id).describe()
+        upcoming = described.info.next_action_times
+        rows.append(
+            (
+                schedule_id,
+                schedule_spec_text(described.schedule.spec),
+                upcoming[0].isoformat() if upcoming else "-",
+                "yes" if described.schedule.state.paused else "no",
+            )
+        )
+    return rows
+
+
+def cmd_schedules_list(_: argparse.Namespace) -> int:
+    from api.temporal import connect_temporal
+
+    settings = _settings()
+
+    async def run() -> list[tuple[str, str, str, str]]:
+        return await schedule_rows(await connect_temporal(settings))
+
+    rows = [("ID", "SPEC", "NEXT RUN", "PAUSED"), *asyncio.run(run())]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     return 0
 
 
@@ -475,6 +599,21 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--reason", required=True)
     grant.add_argument("--idempotency-key", help="reuse to make a retried grant a no-op")
     grant.set_defaults(func=cmd_admin_grant_credits)
+
+    retention = sub.add_parser("retention", help="data retention").add_subparsers(
+        dest="retention", required=True
+    )
+    retention_run = retention.add_parser(
+        "run", help="run the nightly retention workflow now (needs a running worker) and wait"
+    )
+    retention_run.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
+    retention_run.set_defaults(func=cmd_retention_run)
+    schedules = sub.add_parser("schedules", help="Temporal schedules").add_subparsers(
+        dest="schedules", required=True
+    )
+    schedules.add_parser("list", help="every schedule: id, spec, next run, paused").set_defaults(
+        func=cmd_schedules_list
+    )
 
     secrets_cmd = sub.add_parser("secrets", help="stored secrets").add_subparsers(
         dest="secrets", required=True

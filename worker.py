@@ -19,34 +19,74 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
+    ScheduleRange,
     ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
 from temporalio.worker import Worker
 
+from activities.billing_cycles import BillingCycleActivities
+from activities.callbacks import CallbackActivities
 from activities.deps import ActivityDeps
 from activities.health import HealthActivities
 from activities.ledger import LedgerActivities
+from activities.payments import PaymentActivities
+from activities.tasks import TaskActivities
 from api.runtime import open_resources
 from api.settings import Settings
 from api.temporal import connect_temporal
-from workflows import holds
+from workflows import billing_cycles, holds
+from workflows.billing_cycles import MonthlyAllocationWorkflow, RetentionWorkflow
+from workflows.callbacks import CallbackDeliveryWorkflow
 from workflows.health import HealthWorkflow
 from workflows.holds import HoldSweepWorkflow
+from workflows.media import MediaTaskWorkflow
+from workflows.payments import AutoRechargeWorkflow, StripeEventWorkflow
 
 log = logging.getLogger("oxinf.worker")
 
-WORKFLOWS: Sequence[type] = [HealthWorkflow, HoldSweepWorkflow]
+WORKFLOWS: Sequence[type] = [
+    HealthWorkflow,
+    HoldSweepWorkflow,
+    CallbackDeliveryWorkflow,
+    MediaTaskWorkflow,
+    StripeEventWorkflow,
+    AutoRechargeWorkflow,
+    MonthlyAllocationWorkflow,
+    RetentionWorkflow,
+]
 
 
 def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     health = HealthActivities(deps)
     ledger = LedgerActivities(deps)
-    return [health.ping_database, ledger.expire_stale_holds]
+    callbacks = CallbackActivities(deps)
+    task = TaskActivities(deps)
+    payments = PaymentActivities(deps)
+    cycles = BillingCycleActivities(deps)
+    return [
+        health.ping_database,
+        ledger.expire_stale_holds,
+        callbacks.deliver,
+        task.submit,
+        task.poll,
+        task.finalize,
+        payments.apply_stripe_event,
+        payments.prepare_recharge,
+        payments.charge_recharge,
+        payments.recharge_rearmed,
+        cycles.allocate_batch,
+        cycles.plan_rollup,
+        cycles.rollup_batch,
+        cycles.delete_details,
+        cycles.trim_callbacks,
+        cycles.delete_rate_windows,
+    ]
 
 
 def build_worker(client: Client, deps: ActivityDeps, task_queue: str) -> Worker:
@@ -62,6 +102,12 @@ def build_worker(client: Client, deps: ActivityDeps, task_queue: str) -> Worker:
 async def ensure_schedules(client: Client, settings: Settings) -> None:
     """Create or update every schedule; idempotent so each replica may call it at start."""
     await _upsert_schedule(client, holds.SCHEDULE_ID, hold_sweeper_schedule(settings))
+    await _upsert_schedule(
+        client, billing_cycles.ALLOCATION_SCHEDULE_ID, monthly_allocations_schedule(settings)
+    )
+    await _upsert_schedule(
+        client, billing_cycles.RETENTION_SCHEDULE_ID, nightly_retention_schedule(settings)
+    )
 
 
 def hold_sweeper_schedule(settings: Settings) -> Schedule:
@@ -76,6 +122,62 @@ def hold_sweeper_schedule(settings: Settings) -> Schedule:
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=holds.SWEEP_EVERY)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+def monthly_allocations_schedule(settings: Settings) -> Schedule:
+    """00:00 UTC on the 1st. A run missed by up to a day (Temporal down) still happens; the
+    workflow reads the period from its scheduled time, so a late run allocates the right
+    month, and its ledger keys make any rerun a no-op."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            MonthlyAllocationWorkflow.run,
+            billing_cycles.AllocationInput(batch_size=settings.allocation_batch_size),
+            id=billing_cycles.ALLOCATION_WORKFLOW_ID,
+            task_queue=settings.task_queue,
+            execution_timeout=timedelta(days=1),
+        ),
+        spec=ScheduleSpec(
+            calendars=[
+                ScheduleCalendarSpec(
+                    second=[ScheduleRange(0)],
+                    minute=[ScheduleRange(0)],
+                    hour=[ScheduleRange(0)],
+                    day_of_month=[ScheduleRange(1)],
+                    comment="monthly allocations",
+                )
+            ],
+            time_zone_name="UTC",
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
+    )
+
+
+def nightly_retention_schedule(settings: Settings) -> Schedule:
+    """03:30 UTC nightly; a missed night is caught up within 12 hours, else skipped (the
+    next night does the same work)."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            RetentionWorkflow.run,
+            billing_cycles.RetentionInput(batch_size=settings.retention_batch_size),
+            id=billing_cycles.RETENTION_WORKFLOW_ID,
+            task_queue=settings.task_queue,
+            execution_timeout=timedelta(hours=6),
+        ),
+        spec=ScheduleSpec(
+            calendars=[
+                ScheduleCalendarSpec(
+                    second=[ScheduleRange(0)],
+                    minute=[ScheduleRange(30)],
+                    hour=[ScheduleRange(3)],
+                    comment="nightly retention",
+                )
+            ],
+            time_zone_name="UTC",
+        ),
+        policy=SchedulePolicy(
+            overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(hours=12)
+        ),
     )
 
 

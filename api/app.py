@@ -20,10 +20,15 @@ from api.middleware import EdgeMiddleware
 from api.portal.api_keys import router as portal_keys_router
 from api.portal.auth import router as portal_auth_router
 from api.portal.byok import router as portal_byok_router
+from api.portal.checkout import router as portal_checkout_router
 from api.portal.credits import router as portal_credits_router
+from api.portal.webhook_secret import router as portal_webhook_secret_router
 from api.relay.chat import router as relay_chat_router
+from api.relay.media import router as relay_media_router
+from api.relay.tasks import router as relay_tasks_router
 from api.runtime import Resources, open_resources
 from api.settings import Settings, get_settings
+from api.webhooks.stripe import router as stripe_webhook_router
 from domain.identity.bootstrap import bootstrap_admin
 from schema.migrate import ensure_migrated
 
@@ -70,10 +75,15 @@ def create_app(
     for router in (
         health_router,
         relay_chat_router,
+        relay_tasks_router,
+        relay_media_router,
         portal_auth_router,
         portal_keys_router,
         portal_byok_router,
         portal_credits_router,
+        portal_checkout_router,
+        stripe_webhook_router,
+        portal_webhook_secret_router,
         enterprise_audit_router,
         admin_orgs_router,
         admin_credits_router,

@@ -11,13 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.runtime import Resources
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
+    # async on purpose: FastAPI runs a plain `def` dependency in a thread pool, a thread
+    # hop on every request of the relay's hot path.
     resources: Resources = request.app.state.resources
     return resources
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_resources(request).sessions() as session:
+    resources: Resources = request.app.state.resources
+    async with resources.sessions() as session:
         yield session
 
 

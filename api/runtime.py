@@ -6,6 +6,7 @@ pool sizes are decided in one place.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -18,6 +19,8 @@ from api.temporal import TemporalHandle
 from domain.crypto import SecretBox
 from domain.identity.service import IdentityConfig
 from domain.keys.auth import KeyAuthenticator
+from domain.ledger import service as ledger
+from domain.payments.recharge import auto_recharge_enabled, maybe_trigger_recharge
 from domain.relay.plan import DEFAULT_PROVIDER_URLS, RelayConfig
 from domain.relay.service import Relay
 from schema.db import SessionFactory, create_engine, session_factory
@@ -62,6 +65,7 @@ def relay_config(settings: Settings) -> RelayConfig:
         drain_timeout_s=settings.stream_drain_timeout_s,
         upstream_timeout_s=settings.upstream_timeout_s,
         provider_base_urls={**DEFAULT_PROVIDER_URLS, **settings.provider_base_urls},
+        plan_cache_ttl_s=settings.plan_cache_ttl_s,
     )
 
 
@@ -87,6 +91,18 @@ class Resources:
             resolution_s=self.settings.key_last_used_resolution_s,
         )
         self.relay = Relay(self.sessions, self.http, self.secret_box, relay_config(self.settings))
+        self.relay.on_settled = self._after_settle
+
+    async def _after_settle(self, org_id: uuid.UUID) -> None:
+        """Auto-recharge: only orgs that turned it on pay for the balance read."""
+        if not await auto_recharge_enabled(self.sessions, org_id):
+            return
+        async with self.sessions() as session:
+            available = (await ledger.balance(session, org_id)).available_micros
+        await maybe_trigger_recharge(
+            self.sessions, self.temporal.get, org_id, available,
+            task_queue=self.settings.task_queue,
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         await self.relay.drain()

@@ -18,6 +18,8 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.payments.packages import DEFAULT_PACKAGES, CreditPackage
+
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "dev", "test"}
 
 
@@ -73,6 +75,27 @@ class Settings(BaseSettings):
         description="monthly credits per tier (whole credits); enterprise is set by contract",
     )
 
+    # --- billing: Stripe purchases, auto-recharge, allocations, retention (DESIGN.md §7) ---
+    stripe_api_key: SecretStr | None = Field(
+        default=None, description="unset: checkout answers 503 (Stripe is not configured)"
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None, description="whsec_ secret(s), comma-separated while rolling one"
+    )
+    stripe_api_base: str | None = Field(default=None, description="e.g. a local fake Stripe")
+    stripe_timeout_s: float = 20.0
+    stripe_webhook_tolerance_s: int = 300
+    checkout_success_url: str | None = None
+    checkout_cancel_url: str | None = None
+    credit_packages: dict[str, CreditPackage] = Field(
+        default_factory=lambda: dict(DEFAULT_PACKAGES),
+        description="package id -> {name, amount_cents, credits, currency}",
+    )
+    recharge_rearm_poll_s: int = Field(default=600, gt=0)
+    recharge_rearm_max_s: int = Field(default=7 * 24 * 3600, gt=0)
+    allocation_batch_size: int = Field(default=500, gt=0, le=5_000)
+    retention_batch_size: int = Field(default=1_000, gt=0, le=10_000)
+
     breaker_threshold: int = 5
     breaker_cooldown_s: float = 30.0
     max_attempts_per_model: int = 3
@@ -80,10 +103,24 @@ class Settings(BaseSettings):
     default_max_output_tokens: int = 4096
     stream_drain_timeout_s: float = 120.0
     upstream_timeout_s: float = 120.0
+    plan_cache_ttl_s: float = 1.0
     provider_base_urls: dict[str, str] = Field(
         default_factory=dict,
         description="override upstream base URLs per provider (proxies, tests)",
     )
+
+    task_deadline_image_s: int = 600
+    task_deadline_video_s: int = 1800
+    task_deadline_audio_s: int = 600
+    shim_wait_s: float = 60.0
+
+    callback_allow_private: bool = Field(
+        default=False,
+        description="tests only: let callbacks reach loopback/private hosts over plain http",
+    )
+    callback_connect_timeout_s: float = 5.0
+    callback_read_timeout_s: float = 10.0
+    callback_max_response_bytes: int = 64 * 1024
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.byok import repository as byok_repo
+from domain.callbacks import repository as callbacks_repo
 from domain.crypto import SecretBox
 from domain.routing import repository as channel_repo
 from schema.db import SessionFactory
@@ -25,6 +26,7 @@ ReplaceFn = Callable[[AsyncSession, uuid.UUID, str, str], Awaitable[bool]]
 STORES: dict[str, tuple[BatchFn, ReplaceFn]] = {
     "byok_keys": (byok_repo.ciphertext_batch, byok_repo.replace_ciphertext),
     "channels": (channel_repo.ciphertext_batch, channel_repo.replace_ciphertext),
+    "webhook_secrets": (callbacks_repo.ciphertext_batch, callbacks_repo.replace_ciphertext),
 }
 
 

@@ -35,6 +35,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         encryption_keys=SecretStr(TEST_FERNET_KEY),
         log_json=True,
         bcrypt_rounds=4,
+        # Tests reuse model names across truncated databases: no cross-test memo.
+        plan_cache_ttl_s=0.0,
     )
 
 

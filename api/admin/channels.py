@@ -112,6 +112,7 @@ async def create_channel(
         session, _actor(request, user), resources.secret_box, spec, body.secret
     )
     await session.commit()
+    resources.relay.cache.invalidate()
     return ChannelOut.of(channel)
 
 
@@ -135,15 +136,21 @@ async def update_channel(
         session, _actor(request, user), resources.secret_box, channel_id, changes, secret
     )
     await session.commit()
+    resources.relay.cache.invalidate()
     return ChannelOut.of(channel)
 
 
 @router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_channel(
-    channel_id: uuid.UUID, request: Request, user: Operator, session: SessionDep
+    channel_id: uuid.UUID,
+    request: Request,
+    user: Operator,
+    resources: ResourcesDep,
+    session: SessionDep,
 ) -> None:
     await channel_service.delete_channel(session, _actor(request, user), channel_id)
     await session.commit()
+    resources.relay.cache.invalidate()
 
 
 @router.post("/{channel_id}/test")

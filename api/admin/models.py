@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
 from api.auth import Operator, client_ip
-from api.deps import SessionDep
+from api.deps import ResourcesDep, SessionDep
 from domain.audit.service import Actor
 from domain.pricing import admin as catalog_admin
 from domain.pricing import service as catalog
@@ -36,23 +36,30 @@ async def list_models(_: Operator, session: SessionDep) -> ModelList:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_model(
-    body: ModelIn, request: Request, user: Operator, session: SessionDep
+    body: ModelIn, request: Request, user: Operator, resources: ResourcesDep, session: SessionDep
 ) -> CatalogModel:
     spec = NewModel(**body.model_dump(exclude={"price"}))
     model, price = await catalog_admin.create_model(
         session, _actor(request, user), spec, body.price
     )
     await session.commit()
+    resources.relay.cache.invalidate()
     return CatalogModel(model=model, price=price)
 
 
 # Model names may contain "/", so the price route is declared before the catch-all ones.
 @router.post("/{name:path}/prices", status_code=status.HTTP_201_CREATED)
 async def set_price(
-    name: str, body: NewPrice, request: Request, user: Operator, session: SessionDep
+    name: str,
+    body: NewPrice,
+    request: Request,
+    user: Operator,
+    resources: ResourcesDep,
+    session: SessionDep,
 ) -> PriceSnapshot:
     snapshot = await catalog_admin.set_price(session, _actor(request, user), name, body)
     await session.commit()
+    resources.relay.cache.invalidate()
     return snapshot
 
 
@@ -63,14 +70,23 @@ async def get_model(name: str, _: Operator, session: SessionDep) -> ModelInfo:
 
 @router.patch("/{name:path}")
 async def update_model(
-    name: str, body: ModelPatch, request: Request, user: Operator, session: SessionDep
+    name: str,
+    body: ModelPatch,
+    request: Request,
+    user: Operator,
+    resources: ResourcesDep,
+    session: SessionDep,
 ) -> ModelInfo:
     model = await catalog_admin.update_model(session, _actor(request, user), name, body)
     await session.commit()
+    resources.relay.cache.invalidate()
     return model
 
 
 @router.delete("/{name:path}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_model(name: str, request: Request, user: Operator, session: SessionDep) -> None:
+async def delete_model(
+    name: str, request: Request, user: Operator, resources: ResourcesDep, session: SessionDep
+) -> None:
     await catalog_admin.delete_model(session, _actor(request, user), name)
     await session.commit()
+    resources.relay.cache.invalidate()

@@ -53,6 +53,7 @@ async def put_key(
 ) -> ByokOut:
     row, created = await byok.put_key(session, ctx, resources.secret_box, **body.model_dump())
     await session.commit()
+    resources.relay.forget_org(ctx.org.id)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return ByokOut.of(row)
 
@@ -64,14 +65,18 @@ async def list_keys(ctx: OrgCtx, session: SessionDep) -> ByokList:
 
 @router.patch("/{provider}")
 async def set_enabled(
-    provider: Provider, body: ByokPatch, ctx: OrgCtx, session: SessionDep
+    provider: Provider, body: ByokPatch, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
 ) -> ByokOut:
     row = await byok.set_enabled(session, ctx, provider, body.enabled)
     await session.commit()
+    resources.relay.forget_org(ctx.org.id)
     return ByokOut.of(row)
 
 
 @router.delete("/{provider}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_key(provider: Provider, ctx: OrgCtx, session: SessionDep) -> None:
+async def delete_key(
+    provider: Provider, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
+) -> None:
     await byok.delete_key(session, ctx, provider)
     await session.commit()
+    resources.relay.forget_org(ctx.org.id)

@@ -83,7 +83,8 @@ class HoldTracker:
                 amount,
                 key=f"req:{plan.request_id}:hold:{self.reservations}",
                 expires_in=cfg.hold_ttl,
-                api_key_id=plan.key.key_id,
+                # Only a budgeted key needs its own reservation; skipping it saves a statement.
+                api_key_id=plan.key.key_id if plan.key.budget_micros is not None else None,
                 reference=plan.request_id,
             )
         self.hold_id, self.amount = reservation.hold.id, amount

@@ -9,10 +9,10 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,10 +26,12 @@ from domain.pricing.cost import PriceSnapshot, estimate_chat_hold
 from domain.pricing.models import ModelInfo
 from domain.providers import Upstream, estimate_prompt_tokens
 from domain.ratelimit.service import RateDecision
+from domain.relay.cache import TtlCache
 from domain.routing import repository as channels_repo
 from schema.channels import Channel
 
 Billing = Literal["byok", "platform"]
+T = TypeVar("T")
 
 DEFAULT_PROVIDER_URLS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
@@ -53,6 +55,7 @@ class RelayConfig:
     drain_timeout_s: float = 120.0
     upstream_timeout_s: float = 120.0
     provider_base_urls: Mapping[str, str] = field(default_factory=lambda: DEFAULT_PROVIDER_URLS)
+    plan_cache_ttl_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def order_channels(channels: list[Channel], rng: random.Random) -> list[Channel]
     return sorted(channels, key=sort_key)
 
 
-def _platform_upstream(channel: Channel, model: str, box: SecretBox, cfg: RelayConfig) -> Upstream:
+def platform_upstream(channel: Channel, model: str, box: SecretBox, cfg: RelayConfig) -> Upstream:
     secret = box.decrypt(channel.secret_ciphertext) if channel.secret_ciphertext else None
     base = channel.base_url or cfg.provider_base_urls.get(channel.provider)
     return Upstream(
@@ -189,6 +192,11 @@ def _byok_routes(secrets: dict[str, ByokSecret], model: ModelInfo, cfg: RelayCon
     return [Route("byok", chosen.provider, upstream, None)]
 
 
+def _loader(fn: Callable[..., Awaitable[T]], *args: Any) -> Callable[[], Awaitable[T]]:
+    """Bind a loop variable now (a lambda in the loop would see its last value)."""
+    return lambda: fn(*args)
+
+
 async def build_plan(
     session: AsyncSession,
     box: SecretBox,
@@ -200,6 +208,7 @@ async def build_plan(
     request_id: str,
     client_request_id: str | None,
     rng: random.Random,
+    cache: TtlCache | None = None,
 ) -> Plan:
     if "llm:inference" not in key.scopes:
         raise PermissionDenied("this key lacks the llm:inference scope")
@@ -207,34 +216,50 @@ async def build_plan(
     name: str = body["model"]
     if not key.allows_model(name):
         raise ModelNotAllowed(f"this key may not use model {name!r}", param="model")
-    model = await pricing_repo.get_model(session, name)
+    memo = cache or TtlCache(0)
+    model = await memo.get(("model", name), lambda: pricing_repo.get_model(session, name))
     if model is None or not model.enabled or model.type != kind:
         raise InvalidRequest(f"unknown model {name!r}", param="model")
     now = datetime.now(UTC)
-    snapshot = await pricing_repo.price_at(session, name, now)
+    snapshot = await memo.get(("price", name), lambda: pricing_repo.price_at(session, name, now))
     if snapshot is None:
         raise InvalidRequest(f"model {name!r} has no price yet", param="model")
-    org = await identity_repo.org_by_id(session, key.org_id)
+    org = await memo.get(("org", key.org_id), lambda: identity_repo.org_by_id(session, key.org_id))
     if org is None:  # the key outlived its org: treat as unknown
         raise PermissionDenied("this key's org no longer exists")
 
     prompt_estimate = estimate_prompt_tokens(body)
-    byok = _byok_routes(await secrets_for_routing(session, org.id, box), model, cfg)
+    secrets = await memo.get(("byok", org.id), lambda: secrets_for_routing(session, org.id, box))
+    byok = _byok_routes(secrets, model, cfg)
     platform: list[ModelRoutes] = []
     for candidate in [name, *model.fallback_models]:
-        info = model if candidate == name else await pricing_repo.get_model(session, candidate)
+        info = (
+            model
+            if candidate == name
+            else await memo.get(
+                ("model", candidate), _loader(pricing_repo.get_model, session, candidate)
+            )
+        )
         if info is None or not info.enabled:
             continue
         price = (
-            snapshot if candidate == name else await pricing_repo.price_at(session, candidate, now)
+            snapshot
+            if candidate == name
+            else await memo.get(
+                ("price", candidate), _loader(pricing_repo.price_at, session, candidate, now)
+            )
         )
         if price is None:
             continue
         channels = order_channels(
-            await channels_repo.serving(session, candidate, kind, info.channel_group), rng
+            await memo.get(
+                ("channels", candidate, kind, info.channel_group),
+                _loader(channels_repo.serving, session, candidate, kind, info.channel_group),
+            ),
+            rng,
         )
         routes = [
-            Route("platform", c.provider, _platform_upstream(c, candidate, box, cfg), c)
+            Route("platform", c.provider, platform_upstream(c, candidate, box, cfg), c)
             for c in channels
         ]
         cap = max_output_tokens(body, info, cfg)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
 from domain.providers import ChatStream, UpstreamError, adapter_for
 from domain.ratelimit import service as ratelimit
 from domain.relay.billing import Attempts, HoldTracker, Outcome, finish_failure, finish_success
+from domain.relay.cache import TtlCache
 from domain.relay.plan import ModelRoutes, Plan, RelayConfig, Route, build_plan
 from domain.routing import repository as channels_repo
 from schema.db import SessionFactory
@@ -79,6 +81,9 @@ class Relay:
         self.box = box
         self.cfg = cfg
         self.rng = rng or random.Random()  # noqa: S311  (load spreading, not security)
+        self.cache = TtlCache(cfg.plan_cache_ttl_s)
+        # Called (in the background) after a platform charge settles: auto-recharge.
+        self.on_settled: Callable[[uuid.UUID], Awaitable[None]] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     # --- planning ------------------------------------------------------------------------
@@ -94,6 +99,7 @@ class Relay:
             plan = await build_plan(
                 session, self.box, self.cfg, key=key, body=body, kind="chat",
                 request_id=request_id, client_request_id=client_request_id, rng=self.rng,
+                cache=self.cache,
             )  # fmt: skip
         plan.rate = rate
         return plan
@@ -105,9 +111,11 @@ class Relay:
         if route.channel is None or not route.breaker_open:
             return True
         async with self.sessions.begin() as session:
-            return await channels_repo.claim_trial(
+            claimed = await channels_repo.claim_trial(
                 session, route.channel.id, self.cfg.breaker_cooldown_s
             )
+        self.forget_channels()
+        return claimed
 
     async def _failed(self, route: Route, error: UpstreamError) -> None:
         if route.channel is None or error.kind == "invalid_request":
@@ -116,6 +124,7 @@ class Relay:
             await channels_repo.record_failure(
                 session, route.channel.id, self.cfg.breaker_threshold
             )
+        self.forget_channels()
 
     async def _dispatch(
         self,
@@ -247,6 +256,10 @@ class Relay:
         except BaseException:
             await asyncio.shield(hold.release(self.sessions))
             raise
+        if attempts.channels_to_close:
+            self.forget_channels()
+        if outcome.cost_micros:
+            self.settled(plan.org_id)
         result.body["id"] = result.body.get("id") or plan.request_id
         return Completion(result.body, outcome, _headers(plan, route.billing))
 
@@ -265,11 +278,25 @@ class Relay:
             plan, route, model, model_routes, stream, hold, attempts, _headers(plan, route.billing)
         )
 
+    def forget_channels(self) -> None:
+        """Breaker state changed here: route the next call from fresh channel rows."""
+        self.cache.invalidate(lambda k: isinstance(k, tuple) and k[0] == "channels")
+
+    def forget_org(self, org_id: object) -> None:
+        self.cache.invalidate(lambda k: isinstance(k, tuple) and k[1:2] == (org_id,))
+
+    def settled(self, org_id: uuid.UUID) -> None:
+        if self.on_settled is not None:
+            self.spawn(self.on_settled(org_id))
+
     def spawn(self, coro: Awaitable[None]) -> None:
         """Run billing work that must outlive the client's connection."""
 
         async def runner() -> None:
-            await coro
+            try:
+                await coro
+            except Exception:  # background work must never take the process down
+                log.exception("background relay work failed")
 
         task = asyncio.get_running_loop().create_task(runner())
         self._background.add(task)

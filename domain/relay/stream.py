@@ -97,7 +97,7 @@ class _Pump:
         snapshot = opened.model_routes.snapshot if opened.model_routes else opened.plan.snapshot
         detail = {"content": opened.stream.text} if opened.plan.key.log_content else None
         try:
-            await finish_success(
+            outcome = await finish_success(
                 self.relay.sessions, opened.plan, opened.route, opened.model, snapshot,
                 _usage_of(opened), opened.hold, opened.attempts,
                 upstream_request_id=opened.stream.upstream_request_id,
@@ -113,6 +113,9 @@ class _Pump:
                 extra={"request": opened.plan.request_id},
             )
             await opened.hold.release(self.relay.sessions)
+            return
+        if outcome.cost_micros:
+            self.relay.settled(opened.plan.org_id)
 
 
 async def sse_events(relay: Relay, opened: Opened) -> AsyncIterator[bytes]:

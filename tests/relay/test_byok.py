@@ -28,7 +28,8 @@ def byok_relay(resources: Resources, fake: FakeProvider) -> Iterator[Relay]:
             "openai": fake.base_url + "/v1", "anthropic": fake.base_url}  # fmt: skip
     resources.relay = Relay(
         resources.sessions, resources.http, resources.secret_box,
-        replace(original.cfg, provider_base_urls=urls),
+        # A long plan cache: BYOK changes through the API must still apply at once.
+        replace(original.cfg, provider_base_urls=urls, plan_cache_ttl_s=60.0),
     )  # fmt: skip
     yield resources.relay
     resources.relay = original
@@ -144,9 +145,10 @@ async def test_failing_byok_falls_back_to_platform_only_when_opted_in(
         await s.execute(
             text("UPDATE orgs SET byok_fallback = true WHERE id = :o"), {"o": tenant.org_id}
         )
+    byok_relay.forget_org(tenant.org_id)  # a direct SQL change: drop this replica's memo
     before, _ = await balance(resources, tenant.org_id)
     ok = await client.post("/v1/chat/completions", json=body, headers=tenant.auth)
-    assert ok.status_code == 200
+    assert ok.status_code == 200, ok.text
     assert ok.headers["x-oxinf-billing"] == "platform"
     after, _ = await balance(resources, tenant.org_id)
     assert before - after == 3 * 150 + 8 * 600

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
 )
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.deps import ActivityDeps
@@ -84,6 +86,10 @@ async def test_schedule_is_created_once_and_updated_in_place(
     client = dev_server_env.client
     settings = resources.settings
     handle = client.get_schedule_handle(SCHEDULE_ID)
+    # The dev server is shared by the session: a worker started by another test may have
+    # registered the real schedule already. Start from none.
+    with contextlib.suppress(RPCError):
+        await handle.delete()
     # a stale definition from an older release: every 5 minutes, overlapping allowed
     await client.create_schedule(
         SCHEDULE_ID,
