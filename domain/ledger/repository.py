@@ -17,7 +17,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import RowMapping, bindparam, exists, func, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Interval,
+    RowMapping,
+    bindparam,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +45,122 @@ orgs = table_of(Org)
 
 _ENTRY_COLUMNS = [entries.c[name] for name in Entry.model_fields]
 _HOLD_COLUMNS = [holds.c[name] for name in HoldState.model_fields]
+
+
+# The hot statements (every relay call runs reserve and settle) are built once here with
+# bind parameters: building a Core statement costs more CPU than running it, and a reused
+# statement object also keeps its cache key, so SQLAlchemy only looks up the compiled SQL.
+# Bind names carry a `b_` prefix: SQLAlchemy reserves bare column names for VALUES/SET.
+
+
+def _micros(name: str) -> Any:
+    return bindparam(name, type_=BigInteger)
+
+
+_ORG = bindparam("b_org", type_=accounts.c.org_id.type)
+_AVAILABLE_DELTA = _micros("b_available_delta")
+
+_GET_ACCOUNT = select(accounts.c.balance_micros, accounts.c.available_micros).where(
+    accounts.c.org_id == _ORG
+)
+_GET_ACCOUNT_LOCKED = _GET_ACCOUNT.with_for_update()
+
+_MOVE_ACCOUNT = (
+    update(accounts)
+    .where(accounts.c.org_id == _ORG)
+    .values(
+        balance_micros=accounts.c.balance_micros + _micros("b_balance_delta"),
+        available_micros=accounts.c.available_micros + _AVAILABLE_DELTA,
+        version=accounts.c.version + 1,
+        updated_at=func.now(),
+    )
+    .returning(accounts.c.balance_micros, accounts.c.available_micros)
+)
+# The conditional reserve: only if available stays >= 0, decided by the row lock's winner.
+_MOVE_ACCOUNT_GUARDED = _MOVE_ACCOUNT.where(accounts.c.available_micros + _AVAILABLE_DELTA >= 0)
+
+# Executed with a params dict: the compiled INSERT (one per set of keys) is cached.
+_INSERT_ENTRY = (
+    insert(entries)
+    .on_conflict_do_nothing(index_elements=[entries.c.idempotency_key])
+    .returning(*_ENTRY_COLUMNS)
+)
+_ENTRY_BY_KEY = select(*_ENTRY_COLUMNS).where(
+    entries.c.idempotency_key == bindparam("b_key", type_=entries.c.idempotency_key.type)
+)
+
+_INSERT_HOLD = (
+    insert(holds)
+    .values(
+        id=bindparam("b_id", type_=holds.c.id.type),
+        org_id=_ORG,
+        api_key_id=bindparam("b_api_key_id", type_=holds.c.api_key_id.type),
+        amount_micros=_micros("b_amount"),
+        key_budget_micros=_micros("b_key_budget"),
+        idempotency_key=bindparam("b_key", type_=holds.c.idempotency_key.type),
+        reference=bindparam("b_reference", type_=holds.c.reference.type),
+        expires_at=func.now() + bindparam("b_expires_in", type_=Interval()),
+    )
+    .on_conflict_do_nothing(index_elements=[holds.c.idempotency_key])
+    .returning(*_HOLD_COLUMNS)
+)
+_HOLD_BY_KEY = select(*_HOLD_COLUMNS).where(
+    holds.c.idempotency_key == bindparam("b_key", type_=holds.c.idempotency_key.type)
+)
+_HOLD_ID = bindparam("b_hold", type_=holds.c.id.type)
+_STATUS = holds.c.status.type
+_GET_HOLD = select(*_HOLD_COLUMNS).where(holds.c.id == _HOLD_ID)
+_GET_HOLD_LOCKED = _GET_HOLD.with_for_update()
+
+# Exactly once: only the statement that finds the hold in `from_status` moves it.
+_CLAIM_HOLD = (
+    update(holds)
+    .where(holds.c.id == _HOLD_ID, holds.c.status == bindparam("b_from", type_=_STATUS))
+    .values(status=bindparam("b_to", type_=_STATUS), resolved_at=func.now())
+    .returning(*_HOLD_COLUMNS)
+)
+_CLAIM_HOLD_SETTLING = _CLAIM_HOLD.values(
+    settled_micros=func.least(_micros("b_settle_up_to"), holds.c.amount_micros)
+)
+
+_RECORD_SETTLEMENT = (
+    update(holds)
+    .where(holds.c.id == _HOLD_ID)
+    .values(settled_micros=_micros("b_settled"), uncollected_micros=_micros("b_uncollected"))
+)
+
+_KEY_ID = bindparam("b_key_id", type_=api_keys.c.id.type)
+_KEY_AMOUNT = _micros("b_amount")
+# The conditional UPDATE runs in a CTE so an unbudgeted key is read, never written or locked.
+_KEY_RESERVED = (
+    update(api_keys)
+    .where(
+        api_keys.c.id == _KEY_ID,
+        api_keys.c.org_id == _ORG,
+        api_keys.c.budget_micros.is_not(None),
+        api_keys.c.budget_spent_micros + api_keys.c.budget_reserved_micros + _KEY_AMOUNT
+        <= api_keys.c.budget_micros,
+    )
+    .values(budget_reserved_micros=api_keys.c.budget_reserved_micros + _KEY_AMOUNT)
+    .returning(api_keys.c.id)
+    .cte("reserved")
+)
+_RESERVE_KEY_BUDGET = select(
+    api_keys.c.budget_micros.is_not(None).label("has_budget"),
+    exists(select(_KEY_RESERVED.c.id)).label("reserved"),
+).where(api_keys.c.id == _KEY_ID, api_keys.c.org_id == _ORG)
+
+_MOVE_KEY_BUDGET = (
+    update(api_keys)
+    .where(api_keys.c.id == _KEY_ID)
+    .values(
+        budget_reserved_micros=api_keys.c.budget_reserved_micros + _micros("b_reserved_delta"),
+        budget_spent_micros=func.greatest(
+            api_keys.c.budget_spent_micros + _micros("b_spent_delta"), 0
+        ),
+    )
+)
+_MOVE_KEY_BUDGET_BUDGETED = _MOVE_KEY_BUDGET.where(api_keys.c.budget_micros.is_not(None))
 
 
 def _entry(row: RowMapping | None) -> Entry | None:
@@ -63,12 +189,8 @@ async def get_account(
     session: AsyncSession, org_id: uuid.UUID, *, lock: bool = False
 ) -> tuple[int, int] | None:
     """(balance, available); with `lock`, the row stays locked until the transaction ends."""
-    stmt = select(accounts.c.balance_micros, accounts.c.available_micros).where(
-        accounts.c.org_id == org_id
-    )
-    if lock:
-        stmt = stmt.with_for_update()
-    row = (await session.execute(stmt)).first()
+    stmt = _GET_ACCOUNT_LOCKED if lock else _GET_ACCOUNT
+    row = (await session.execute(stmt, {"b_org": org_id})).first()
     return None if row is None else (int(row[0]), int(row[1]))
 
 
@@ -84,20 +206,13 @@ async def move_account(
 
     Returns the new (balance, available), or None when the row is missing or the guard held.
     """
-    stmt = (
-        update(accounts)
-        .where(accounts.c.org_id == org_id)
-        .values(
-            balance_micros=accounts.c.balance_micros + balance_delta,
-            available_micros=accounts.c.available_micros + available_delta,
-            version=accounts.c.version + 1,
-            updated_at=func.now(),
-        )
-        .returning(accounts.c.balance_micros, accounts.c.available_micros)
-    )
-    if guard_available:
-        stmt = stmt.where(accounts.c.available_micros + available_delta >= 0)
-    row = (await session.execute(stmt)).first()
+    stmt = _MOVE_ACCOUNT_GUARDED if guard_available else _MOVE_ACCOUNT
+    params = {
+        "b_org": org_id,
+        "b_balance_delta": balance_delta,
+        "b_available_delta": available_delta,
+    }
+    row = (await session.execute(stmt, params)).first()
     return None if row is None else (int(row[0]), int(row[1]))
 
 
@@ -128,24 +243,8 @@ async def reserve_key_budget(
 
     The conditional UPDATE runs in a CTE so an unbudgeted key is read, never written or locked.
     """
-    k = api_keys.c
-    reserved = (
-        update(api_keys)
-        .where(
-            k.id == key_id,
-            k.org_id == org_id,
-            k.budget_micros.is_not(None),
-            k.budget_spent_micros + k.budget_reserved_micros + amount <= k.budget_micros,
-        )
-        .values(budget_reserved_micros=k.budget_reserved_micros + amount)
-        .returning(k.id)
-        .cte("reserved")
-    )
-    stmt = select(
-        k.budget_micros.is_not(None).label("has_budget"),
-        exists(select(reserved.c.id)).label("reserved"),
-    ).where(k.id == key_id, k.org_id == org_id)
-    row = (await session.execute(stmt)).first()
+    params = {"b_key_id": key_id, "b_org": org_id, "b_amount": amount}
+    row = (await session.execute(_RESERVE_KEY_BUDGET, params)).first()
     return None if row is None else (bool(row[0]), bool(row[1]))
 
 
@@ -161,18 +260,9 @@ async def move_key_budget(
 
     Spent never goes below zero: a refund after an operator reset the counter must not fail.
     """
-    k = api_keys.c
-    stmt = (
-        update(api_keys)
-        .where(k.id == key_id)
-        .values(
-            budget_reserved_micros=k.budget_reserved_micros + reserved_delta,
-            budget_spent_micros=func.greatest(k.budget_spent_micros + spent_delta, 0),
-        )
-    )
-    if budgeted_only:
-        stmt = stmt.where(k.budget_micros.is_not(None))
-    await session.execute(stmt)
+    stmt = _MOVE_KEY_BUDGET_BUDGETED if budgeted_only else _MOVE_KEY_BUDGET
+    params = {"b_key_id": key_id, "b_reserved_delta": reserved_delta, "b_spent_delta": spent_delta}
+    await session.execute(stmt, params)
 
 
 async def release_key_budgets(session: AsyncSession, amounts: Mapping[uuid.UUID, int]) -> None:
@@ -193,18 +283,11 @@ async def release_key_budgets(session: AsyncSession, amounts: Mapping[uuid.UUID,
 
 async def insert_entry(session: AsyncSession, values: Mapping[str, Any]) -> Entry | None:
     """Append an entry; None when its idempotency key is already taken (nothing written)."""
-    stmt = (
-        insert(entries)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[entries.c.idempotency_key])
-        .returning(*_ENTRY_COLUMNS)
-    )
-    return _entry((await session.execute(stmt)).mappings().first())
+    return _entry((await session.execute(_INSERT_ENTRY, dict(values))).mappings().first())
 
 
 async def entry_by_key(session: AsyncSession, key: str) -> Entry | None:
-    stmt = select(*_ENTRY_COLUMNS).where(entries.c.idempotency_key == key)
-    return _entry((await session.execute(stmt)).mappings().first())
+    return _entry((await session.execute(_ENTRY_BY_KEY, {"b_key": key})).mappings().first())
 
 
 async def entry_by_id(
@@ -268,36 +351,28 @@ async def insert_hold(
 
     `expires_at` comes from the database clock so replicas with skewed clocks agree.
     """
-    stmt = (
-        insert(holds)
-        .values(
-            id=uuid.uuid4(),
-            org_id=org_id,
-            api_key_id=api_key_id,
-            amount_micros=amount,
-            key_budget_micros=key_budget,
-            idempotency_key=key,
-            reference=reference,
-            expires_at=func.now() + literal(expires_in),
-        )
-        .on_conflict_do_nothing(index_elements=[holds.c.idempotency_key])
-        .returning(*_HOLD_COLUMNS)
-    )
-    return _hold((await session.execute(stmt)).mappings().first())
+    params = {
+        "b_id": uuid.uuid4(),
+        "b_org": org_id,
+        "b_api_key_id": api_key_id,
+        "b_amount": amount,
+        "b_key_budget": key_budget,
+        "b_key": key,
+        "b_reference": reference,
+        "b_expires_in": expires_in,
+    }
+    return _hold((await session.execute(_INSERT_HOLD, params)).mappings().first())
 
 
 async def hold_by_key(session: AsyncSession, key: str) -> HoldState | None:
-    stmt = select(*_HOLD_COLUMNS).where(holds.c.idempotency_key == key)
-    return _hold((await session.execute(stmt)).mappings().first())
+    return _hold((await session.execute(_HOLD_BY_KEY, {"b_key": key})).mappings().first())
 
 
 async def get_hold(
     session: AsyncSession, hold_id: uuid.UUID, *, lock: bool = False
 ) -> HoldState | None:
-    stmt = select(*_HOLD_COLUMNS).where(holds.c.id == hold_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    return _hold((await session.execute(stmt)).mappings().first())
+    stmt = _GET_HOLD_LOCKED if lock else _GET_HOLD
+    return _hold((await session.execute(stmt, {"b_hold": hold_id})).mappings().first())
 
 
 async def claim_hold(
@@ -313,27 +388,19 @@ async def claim_hold(
     With `settle_up_to`, settled_micros is set to min(that, amount) in the same statement,
     which is already the final figure whenever the actual cost fits the hold.
     """
-    values: dict[str, Any] = {"status": to_status, "resolved_at": func.now()}
+    params: dict[str, Any] = {"b_hold": hold_id, "b_from": from_status, "b_to": to_status}
+    stmt = _CLAIM_HOLD
     if settle_up_to is not None:
-        values["settled_micros"] = func.least(settle_up_to, holds.c.amount_micros)
-    stmt = (
-        update(holds)
-        .where(holds.c.id == hold_id, holds.c.status == from_status)
-        .values(**values)
-        .returning(*_HOLD_COLUMNS)
-    )
-    return _hold((await session.execute(stmt)).mappings().first())
+        stmt = _CLAIM_HOLD_SETTLING
+        params["b_settle_up_to"] = settle_up_to
+    return _hold((await session.execute(stmt, params)).mappings().first())
 
 
 async def record_settlement(
     session: AsyncSession, hold_id: uuid.UUID, *, settled: int, uncollected: int
 ) -> None:
-    stmt = (
-        update(holds)
-        .where(holds.c.id == hold_id)
-        .values(settled_micros=settled, uncollected_micros=uncollected)
-    )
-    await session.execute(stmt)
+    params = {"b_hold": hold_id, "b_settled": settled, "b_uncollected": uncollected}
+    await session.execute(_RECORD_SETTLEMENT, params)
 
 
 async def expire_holds(
