@@ -12,7 +12,7 @@ from api.auth import ApiKeyAuth
 from api.deps import ResourcesDep
 from domain.errors import InvalidRequest, PermissionDenied
 from domain.pricing import repository as pricing_repo
-from domain.relay.stream import sse_events
+from domain.relay.stream import sse_events, start_pump
 
 router = APIRouter(prefix="/v1", tags=["relay"])
 
@@ -39,7 +39,7 @@ async def chat_completions(
         return JSONResponse(done.body, headers=done.headers)
     opened = await relay.open_stream(plan)
     return StreamingResponse(
-        sse_events(relay, opened),
+        sse_events(start_pump(relay, opened)),
         media_type="text/event-stream",
         headers={**opened.headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -118,9 +118,16 @@ class _Pump:
             self.relay.settled(opened.plan.org_id)
 
 
-async def sse_events(relay: Relay, opened: Opened) -> AsyncIterator[bytes]:
+def start_pump(relay: Relay, opened: Opened) -> _Pump:
+    """Start reading the upstream now, before the response exists: if the server never
+    iterates the body (the client left first), the stream is still drained and billed."""
     pump = _Pump(relay, opened)
     relay.spawn(pump.run())
+    return pump
+
+
+async def sse_events(pump: _Pump) -> AsyncIterator[bytes]:
+    opened = pump.opened
     finished = False
     try:
         while True:
