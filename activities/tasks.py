@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import random
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.deps import ActivityDeps
 from api.runtime import relay_config
@@ -22,9 +24,11 @@ from domain.tasks.views import task_view
 from workflows.media import (
     FINALIZE,
     POLL,
+    RECOVER_STUCK,
     SUBMIT,
     UPSTREAM_REJECTED,
     FinalizeInput,
+    MediaTaskWorkflow,
     PollResult,
     SubmitResult,
     TaskDone,
@@ -75,6 +79,37 @@ class TaskActivities:
                 "message": outcome.error_message or "the provider could not complete the task",
             }
         return PollResult(status=outcome.status, outcome=_outcome_dict(outcome), error=error)
+
+    @activity.defn(name=RECOVER_STUCK)
+    async def recover_stuck(self, older_than_s: int) -> int:
+        """Start the workflow of tasks stuck in `pending` (the API died between committing
+        the task and starting its workflow). A workflow that exists is left alone, so this
+        never runs a task twice; the task then settles or refunds like any other."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        async with self._deps.sessions() as session:
+            stuck = await repository.stale_pending(session, cutoff, limit=100)
+        client = activity.client()
+        started = 0
+        for task in stuck:
+            ref = TaskRef(
+                task_id=str(task.id),
+                deadline_s=1,
+                deadline_at=task.deadline_at,
+                org_id=str(task.org_id),
+                callback_url=task.callback_url,
+            )
+            try:
+                await client.start_workflow(
+                    MediaTaskWorkflow.run,
+                    ref,
+                    id=service.workflow_id(task.id),
+                    task_queue=self._deps.settings.task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                )
+            except WorkflowAlreadyStartedError:
+                continue
+            started += 1
+        return started
 
     @activity.defn(name=FINALIZE)
     async def finalize(self, final: FinalizeInput) -> TaskDone:

@@ -7,11 +7,15 @@ so one run drains a backlog without growing an unbounded history.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+from workflows.media import RECOVER_STUCK as RECOVER_STUCK_TASKS
 
 EXPIRE_STALE_HOLDS = "ledger.expire_stale_holds"
 SCHEDULE_ID = "hold-sweeper"
@@ -22,6 +26,7 @@ SWEEP_EVERY = timedelta(seconds=60)
 class SweepInput(BaseModel):
     batch_size: int = Field(default=500, gt=0)
     max_batches: int = Field(default=20, gt=0)
+    stuck_task_after_s: int = Field(default=120, gt=0)
 
 
 class SweepBatch(BaseModel):
@@ -59,4 +64,14 @@ class HoldSweepWorkflow:
             )
             if batch.expired < params.batch_size:
                 break
+        # Tasks whose workflow never started (a crash right after the 202) are started
+        # here; best effort, the next sweep tries again.
+        with contextlib.suppress(ActivityError):
+            await workflow.execute_activity(
+                RECOVER_STUCK_TASKS,
+                params.stuck_task_after_s,
+                result_type=int,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(maximum_attempts=2),
+            )
         return report

@@ -24,6 +24,7 @@ from workflows.callbacks import CallbackJob, start_callback_child, webhook_id_fo
 SUBMIT = "tasks.submit"
 POLL = "tasks.poll"
 FINALIZE = "tasks.finalize"
+RECOVER_STUCK = "tasks.recover_stuck"
 UPSTREAM_REJECTED = "UpstreamRejected"
 MAX_POLL_PAUSE = timedelta(seconds=30)
 HISTORY_LIMIT = 2_000

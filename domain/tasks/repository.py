@@ -82,3 +82,14 @@ async def set_fields(session: AsyncSession, task_id: uuid.UUID, values: dict[str
     await session.execute(
         update(T).where(T.c.id == task_id).values(**values, updated_at=text("now()"))
     )
+
+
+async def stale_pending(session: AsyncSession, older_than: datetime, limit: int) -> list[Task]:
+    """Tasks still `pending` well after creation: their workflow may never have started."""
+    stmt = (
+        select(Task)
+        .where(T.c.status == "pending", T.c.created_at < older_than)
+        .order_by(T.c.created_at)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())

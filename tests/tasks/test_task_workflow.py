@@ -78,7 +78,7 @@ async def test_success_settles_actual_units(
     assert start - available == 3 * UNIT_PRICES["image"], "reserved before 202"
 
     done = await _wait_terminal(time_skipping_env, client, tenant.key, task["id"])
-    assert done["status"] == "succeeded", done
+    assert done["status"] == "succeeded", done["error"]
     assert done["units"] == 3 and len(done["result"]["urls"]) >= 1  # type: ignore[index]
     assert done["charged_micros"] == 3 * UNIT_PRICES["image"] and done["refunded_micros"] == 0
     end, available = await balance(resources, tenant.org_id)
@@ -151,4 +151,47 @@ async def test_cancel_refunds(
     assert await balance(resources, tenant.org_id) == (start, start)
     again = await client.post(f"/v1/tasks/{task['id']}/cancel", headers=tenant.auth)
     assert again.json()["status"] == "canceled"
+    assert await pending_holds(resources) == 0
+
+
+async def test_sweeper_starts_a_task_whose_workflow_never_started(
+    task_app: tuple[httpx.AsyncClient, str], resources: Resources, media_fake: FakeProvider,
+    time_skipping_env: WorkflowEnvironment,
+) -> None:  # fmt: skip
+    """The API committed the task and its hold, then died before starting the workflow."""
+    from sqlalchemy import text
+
+    from api.relay.tasks import task_config
+    from domain.tasks import service as tasks
+    from workflows.holds import HoldSweepWorkflow, SweepInput
+
+    _, queue = task_app
+    await add_media_model(resources, "img-test", "image")
+    await add_jobs_channel(resources, media_fake, "jobs", ["img-test"])
+    tenant = await make_tenant(resources)
+    start, _ = await balance(resources, tenant.org_id)
+    principal = await resources.key_auth.authenticate(tenant.key)
+    task, created = await tasks.create_task(
+        resources.sessions, task_config(resources), principal, task_type="image",
+        model="img-test", task_input={"prompt": "orphan"}, callback_url=None,
+        idempotency_key=None, request_id="req_orphan",
+    )  # fmt: skip
+    assert created
+    async with resources.sessions.begin() as s:
+        await s.execute(
+            # The time-skipping server's clock runs ahead of the wall clock once earlier
+            # tests skipped time, so give the orphan a deadline that clock cannot pass.
+            text(
+                "UPDATE tasks SET created_at = now() - interval '10 minutes',"
+                " deadline_at = now() + interval '100 years' WHERE id = :i"
+            ),
+            {"i": task.id},
+        )
+    await time_skipping_env.client.execute_workflow(
+        HoldSweepWorkflow.run, SweepInput(), id=f"sweep-{uuid.uuid4()}", task_queue=queue
+    )
+    done = await _wait_terminal(time_skipping_env, task_app[0], tenant.key, task.id)
+    assert done["status"] == "succeeded", done["error"]
+    end, available = await balance(resources, tenant.org_id)
+    assert start - end == UNIT_PRICES["image"] and available == end
     assert await pending_holds(resources) == 0
