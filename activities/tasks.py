@@ -91,10 +91,11 @@ class TaskActivities:
         client = activity.client()
         started = 0
         for task in stuck:
+            # What is left of the deadline, counted from the workflow's own start.
+            left = (task.deadline_at - datetime.now(UTC)) if task.deadline_at else timedelta(0)
             ref = TaskRef(
                 task_id=str(task.id),
-                deadline_s=1,
-                deadline_at=task.deadline_at,
+                deadline_s=max(1, int(left.total_seconds())),
                 org_id=str(task.org_id),
                 callback_url=task.callback_url,
             )

@@ -16,12 +16,17 @@ from api.admin.orgs import router as admin_orgs_router
 from api.enterprise.audit import router as enterprise_audit_router
 from api.errors import install_error_handlers
 from api.health import router as health_router
+from api.metrics import MetricsMiddleware
+from api.metrics import router as metrics_router
 from api.middleware import EdgeMiddleware
+from api.ops.requests import router as ops_router
 from api.portal.api_keys import router as portal_keys_router
 from api.portal.auth import router as portal_auth_router
 from api.portal.byok import router as portal_byok_router
+from api.portal.catalog import router as portal_catalog_router
 from api.portal.checkout import router as portal_checkout_router
 from api.portal.credits import router as portal_credits_router
+from api.portal.usage import router as portal_usage_router
 from api.portal.webhook_secret import router as portal_webhook_secret_router
 from api.relay.chat import router as relay_chat_router
 from api.relay.media import router as relay_media_router
@@ -89,7 +94,13 @@ def create_app(
         admin_credits_router,
         admin_models_router,
         admin_channels_router,
+        portal_catalog_router,
+        portal_usage_router,
+        ops_router,
+        metrics_router,
     ):
         app.include_router(router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outermost, so 413s and the edge's sanitized 500s are counted too.
+    app.add_middleware(MetricsMiddleware)
     return app

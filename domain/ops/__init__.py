@@ -1,0 +1,1 @@
+"""Operator-only reads: request and task drill-downs, timelines, channel health, metrics."""

@@ -1,0 +1,233 @@
+"""Operator drill-downs: everything 0xinf knows about one request or task, in one place.
+
+The timeline is assembled here rather than in SQL because its parts live in different
+stores (PostgreSQL rows and Temporal's workflow history); each entry names its source so a
+support engineer can tell which system said what. Temporal being down must not hide the
+database half, so its part degrades to a marker instead of failing the page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from domain.callbacks import repository as callbacks_repo
+from domain.errors import NotFound
+from domain.ops import repository as repo
+from domain.tasks import repository as tasks_repo
+from domain.usage import repository as usage_repo
+from schema.ledger import Hold, LedgerEntry
+from schema.requests import RequestAttempt, RequestLog
+from schema.tasks import CallbackAttempt, Task
+
+log = logging.getLogger("oxinf.ops")
+
+TemporalGetter = Callable[[], Awaitable[Client]]
+HISTORY_TIMEOUT_S = 5.0
+
+
+def row(obj: Any) -> dict[str, Any]:
+    """A table row as a JSON-ready dict of every column (operators see all of it)."""
+    return {name: getattr(obj, name) for name in type(obj).model_fields}
+
+
+def temporal_link(ui_base: str, namespace: str, workflow_id: str) -> str:
+    return f"{ui_base.rstrip('/')}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id)}"
+
+
+async def request_view(session: AsyncSession, request_id: str) -> dict[str, Any]:
+    found = await repo.get_log(session, request_id)
+    if found is None:
+        raise NotFound("no such request")
+    attempts = await usage_repo.attempts_of(session, request_id)
+    hold_ids = [found.hold_id] if found.hold_id else []
+    holds = await repo.holds_for(session, found.org_id, request_id, hold_ids)
+    all_holds = sorted({h.id for h in holds} | set(hold_ids))
+    entries = await repo.entries_for(session, request_id, all_holds)
+    detail = await repo.get_detail(session, request_id)
+    return {
+        "log": row(found),
+        "attempts": [row(a) for a in attempts],
+        "holds": [row(h) for h in holds],
+        "ledger_entries": [row(e) for e in entries],
+        "detail": row(detail) if detail else None,
+    }
+
+
+async def task_view(session: AsyncSession, task_id: uuid.UUID) -> dict[str, Any]:
+    task = await tasks_repo.get(session, task_id)
+    if task is None:
+        raise NotFound("no such task")
+    reference = f"task:{task.id}"
+    hold_ids = [task.hold_id] if task.hold_id else []
+    holds = await repo.holds_for(session, task.org_id, reference, hold_ids)
+    entries = await repo.entries_for(session, reference, sorted({h.id for h in holds}))
+    callbacks = await callbacks_repo.list_attempts(session, task.org_id, task.id)
+    return {
+        "task": row(task),
+        "holds": [row(h) for h in holds],
+        "ledger_entries": [row(e) for e in entries],
+        "callback_attempts": [row(c) for c in callbacks],
+    }
+
+
+def _at(value: datetime | None) -> datetime:
+    return value or datetime.min.replace(tzinfo=UTC)
+
+
+def _log_entries(found: RequestLog) -> list[dict[str, Any]]:
+    return [
+        {
+            "at": found.created_at,
+            "source": "request_log",
+            "event": f"request.{found.status}",
+            "data": {
+                "model": found.model, "http_status": found.http_status,
+                "error_code": found.error_code, "cost_micros": found.cost_micros,
+                "latency_ms": found.latency_ms, "channel_id": found.channel_id,
+            },
+        }
+    ]  # fmt: skip
+
+
+def _attempt_entry(a: RequestAttempt) -> dict[str, Any]:
+    return {
+        "at": a.created_at, "source": "attempt", "event": f"attempt.{a.outcome}",
+        "data": {
+            "channel_id": a.channel_id, "provider": a.provider, "http_status": a.http_status,
+            "latency_ms": a.latency_ms, "error": a.error,
+            "upstream_request_id": a.upstream_request_id, "diagnostics": a.diagnostics,
+        },
+    }  # fmt: skip
+
+
+def _hold_entries(h: Hold) -> list[dict[str, Any]]:
+    out = [
+        {
+            "at": h.created_at, "source": "hold", "event": "hold.reserved",
+            "data": {"hold_id": h.id, "amount_micros": h.amount_micros},
+        }
+    ]  # fmt: skip
+    if h.resolved_at is not None:
+        out.append(
+            {
+                "at": h.resolved_at, "source": "hold", "event": f"hold.{h.status}",
+                "data": {"hold_id": h.id, "settled_micros": h.settled_micros,
+                         "uncollected_micros": h.uncollected_micros},
+            }
+        )  # fmt: skip
+    return out
+
+
+def _entry(e: LedgerEntry) -> dict[str, Any]:
+    return {
+        "at": e.created_at, "source": "ledger", "event": f"ledger.{e.kind}",
+        "data": {"entry_id": e.id, "amount_micros": e.amount_micros,
+                 "balance_after_micros": e.balance_after_micros, "hold_id": e.hold_id},
+    }  # fmt: skip
+
+
+def _callback_entry(c: CallbackAttempt) -> dict[str, Any]:
+    return {
+        "at": c.created_at, "source": "callback", "event": f"callback.{c.outcome}",
+        "data": {"event": c.event, "attempt": c.attempt, "http_status": c.http_status,
+                 "latency_ms": c.latency_ms, "error": c.error, "url": c.url},
+    }  # fmt: skip
+
+
+def _sorted(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Stable: same-instant entries keep source order (log before attempts before holds ...).
+    return sorted(entries, key=lambda e: _at(e["at"]))
+
+
+async def request_timeline(session: AsyncSession, request_id: str) -> dict[str, Any]:
+    found = await repo.get_log(session, request_id)
+    if found is None:
+        raise NotFound("no such request")
+    attempts = await usage_repo.attempts_of(session, request_id)
+    hold_ids = [found.hold_id] if found.hold_id else []
+    holds = await repo.holds_for(session, found.org_id, request_id, hold_ids)
+    entries = await repo.entries_for(session, request_id, sorted({h.id for h in holds}))
+    timeline = _log_entries(found) + [_attempt_entry(a) for a in attempts]
+    for h in holds:
+        timeline += _hold_entries(h)
+    timeline += [_entry(e) for e in entries]
+    return {"kind": "request", "id": request_id, "org_id": found.org_id,
+            "timeline": _sorted(timeline)}  # fmt: skip
+
+
+async def workflow_history(
+    get_client: TemporalGetter, workflow_id: str
+) -> tuple[list[dict[str, Any]], str | None]:
+    """(events, None) or ([], why) when Temporal cannot be read right now."""
+    try:
+        client = await asyncio.wait_for(get_client(), HISTORY_TIMEOUT_S)
+        history = await asyncio.wait_for(
+            client.get_workflow_handle(workflow_id).fetch_history(), HISTORY_TIMEOUT_S
+        )
+    except Exception as exc:  # any failure: Temporal down, unknown workflow, timeout
+        log.info("workflow history unavailable", extra={"workflow_id": workflow_id})
+        return [], f"{type(exc).__name__}: {exc}"[:300] or "unavailable"
+    events = [
+        {
+            "at": e.event_time.ToDatetime(tzinfo=UTC),
+            "source": "temporal",
+            "event": EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower(),
+            "data": {"event_id": e.event_id},
+        }
+        for e in history.events
+    ]
+    return events, None
+
+
+async def task_timeline(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    get_client: TemporalGetter,
+    *,
+    ui_base: str,
+    namespace: str,
+) -> dict[str, Any]:
+    task: Task | None = await tasks_repo.get(session, task_id)
+    if task is None:
+        raise NotFound("no such task")
+    view = await task_view(session, task_id)
+    timeline: list[dict[str, Any]] = [
+        {"at": task.created_at, "source": "task", "event": "task.created",
+         "data": {"type": task.type, "model": task.model, "request_id": task.request_id}},
+    ]  # fmt: skip
+    if task.finished_at is not None:
+        timeline.append(
+            {"at": task.finished_at, "source": "task", "event": f"task.{task.status}",
+             "data": {"error": task.error, "charged_micros": task.charged_micros}}
+        )  # fmt: skip
+    if task.request_id:
+        found = await repo.get_log(session, task.request_id)
+        if found is not None:
+            timeline += _log_entries(found)
+    for h in await repo.holds_for(session, task.org_id, f"task:{task.id}", []):
+        timeline += _hold_entries(h)
+    timeline += [_entry(e) for e in await repo.entries_for(session, f"task:{task.id}", [])]
+    timeline += [_callback_entry(c) for c in await callbacks_repo.list_attempts(
+        session, task.org_id, task.id)]  # fmt: skip
+    workflow_id = task.workflow_id or f"task-{task.id}"
+    link = temporal_link(ui_base, namespace, workflow_id)
+    events, unavailable = await workflow_history(get_client, workflow_id)
+    timeline = _sorted(timeline + events)
+    for entry in timeline:
+        entry["temporal_url"] = link
+    return {
+        "kind": "task", "id": str(task.id), "org_id": task.org_id,
+        "workflow_id": workflow_id, "temporal_url": link,
+        "temporal": {"available": unavailable is None, "error": unavailable},
+        "task": view["task"], "timeline": timeline,
+    }  # fmt: skip
