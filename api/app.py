@@ -16,7 +16,6 @@ from api.admin.orgs import router as admin_orgs_router
 from api.enterprise.audit import router as enterprise_audit_router
 from api.errors import install_error_handlers
 from api.health import router as health_router
-from api.metrics import MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.middleware import EdgeMiddleware
 from api.ops.requests import router as ops_router
@@ -100,7 +99,6 @@ def create_app(
         metrics_router,
     ):
         app.include_router(router)
+    # The edge middleware also feeds /metrics, so 413s and sanitized 500s are counted.
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
-    # Outermost, so 413s and the edge's sanitized 500s are counted too.
-    app.add_middleware(MetricsMiddleware)
     return app

@@ -2,10 +2,10 @@
 dependency and the format is a few lines).
 
 Two kinds of series:
-- In-process counters and a latency histogram, kept by `MetricsMiddleware` (its own pure
-  ASGI layer, so neither the edge middleware nor the relay had to change). They are per
-  replica, as Prometheus expects; labels are method, route *template* and status code, so
-  cardinality stays bounded whatever paths clients send.
+- In-process counters and a latency histogram (`api.metrics_registry`), fed by the edge
+  middleware that already times every request. They are per replica, as Prometheus
+  expects; labels are method, route *template* and status code, so cardinality stays
+  bounded whatever paths clients send.
 - Gauges read from PostgreSQL: the model a request used is only known to the relay, so
   requests by model/status come from `request_logs` over the last 5 minutes. Every query is
   an aggregate over an index or a small table (see `domain.ops.repository`), and the result
@@ -25,103 +25,18 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import ResourcesDep
+from api.metrics_registry import REGISTRY, Labels, sample
 from domain.ops import repository as ops_repo
 from schema.db import SessionFactory
 
 router = APIRouter(tags=["health"])
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 GAUGE_TTL_S = 10.0
 REQUEST_WINDOW = timedelta(minutes=5)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-
-Labels = tuple[tuple[str, str], ...]
-
-
-class Registry:
-    """Counters and one histogram; plain dicts, touched only from the event loop thread."""
-
-    def __init__(self) -> None:
-        self.requests: dict[Labels, int] = {}
-        self.latency_counts: dict[Labels, list[int]] = {}
-        self.latency_sum: dict[Labels, float] = {}
-
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        labels: Labels = (("method", method), ("route", route), ("code", str(status)))
-        self.requests[labels] = self.requests.get(labels, 0) + 1
-        hist_labels: Labels = (("method", method), ("route", route))
-        counts = self.latency_counts.get(hist_labels)
-        if counts is None:
-            counts = self.latency_counts[hist_labels] = [0] * (len(LATENCY_BUCKETS) + 1)
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                counts[i] += 1
-                break
-        else:
-            counts[-1] += 1
-        self.latency_sum[hist_labels] = self.latency_sum.get(hist_labels, 0.0) + seconds
-
-    def lines(self) -> Iterable[str]:
-        yield "# HELP oxinf_http_requests_total HTTP responses by method, route and code."
-        yield "# TYPE oxinf_http_requests_total counter"
-        for labels, n in sorted(self.requests.items()):
-            yield sample("oxinf_http_requests_total", labels, n)
-        name = "oxinf_http_request_duration_seconds"
-        yield f"# HELP {name} Time to the end of the response (streams included)."
-        yield f"# TYPE {name} histogram"
-        for labels, counts in sorted(self.latency_counts.items()):
-            running = 0
-            for bound, n in zip((*LATENCY_BUCKETS, math.inf), counts, strict=True):
-                running += n
-                le = "+Inf" if bound == math.inf else repr(bound)
-                yield sample(f"{name}_bucket", (*labels, ("le", le)), running)
-            yield sample(f"{name}_sum", labels, self.latency_sum[labels])
-            yield sample(f"{name}_count", labels, running)
-
-
-REGISTRY = Registry()
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def sample(name: str, labels: Labels, value: int | float) -> str:
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-    return f"{name}{{{inner}}} {value}" if inner else f"{name} {value}"
-
-
-class MetricsMiddleware:
-    """Counts every HTTP response; pure ASGI so streamed bodies pass through unbuffered."""
-
-    def __init__(self, app: ASGIApp, registry: Registry = REGISTRY) -> None:
-        self.app = app
-        self.registry = registry
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = [500]
-
-        async def record_status(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.registry.observe(
-                scope.get("method", ""), template, status[0], time.perf_counter() - started
-            )
 
 
 class GaugeCache:

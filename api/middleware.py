@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import current_request_id, new_request_id, set_request_id
 from api.errors import envelope
+from api.metrics_registry import REGISTRY
 
 log = logging.getLogger("oxinf.api")
 access_log = logging.getLogger("oxinf.access")
@@ -90,6 +91,13 @@ class EdgeMiddleware:
                 )
                 status_holder[0] = 500
         finally:
+            route = scope.get("route")
+            REGISTRY.observe(
+                scope.get("method", ""),
+                getattr(route, "path", None) or "unmatched",
+                status_holder[0],
+                time.perf_counter() - started,
+            )
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "request",
