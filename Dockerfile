@@ -8,7 +8,7 @@ COPY domain ./domain
 COPY workflows ./workflows
 COPY activities ./activities
 COPY schema ./schema
-COPY cli.py worker.py ./
+COPY cli.py devstack.py worker.py ./
 RUN pip install . && useradd --system --uid 10001 oxinf
 USER oxinf
 ENV OXINF_ENV=production OXINF_API_HOST=0.0.0.0
