@@ -83,7 +83,9 @@ def _expected(orgs: dict[str, uuid.UUID], *periods: str) -> dict[tuple[uuid.UUID
 
 
 async def _scheduled_run(client: Client, workflow_id: str) -> AllocationReport:
-    for _ in range(200):
+    # The dev server's scheduler starts backfilled runs asynchronously; on a loaded machine
+    # that can take a while, so wait up to a minute (returning as soon as it exists).
+    for _ in range(1200):
         try:
             handle = client.get_workflow_handle(workflow_id, result_type=AllocationReport)
             await handle.describe()
@@ -142,7 +144,7 @@ async def test_allocations_credit_once_per_period_through_runs_schedule_and_back
 
             # Triggered by hand now: allocates the current month, from the scheduled time.
             await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
-            for _ in range(200):
+            for _ in range(1200):
                 recent = (await handle.describe()).info.recent_actions
                 if recent:
                     break
