@@ -29,7 +29,13 @@ from domain.callbacks.secrets import get_or_create
 from domain.callbacks.signing import verify
 from tests.fakes.provider import FakeProvider
 from tests.fixtures.relay import balance, ledger_sums_hold, make_tenant, pending_holds
-from tests.fixtures.tasks import UNIT_PRICES, add_jobs_channel, add_media_model, running_worker
+from tests.fixtures.tasks import (
+    UNIT_PRICES,
+    add_jobs_channel,
+    add_media_model,
+    media_tenant,
+    running_worker,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,10 +110,7 @@ async def test_submit_poll_settle_refund_and_signed_callback(
     receiver: Receiver,
 ) -> None:  # fmt: skip
     client, _ = e2e
-    await add_media_model(resources, "img-e2e", "image")
-    await add_jobs_channel(resources, media_fake, "jobs", ["img-e2e"])
-    tenant = await make_tenant(resources)
-    start, _ = await balance(resources, tenant.org_id)
+    tenant, start = await media_tenant(resources, media_fake, "img-e2e", "image")
 
     ok = await client.post(
         "/v1/tasks",
@@ -152,10 +155,7 @@ async def test_idempotency_key_replays_and_reserves_once(
     e2e: tuple[httpx.AsyncClient, FastAPI], resources: Resources, media_fake: FakeProvider
 ) -> None:
     client, _ = e2e
-    await add_media_model(resources, "img-e2e", "image")
-    await add_jobs_channel(resources, media_fake, "jobs", ["img-e2e"])
-    tenant = await make_tenant(resources)
-    start, _ = await balance(resources, tenant.org_id)
+    tenant, start = await media_tenant(resources, media_fake, "img-e2e", "image")
     body = {"type": "image", "model": "img-e2e", "input": {"prompt": "same"}}
     headers = {**tenant.auth, "idempotency-key": "order-17"}
     replies = await asyncio.gather(
@@ -232,10 +232,9 @@ async def test_worker_killed_mid_task_still_finishes_every_task(
     resources.settings = resources.settings.model_copy(update={"task_queue": queue})
     resources.temporal = TemporalHandle(resources.settings, dev_server_env.client)
     app = create_app(resources=resources)
-    await add_media_model(resources, "vid-kill", "video")
-    await add_jobs_channel(resources, media_fake, "jobs", ["vid-kill"])
-    tenant = await make_tenant(resources, credits_micros=10_000 * 1_000_000)
-    start, _ = await balance(resources, tenant.org_id)
+    tenant, start = await media_tenant(
+        resources, media_fake, "vid-kill", "video", credits_micros=10_000 * 1_000_000
+    )
     media_fake.job_polls_until_done = 4  # a few seconds of polling per task
     env = {k: v for k, v in os.environ.items() if not k.startswith("OXINF_")} | {
         "OXINF_ENV": "test",

@@ -15,8 +15,12 @@ from api.app import create_app
 from api.runtime import Resources
 from api.temporal import TemporalHandle
 from tests.fakes.provider import FakeProvider
-from tests.fixtures.relay import balance, ledger_sums_hold, make_tenant, pending_holds
-from tests.fixtures.tasks import UNIT_PRICES, add_jobs_channel, add_media_model, running_worker
+from tests.fixtures.relay import balance, ledger_sums_hold, pending_holds
+from tests.fixtures.tasks import (
+    UNIT_PRICES,
+    media_tenant,
+    running_worker,
+)
 
 
 @pytest.fixture
@@ -64,10 +68,7 @@ async def test_success_settles_actual_units(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:  # fmt: skip
     client, _ = task_app
-    await add_media_model(resources, "img-test", "image")
-    await add_jobs_channel(resources, media_fake, "jobs", ["img-test"])
-    tenant = await make_tenant(resources)
-    start, _ = await balance(resources, tenant.org_id)
+    tenant, start = await media_tenant(resources, media_fake, "img-test", "image")
 
     task = await _submit(
         client, tenant.key, type="image", model="img-test", input={"prompt": "a cat", "n": 3}
@@ -92,10 +93,7 @@ async def test_upstream_failure_refunds_fully(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:  # fmt: skip
     client, _ = task_app
-    await add_media_model(resources, "vid-test", "video")
-    await add_jobs_channel(resources, media_fake, "jobs", ["vid-test"])
-    tenant = await make_tenant(resources)
-    start, _ = await balance(resources, tenant.org_id)
+    tenant, start = await media_tenant(resources, media_fake, "vid-test", "video")
     media_fake.job_outcome = "failed"
     task = await _submit(
         client, tenant.key, type="video", model="vid-test", input={"prompt": "waves", "seconds": 5}
@@ -113,10 +111,7 @@ async def test_deadline_fails_and_refunds(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:  # fmt: skip
     client, _ = task_app
-    await add_media_model(resources, "vid-test", "video")
-    await add_jobs_channel(resources, media_fake, "jobs", ["vid-test"])
-    tenant = await make_tenant(resources)
-    start, _ = await balance(resources, tenant.org_id)
+    tenant, start = await media_tenant(resources, media_fake, "vid-test", "video")
     media_fake.job_polls_until_done = 10_000  # never finishes within the 120 s deadline
     task = await _submit(
         client, tenant.key, type="video", model="vid-test", input={"prompt": "slow"}
@@ -133,10 +128,7 @@ async def test_cancel_refunds(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:  # fmt: skip
     client, _ = task_app
-    await add_media_model(resources, "vid-test", "video")
-    await add_jobs_channel(resources, media_fake, "jobs", ["vid-test"])
-    tenant = await make_tenant(resources)
-    start, _ = await balance(resources, tenant.org_id)
+    tenant, start = await media_tenant(resources, media_fake, "vid-test", "video")
     media_fake.job_polls_until_done = 10_000
     task = await _submit(client, tenant.key, type="video", model="vid-test", input={"prompt": "x"})
     for _ in range(100):  # wait until it is processing upstream
@@ -166,10 +158,7 @@ async def test_sweeper_starts_a_task_whose_workflow_never_started(
     from workflows.holds import HoldSweepWorkflow, SweepInput
 
     _, queue = task_app
-    await add_media_model(resources, "img-test", "image")
-    await add_jobs_channel(resources, media_fake, "jobs", ["img-test"])
-    tenant = await make_tenant(resources)
-    start, _ = await balance(resources, tenant.org_id)
+    tenant, start = await media_tenant(resources, media_fake, "img-test", "image")
     principal = await resources.key_auth.authenticate(tenant.key)
     task, created = await tasks.create_task(
         resources.sessions, task_config(resources), principal, task_type="image",
