@@ -283,6 +283,15 @@ class Reply:
         err.retryable = retryable
         return err
 
+    def job_id(self, body: dict[str, Any], upstream: Upstream, what: str) -> str:
+        """The id an async job API answered with, or the error it reported instead."""
+        job_id = body.get("id")
+        if not isinstance(job_id, str) or not job_id:
+            if body.get("error"):
+                raise self.error_in_body(body, upstream)
+            raise self.malformed(f"{what} response has no id", upstream)
+        return job_id
+
     def error_in_body(self, body: dict[str, Any], upstream: Upstream) -> UpstreamError:
         """Gateways that report a failure inside a 200, classified like a real status."""
         err = body.get("error")

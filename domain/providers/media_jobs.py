@@ -46,11 +46,7 @@ class JobsMediaAdapter:
         payload = {"model": wire_model(upstream, model), "type": media_type, "input": cleaned}
         reply = await send(http, upstream, "POST", f"{base_url(upstream)}/jobs", payload)
         body = reply.json_object(upstream)
-        job_id = body.get("id")
-        if not isinstance(job_id, str) or not job_id:
-            if body.get("error"):
-                raise reply.error_in_body(body, upstream)
-            raise reply.malformed("job response has no id", upstream)
+        job_id = reply.job_id(body, upstream, "job")
         diagnostics = {**reply.diagnostics, "upstream-job-id": job_id[:200]}
         outcome = _outcome(reply, body, upstream, media_type)
         return MediaSubmission(job_id, outcome, reply.upstream_request_id, diagnostics)

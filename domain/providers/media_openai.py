@@ -107,11 +107,7 @@ async def _video(
     payload = {**cleaned, "model": model, "seconds": str(cleaned["seconds"])}
     reply = await send(http, upstream, "POST", f"{base}/videos", payload)
     view = reply.json_object(upstream)
-    job_id = view.get("id")
-    if not isinstance(job_id, str) or not job_id:
-        if view.get("error"):
-            raise reply.error_in_body(view, upstream)
-        raise reply.malformed("video response has no id", upstream)
+    job_id = reply.job_id(view, upstream, "video")
     diagnostics = {**reply.diagnostics, "upstream-job-id": job_id[:200]}
     outcome = _video_outcome(reply, view, upstream, base)
     return MediaSubmission(job_id, outcome, reply.upstream_request_id, diagnostics)
