@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from domain.errors import DomainError
 
@@ -46,8 +46,13 @@ class RateDecision:
         }
 
 
-async def hit(session: AsyncSession, key_id: uuid.UUID, limit: int) -> RateDecision:
-    """Count one request against the key's current window, or raise `rate_limit_exceeded`."""
+async def hit(
+    session: AsyncSession | AsyncConnection, key_id: uuid.UUID, limit: int
+) -> RateDecision:
+    """Count one request against the key's current window, or raise `rate_limit_exceeded`.
+
+    One statement, so callers on the hot path run it on an autocommit connection: no
+    BEGIN/COMMIT round trips around it."""
     row = (await session.execute(_HIT, {"key": key_id, "limit": limit})).first()
     if row is not None:
         count, window_start = int(row[0]), row[1]

@@ -8,6 +8,7 @@ sweeper expires what a crash leaves behind).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.crypto import SecretBox
 from domain.errors import DomainError, ServiceUnavailable
@@ -93,8 +95,8 @@ class Relay:
     ) -> Plan:
         rate = None
         if key.rpm_limit is not None:
-            async with self.sessions.begin() as session:
-                rate = await ratelimit.hit(session, key.key_id, key.rpm_limit)
+            async with self._autocommit() as conn:
+                rate = await ratelimit.hit(conn, key.key_id, key.rpm_limit)
         async with self.sessions() as session:
             plan = await build_plan(
                 session, self.box, self.cfg, key=key, body=body, kind="chat",
@@ -103,6 +105,12 @@ class Relay:
             )  # fmt: skip
         plan.rate = rate
         return plan
+
+    @contextlib.asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+        engine: AsyncEngine = self.sessions.kw["bind"]
+        async with engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     # --- dispatch ------------------------------------------------------------------------
 
@@ -312,4 +320,4 @@ def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-__all__ = ["AsyncIterator", "Completion", "Opened", "Relay", "UpstreamFailed"]
+__all__ = ["Completion", "Opened", "Relay", "UpstreamFailed"]
