@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -11,6 +14,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SessionFactory = async_sessionmaker[AsyncSession]
+# What Core-only repositories run on: an ORM session, or a bare connection on hot paths
+# where the session's bookkeeping is pure overhead.
+Executor: TypeAlias = AsyncSession | AsyncConnection
 
 
 def to_async_url(url: str) -> str:
@@ -34,3 +40,10 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def engine_of(sessions: SessionFactory) -> AsyncEngine:
+    """The engine behind a session factory, for hot paths that run Core on a connection."""
+    engine = sessions.kw.get("bind")
+    assert isinstance(engine, AsyncEngine), "session factory is not bound to an engine"
+    return engine

@@ -29,10 +29,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.ledger.models import Entry, HoldState
 from schema.base import table_of
+from schema.db import Executor
 from schema.identity import Org
 from schema.keys import ApiKey
 from schema.ledger import CreditAccount, Hold, LedgerEntry
@@ -174,7 +174,7 @@ def _hold(row: RowMapping | None) -> HoldState | None:
 # --- accounts ---------------------------------------------------------------------------
 
 
-async def insert_account(session: AsyncSession, org_id: uuid.UUID) -> bool:
+async def insert_account(session: Executor, org_id: uuid.UUID) -> bool:
     """Create the account if the org exists; False when it already existed or no such org."""
     stmt = (
         insert(accounts)
@@ -186,7 +186,7 @@ async def insert_account(session: AsyncSession, org_id: uuid.UUID) -> bool:
 
 
 async def get_account(
-    session: AsyncSession, org_id: uuid.UUID, *, lock: bool = False
+    session: Executor, org_id: uuid.UUID, *, lock: bool = False
 ) -> tuple[int, int] | None:
     """(balance, available); with `lock`, the row stays locked until the transaction ends."""
     stmt = _GET_ACCOUNT_LOCKED if lock else _GET_ACCOUNT
@@ -195,7 +195,7 @@ async def get_account(
 
 
 async def move_account(
-    session: AsyncSession,
+    session: Executor,
     org_id: uuid.UUID,
     *,
     balance_delta: int,
@@ -216,7 +216,7 @@ async def move_account(
     return None if row is None else (int(row[0]), int(row[1]))
 
 
-async def release_to_accounts(session: AsyncSession, amounts: Mapping[uuid.UUID, int]) -> None:
+async def release_to_accounts(session: Executor, amounts: Mapping[uuid.UUID, int]) -> None:
     """Give released micros back to available, one statement per org in sorted order."""
     params = [{"b_org": org, "b_amount": amounts[org]} for org in sorted(amounts) if amounts[org]]
     if not params:
@@ -237,7 +237,7 @@ async def release_to_accounts(session: AsyncSession, amounts: Mapping[uuid.UUID,
 
 
 async def reserve_key_budget(
-    session: AsyncSession, key_id: uuid.UUID, org_id: uuid.UUID, amount: int
+    session: Executor, key_id: uuid.UUID, org_id: uuid.UUID, amount: int
 ) -> tuple[bool, bool] | None:
     """Reserve on a budgeted key in one round trip: (has_budget, reserved), None if no such key.
 
@@ -249,7 +249,7 @@ async def reserve_key_budget(
 
 
 async def move_key_budget(
-    session: AsyncSession,
+    session: Executor,
     key_id: uuid.UUID,
     *,
     reserved_delta: int,
@@ -265,7 +265,7 @@ async def move_key_budget(
     await session.execute(stmt, params)
 
 
-async def release_key_budgets(session: AsyncSession, amounts: Mapping[uuid.UUID, int]) -> None:
+async def release_key_budgets(session: Executor, amounts: Mapping[uuid.UUID, int]) -> None:
     params = [{"b_key": key, "b_amount": amounts[key]} for key in sorted(amounts) if amounts[key]]
     if not params:
         return
@@ -281,17 +281,17 @@ async def release_key_budgets(session: AsyncSession, amounts: Mapping[uuid.UUID,
 # --- ledger entries ------------------------------------------------------------------------
 
 
-async def insert_entry(session: AsyncSession, values: Mapping[str, Any]) -> Entry | None:
+async def insert_entry(session: Executor, values: Mapping[str, Any]) -> Entry | None:
     """Append an entry; None when its idempotency key is already taken (nothing written)."""
     return _entry((await session.execute(_INSERT_ENTRY, dict(values))).mappings().first())
 
 
-async def entry_by_key(session: AsyncSession, key: str) -> Entry | None:
+async def entry_by_key(session: Executor, key: str) -> Entry | None:
     return _entry((await session.execute(_ENTRY_BY_KEY, {"b_key": key})).mappings().first())
 
 
 async def entry_by_id(
-    session: AsyncSession, entry_id: int, *, org_id: uuid.UUID | None = None, lock: bool = False
+    session: Executor, entry_id: int, *, org_id: uuid.UUID | None = None, lock: bool = False
 ) -> Entry | None:
     stmt = select(*_ENTRY_COLUMNS).where(entries.c.id == entry_id)
     if org_id is not None:
@@ -301,7 +301,7 @@ async def entry_by_id(
     return _entry((await session.execute(stmt)).mappings().first())
 
 
-async def refund_of(session: AsyncSession, entry_id: int) -> Entry | None:
+async def refund_of(session: Executor, entry_id: int) -> Entry | None:
     stmt = select(*_ENTRY_COLUMNS).where(
         entries.c.refunds_entry_id == entry_id, entries.c.kind == "refund"
     )
@@ -309,7 +309,7 @@ async def refund_of(session: AsyncSession, entry_id: int) -> Entry | None:
 
 
 async def list_entries(
-    session: AsyncSession,
+    session: Executor,
     org_id: uuid.UUID,
     *,
     before_id: int | None,
@@ -337,7 +337,7 @@ async def list_entries(
 
 
 async def insert_hold(
-    session: AsyncSession,
+    session: Executor,
     *,
     org_id: uuid.UUID,
     api_key_id: uuid.UUID | None,
@@ -364,19 +364,19 @@ async def insert_hold(
     return _hold((await session.execute(_INSERT_HOLD, params)).mappings().first())
 
 
-async def hold_by_key(session: AsyncSession, key: str) -> HoldState | None:
+async def hold_by_key(session: Executor, key: str) -> HoldState | None:
     return _hold((await session.execute(_HOLD_BY_KEY, {"b_key": key})).mappings().first())
 
 
 async def get_hold(
-    session: AsyncSession, hold_id: uuid.UUID, *, lock: bool = False
+    session: Executor, hold_id: uuid.UUID, *, lock: bool = False
 ) -> HoldState | None:
     stmt = _GET_HOLD_LOCKED if lock else _GET_HOLD
     return _hold((await session.execute(stmt, {"b_hold": hold_id})).mappings().first())
 
 
 async def claim_hold(
-    session: AsyncSession,
+    session: Executor,
     hold_id: uuid.UUID,
     *,
     from_status: str,
@@ -397,14 +397,14 @@ async def claim_hold(
 
 
 async def record_settlement(
-    session: AsyncSession, hold_id: uuid.UUID, *, settled: int, uncollected: int
+    session: Executor, hold_id: uuid.UUID, *, settled: int, uncollected: int
 ) -> None:
     params = {"b_hold": hold_id, "b_settled": settled, "b_uncollected": uncollected}
     await session.execute(_RECORD_SETTLEMENT, params)
 
 
 async def expire_holds(
-    session: AsyncSession, *, now: datetime | None, limit: int
+    session: Executor, *, now: datetime | None, limit: int
 ) -> Sequence[HoldState]:
     """Mark up to `limit` overdue pending holds expired, skipping rows other sweepers hold."""
     cutoff = func.now() if now is None else literal(now)

@@ -26,8 +26,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from domain.errors import Conflict, InvalidRequest, NotFound
 from domain.ledger import repository as repo
 from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
@@ -44,6 +42,7 @@ from domain.ledger.models import (
     Settlement,
     SweepResult,
 )
+from schema.db import Executor
 from schema.ledger import ENTRY_KINDS
 
 MAX_KEY_LENGTH = 200
@@ -84,20 +83,20 @@ def _clean_reason(reason: str | None, *, required: bool) -> str | None:
     return cleaned or None
 
 
-async def _account_missing(session: AsyncSession, org_id: uuid.UUID) -> bool:
+async def _account_missing(session: Executor, org_id: uuid.UUID) -> bool:
     return await repo.get_account(session, org_id) is None
 
 
 # --- accounts ------------------------------------------------------------------------------
 
 
-async def ensure_account(session: AsyncSession, org_id: uuid.UUID) -> Balance:
+async def ensure_account(session: Executor, org_id: uuid.UUID) -> Balance:
     """Create the org's credit account if needed (org creation calls this; repeats are free)."""
     await repo.insert_account(session, org_id)
     return await balance(session, org_id)
 
 
-async def balance(session: AsyncSession, org_id: uuid.UUID) -> Balance:
+async def balance(session: Executor, org_id: uuid.UUID) -> Balance:
     found = await repo.get_account(session, org_id)
     if found is None:
         raise NotFound("credit account not found")
@@ -114,7 +113,7 @@ async def balance(session: AsyncSession, org_id: uuid.UUID) -> Balance:
 
 
 async def credit(
-    session: AsyncSession,
+    session: Executor,
     org_id: uuid.UUID,
     amount_micros: int,
     *,
@@ -133,7 +132,7 @@ async def credit(
 
 
 async def adjust(
-    session: AsyncSession,
+    session: Executor,
     org_id: uuid.UUID,
     amount_micros: int,
     *,
@@ -149,7 +148,7 @@ async def adjust(
 
 
 async def _post(
-    session: AsyncSession,
+    session: Executor,
     org_id: uuid.UUID,
     amount: int,
     kind: str,
@@ -195,7 +194,7 @@ async def _post(
 
 
 async def _replayed_entry(
-    session: AsyncSession, key: str, org_id: uuid.UUID, kind: str, amount: int
+    session: Executor, key: str, org_id: uuid.UUID, kind: str, amount: int
 ) -> Posting | None:
     """The first result for `key`, or Conflict if the key was used for something else."""
     found = await repo.entry_by_key(session, key)
@@ -210,7 +209,7 @@ async def _replayed_entry(
 
 
 async def reserve(
-    session: AsyncSession,
+    session: Executor,
     org_id: uuid.UUID,
     amount_micros: int,
     *,
@@ -274,7 +273,7 @@ async def reserve(
 
 
 async def _replayed_hold(
-    session: AsyncSession,
+    session: Executor,
     key: str,
     org_id: uuid.UUID,
     amount: int,
@@ -301,7 +300,7 @@ def _settlement(hold: HoldState, *, entry_id: int | None, replayed: bool) -> Set
 
 
 async def settle(
-    session: AsyncSession,
+    session: Executor,
     hold_id: uuid.UUID,
     actual_micros: int,
     *,
@@ -398,7 +397,7 @@ def _settle_key(hold_id: uuid.UUID) -> str:
     return f"hold:{hold_id}:settle"
 
 
-async def void(session: AsyncSession, hold_id: uuid.UUID) -> Release:
+async def void(session: Executor, hold_id: uuid.UUID) -> Release:
     """Release a hold unused (dispatch failed). Voiding an expired hold is a no-op success."""
     hold = await repo.claim_hold(session, hold_id, from_status="pending", to_status="voided")
     if hold is None:
@@ -430,7 +429,7 @@ async def void(session: AsyncSession, hold_id: uuid.UUID) -> Release:
 
 
 async def expire_stale_holds(
-    session: AsyncSession, *, now: datetime | None = None, limit: int = 500
+    session: Executor, *, now: datetime | None = None, limit: int = 500
 ) -> SweepResult:
     """Expire one batch of overdue holds; `now=None` uses the database clock.
 
@@ -455,7 +454,7 @@ async def expire_stale_holds(
 
 
 async def refund(
-    session: AsyncSession,
+    session: Executor,
     entry_id: int,
     *,
     key: str,
@@ -515,7 +514,7 @@ async def refund(
 
 
 async def list_entries(
-    session: AsyncSession,
+    session: Executor,
     org_id: uuid.UUID,
     *,
     cursor: str | None = None,

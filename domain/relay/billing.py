@@ -1,5 +1,8 @@
 """The relay's money and memory: holds, settlement and the request log, written together.
 
+These run on plain Core connections (`engine.begin()`), not ORM sessions: every statement
+here is Core, and the session's bookkeeping was measurable CPU on each call.
+
 Every finished call ends in exactly one transaction that settles (or voids) its hold and
 writes its log, attempts and optional content, so the ledger and the log can never
 disagree about whether a request was charged.
@@ -18,7 +21,7 @@ from domain.providers import Usage
 from domain.relay.plan import Billing, Plan, RelayConfig, Route
 from domain.routing import repository as channels_repo
 from domain.usage import repository as usage_repo
-from schema.db import SessionFactory
+from schema.db import SessionFactory, engine_of
 
 log = logging.getLogger("oxinf.relay")
 
@@ -73,7 +76,7 @@ class HoldTracker:
     ) -> None:
         if self.hold_id is not None and amount <= self.amount:
             return
-        async with sessions.begin() as session:
+        async with engine_of(sessions).begin() as session:
             if self.hold_id is not None:
                 await ledger.void(session, self.hold_id)
             self.reservations += 1
@@ -94,7 +97,7 @@ class HoldTracker:
         if self.hold_id is None:
             return
         try:
-            async with sessions.begin() as session:
+            async with engine_of(sessions).begin() as session:
                 await ledger.void(session, self.hold_id)
         except Exception:
             log.exception(
@@ -171,7 +174,7 @@ async def finish_success(
 ) -> Outcome:
     list_cost = usage_cost(snapshot, usage, plan)
     cost = uncollected = 0
-    async with sessions.begin() as session:
+    async with engine_of(sessions).begin() as session:
         if route.billing == "platform" and hold.hold_id is not None:
             settled = await ledger.settle(session, hold.hold_id, list_cost)
             cost, uncollected = settled.charged_micros, settled.uncollected_micros
@@ -219,7 +222,7 @@ async def finish_failure(
     error_message: str,
     billing: Billing = "platform",
 ) -> None:
-    async with sessions.begin() as session:
+    async with engine_of(sessions).begin() as session:
         if hold.hold_id is not None:
             await ledger.void(session, hold.hold_id)
         await usage_repo.insert_log(

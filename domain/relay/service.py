@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.crypto import SecretBox
 from domain.errors import DomainError, ServiceUnavailable
@@ -30,7 +30,7 @@ from domain.relay.billing import Attempts, HoldTracker, Outcome, finish_failure,
 from domain.relay.cache import TtlCache
 from domain.relay.plan import ModelRoutes, Plan, RelayConfig, Route, build_plan
 from domain.routing import repository as channels_repo
-from schema.db import SessionFactory
+from schema.db import SessionFactory, engine_of
 
 log = logging.getLogger("oxinf.relay")
 T = TypeVar("T")
@@ -108,8 +108,7 @@ class Relay:
 
     @contextlib.asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
-        engine: AsyncEngine = self.sessions.kw["bind"]
-        async with engine.connect() as conn:
+        async with engine_of(self.sessions).connect() as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     # --- dispatch ------------------------------------------------------------------------

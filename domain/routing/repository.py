@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema.base import table_of
 from schema.channels import Channel
+from schema.db import Executor
 
 C = table_of(Channel)
 
@@ -97,7 +98,7 @@ _CLAIM_TRIAL = text(
 )
 
 
-async def record_success(session: AsyncSession, channel_id: uuid.UUID) -> None:
+async def record_success(session: Executor, channel_id: uuid.UUID) -> None:
     await session.execute(_SUCCESS, {"id": channel_id})
 
 

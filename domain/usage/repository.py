@@ -9,6 +9,7 @@ from sqlalchemy import Insert, Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema.base import table_of
+from schema.db import Executor
 from schema.requests import RequestAttempt, RequestDetail, RequestLog
 
 LOGS = table_of(RequestLog)
@@ -65,7 +66,7 @@ def _log_with_attempt(log_keys: tuple[str, ...], attempt_keys: tuple[str, ...]) 
 
 
 async def insert_log(
-    session: AsyncSession,
+    session: Executor,
     log: dict[str, Any],
     attempts: list[dict[str, Any]],
     detail: dict[str, Any] | None,
