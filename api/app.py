@@ -14,6 +14,9 @@ from api.admin.credits import router as admin_credits_router
 from api.admin.models import router as admin_models_router
 from api.admin.orgs import router as admin_orgs_router
 from api.enterprise.audit import router as enterprise_audit_router
+from api.enterprise.invoices import router as enterprise_invoices_router
+from api.enterprise.members import router as enterprise_members_router
+from api.enterprise.org import router as enterprise_org_router
 from api.errors import install_error_handlers
 from api.health import router as health_router
 from api.metrics import router as metrics_router
@@ -89,6 +92,9 @@ def create_app(
         stripe_webhook_router,
         portal_webhook_secret_router,
         enterprise_audit_router,
+        enterprise_org_router,
+        enterprise_members_router,
+        enterprise_invoices_router,
         admin_orgs_router,
         admin_credits_router,
         admin_models_router,

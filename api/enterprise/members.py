@@ -1,0 +1,90 @@
+"""Members of the caller's org and their roles, departments and cost centers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+
+from api.auth import OrgCtx
+from api.deps import SessionDep
+from domain.enterprise import service as enterprise
+from domain.enterprise.repository import Member
+
+router = APIRouter(prefix="/enterprise/v1/members", tags=["enterprise: members"])
+
+Role = Literal["owner", "admin", "finance", "member"]
+
+
+class MemberOut(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    role: str
+    department: str | None
+    cost_center: str | None
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, m: Member) -> MemberOut:
+        return cls.model_validate(m, from_attributes=True)
+
+
+class MemberList(BaseModel):
+    data: list[MemberOut]
+
+
+class MemberIn(BaseModel):
+    email: str = Field(max_length=320)
+    role: Role = "member"
+    department: str | None = Field(default=None, max_length=200)
+    cost_center: str | None = Field(default=None, max_length=200)
+
+
+class MemberPatch(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    role: Role | None = None
+    department: str | None = Field(default=None, max_length=200)
+    cost_center: str | None = Field(default=None, max_length=200)
+
+
+@router.get("")
+async def list_members(ctx: OrgCtx, session: SessionDep) -> MemberList:
+    return MemberList(data=[MemberOut.of(m) for m in await enterprise.list_members(session, ctx)])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    description=(
+        "Adds an existing 0xinf user, found by email, to this org. No invitation email is "
+        "sent (this system sends no email): the person must already have signed up, else "
+        "404. Only owners may grant the owner role."
+    ),
+)
+async def add_member(body: MemberIn, ctx: OrgCtx, session: SessionDep) -> MemberOut:
+    found = await enterprise.add_member(session, ctx, **body.model_dump())
+    await session.commit()
+    return MemberOut.of(found)
+
+
+@router.patch(
+    "/{user_id}",
+    description="Set a field to null to clear department or cost center.",
+)
+async def update_member(
+    user_id: uuid.UUID, body: MemberPatch, ctx: OrgCtx, session: SessionDep
+) -> MemberOut:
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+    found = await enterprise.update_member(session, ctx, user_id, changes)
+    await session.commit()
+    return MemberOut.of(found)
+
+
+@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_member(user_id: uuid.UUID, ctx: OrgCtx, session: SessionDep) -> None:
+    await enterprise.remove_member(session, ctx, user_id)
+    await session.commit()
