@@ -19,6 +19,7 @@ from api.errors import error_response
 from api.relay.tasks import submit_task
 from api.runtime import Resources
 from domain.errors import InvalidRequest
+from domain.keys.auth import KeyPrincipal
 from domain.tasks import service as tasks
 from schema.tasks import Task
 
@@ -46,6 +47,24 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     return body
+
+
+async def _submit(
+    resources: Resources,
+    key: KeyPrincipal,
+    request: Request,
+    task_type: str,
+    body: dict[str, Any],
+    task_input: dict[str, Any],
+) -> tuple[Task, dict[str, str]]:
+    """Every shim creates the same task `POST /v1/tasks` would, honouring Idempotency-Key."""
+    task, _, headers = await submit_task(
+        resources, key, task_type=task_type, model=str(body.get("model") or ""),
+        task_input=task_input, callback_url=None,
+        idempotency_key=request.headers.get("idempotency-key"),
+        request_id=request.state.request_id,
+    )  # fmt: skip
+    return task, headers
 
 
 async def _wait(resources: Resources, task: Task) -> Task:
@@ -94,12 +113,7 @@ async def images_generations(
 ) -> JSONResponse:
     body = await _body(request)
     task_input = {k: v for k, v in body.items() if k not in ("model", "response_format", "user")}
-    task, _, headers = await submit_task(
-        resources, key, task_type="image", model=str(body.get("model") or ""),
-        task_input=task_input, callback_url=None,
-        idempotency_key=request.headers.get("idempotency-key"),
-        request_id=request.state.request_id,
-    )  # fmt: skip
+    task, headers = await _submit(resources, key, request, "image", body, task_input)
     task = await _wait(resources, task)
     if task.status == "failed" or task.status == "canceled":
         return _failure(task)
@@ -141,12 +155,7 @@ async def create_video(request: Request, key: ApiKeyAuth, resources: ResourcesDe
         task_input["seconds"] = seconds
     if body.get("size"):
         task_input["size"] = body["size"]
-    task, _, headers = await submit_task(
-        resources, key, task_type="video", model=str(body.get("model") or ""),
-        task_input=task_input, callback_url=None,
-        idempotency_key=request.headers.get("idempotency-key"),
-        request_id=request.state.request_id,
-    )  # fmt: skip
+    task, headers = await _submit(resources, key, request, "video", body, task_input)
     return JSONResponse(_video(task), headers=headers)
 
 
@@ -166,12 +175,7 @@ async def audio_speech(request: Request, key: ApiKeyAuth, resources: ResourcesDe
         "voice": body.get("voice") or "alloy",
         "format": body.get("response_format") or "mp3",
     }
-    task, _, headers = await submit_task(
-        resources, key, task_type="audio", model=str(body.get("model") or ""),
-        task_input=task_input, callback_url=None,
-        idempotency_key=request.headers.get("idempotency-key"),
-        request_id=request.state.request_id,
-    )  # fmt: skip
+    task, headers = await _submit(resources, key, request, "audio", body, task_input)
     task = await _wait(resources, task)
     if task.status in ("failed", "canceled"):
         return _failure(task)

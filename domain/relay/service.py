@@ -246,8 +246,7 @@ class Relay:
         hold, attempts = HoldTracker(), Attempts(plan.request_id)
 
         async def call(route: Route, mr: ModelRoutes | None) -> Any:
-            body = plan.body_for(route, mr.max_output if mr else None)
-            model = mr.model if mr else plan.model.name
+            body, model = _wire_request(plan, route, mr)
             return await adapter_for(route.provider).chat(self.http, route.upstream, body, model)
 
         route, model, model_routes, result = await self._run(plan, hold, attempts, call)
@@ -276,8 +275,7 @@ class Relay:
         hold, attempts = HoldTracker(), Attempts(plan.request_id)
 
         async def call(route: Route, mr: ModelRoutes | None) -> ChatStream:
-            body = plan.body_for(route, mr.max_output if mr else None)
-            model = mr.model if mr else plan.model.name
+            body, model = _wire_request(plan, route, mr)
             return await adapter_for(route.provider).stream(self.http, route.upstream, body, model)
 
         route, model, model_routes, stream = await self._run(plan, hold, attempts, call)
@@ -313,6 +311,12 @@ class Relay:
         """Wait for in-flight stream settlements (shutdown and tests)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def _wire_request(plan: Plan, route: Route, mr: ModelRoutes | None) -> tuple[dict[str, Any], str]:
+    """The body to send (capped where the upstream needs it) and the model to answer as."""
+    body = plan.body_for(route, mr.max_output if mr else None)
+    return body, mr.model if mr else plan.model.name
 
 
 def _ms(started: float) -> int:
