@@ -14,9 +14,13 @@ from api.admin.credits import router as admin_credits_router
 from api.admin.models import router as admin_models_router
 from api.admin.orgs import router as admin_orgs_router
 from api.enterprise.audit import router as enterprise_audit_router
+from api.enterprise.budgets import router as enterprise_budgets_router
 from api.enterprise.invoices import router as enterprise_invoices_router
 from api.enterprise.members import router as enterprise_members_router
 from api.enterprise.org import router as enterprise_org_router
+from api.enterprise.structure import cost_centers as enterprise_cost_centers_router
+from api.enterprise.structure import departments as enterprise_departments_router
+from api.enterprise.structure import policies as enterprise_policies_router
 from api.errors import install_error_handlers
 from api.health import router as health_router
 from api.metrics import router as metrics_router
@@ -95,6 +99,10 @@ def create_app(
         enterprise_org_router,
         enterprise_members_router,
         enterprise_invoices_router,
+        enterprise_departments_router,
+        enterprise_cost_centers_router,
+        enterprise_policies_router,
+        enterprise_budgets_router,
         admin_orgs_router,
         admin_credits_router,
         admin_models_router,

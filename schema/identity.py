@@ -56,8 +56,12 @@ class Membership(SQLModel, table=True):
     user_id: uuid.UUID = Field(sa_column=fk_uuid("users.id", ondelete="CASCADE"))
     org_id: uuid.UUID = Field(sa_column=fk_uuid("orgs.id", ondelete="CASCADE"))
     role: str = Field(max_length=20)
-    department: str | None = Field(default=None, max_length=200)
-    cost_center: str | None = Field(default=None, max_length=200)
+    department_id: uuid.UUID | None = Field(
+        default=None, sa_column=fk_uuid("departments.id", nullable=True, ondelete="SET NULL")
+    )
+    cost_center_id: uuid.UUID | None = Field(
+        default=None, sa_column=fk_uuid("cost_centers.id", nullable=True, ondelete="SET NULL")
+    )
     created_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
 
 

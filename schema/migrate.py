@@ -34,20 +34,21 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def _upgrade(sync_conn: Connection) -> None:
+def _upgrade(sync_conn: Connection, target: str) -> None:
     sync_conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
     cfg = alembic_config()
     cfg.attributes["connection"] = sync_conn
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, target)
 
 
 def _current(sync_conn: Connection) -> str | None:
     return MigrationContext.configure(sync_conn).get_current_revision()
 
 
-async def upgrade(engine: AsyncEngine) -> None:
+async def upgrade(engine: AsyncEngine, target: str = "head") -> None:
+    """`target` is for tests of a data migration; everything else goes to head."""
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(_upgrade, target)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -5,6 +5,7 @@ from schema.channels import Channel
 from schema.identity import LoginThrottle, Membership, Org, PortalSession, User
 from schema.keys import ApiKey, ByokKey
 from schema.ledger import CreditAccount, Hold, LedgerEntry
+from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage, CostCenter, Department
 from schema.payments import OrgBilling, Payment, StripeEvent, UsageMonthly
 from schema.pricing import Model, ModelPrice
 from schema.requests import RateLimitWindow, RequestAttempt, RequestDetail, RequestLog
@@ -13,10 +14,15 @@ from schema.tasks import CallbackAttempt, Task, WebhookSecret
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "BudgetAlert",
+    "BudgetPolicy",
+    "BudgetUsage",
     "ByokKey",
     "CallbackAttempt",
     "Channel",
+    "CostCenter",
     "CreditAccount",
+    "Department",
     "Hold",
     "LedgerEntry",
     "LoginThrottle",

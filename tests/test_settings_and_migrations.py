@@ -10,10 +10,12 @@ import pytest
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from pydantic import SecretStr
+from sqlalchemy import text
 
 from api.app import create_app
 from api.settings import ConfigError, Settings
-from schema.migrate import DatabaseNotMigrated, head_revision
+from schema.db import create_engine
+from schema.migrate import DatabaseNotMigrated, head_revision, upgrade
 from tests.fixtures.db import create_database, drop_database
 
 GOOD = {
@@ -72,3 +74,43 @@ async def test_startup_refuses_unmigrated_database(server_url: str, tmp_path: Pa
 
 def test_migrations_have_one_head() -> None:
     assert head_revision() is not None
+
+
+async def test_0004_turns_membership_labels_into_departments_and_cost_centers(
+    server_url: str,
+) -> None:
+    """Labels typed before 0004 become one entity per org and label, case-insensitively."""
+    name = "oxinf_mig0004_" + secrets.token_hex(3)
+    url = await create_database(server_url, name)
+    engine = create_engine(url, pool_size=1)
+    try:
+        await upgrade(engine, "0003")
+        async with engine.begin() as conn:
+            org = (await conn.execute(text(
+                "INSERT INTO orgs (id, name) VALUES (gen_random_uuid(), 'acme') RETURNING id"
+            ))).scalar_one()  # fmt: skip
+            for i, (dept, cc) in enumerate([("R&D", "cc-1"), (" r&d ", "CC-1"), (None, " ")]):
+                user = (await conn.execute(text(
+                    "INSERT INTO users (id, email, password_hash) VALUES"
+                    " (gen_random_uuid(), :e, 'x') RETURNING id"
+                ), {"e": f"u{i}@example.com"})).scalar_one()  # fmt: skip
+                await conn.execute(
+                    text(
+                        "INSERT INTO memberships (id, user_id, org_id, role, department,"
+                        " cost_center) VALUES (gen_random_uuid(), :u, :o, 'member', :d, :c)"
+                    ),
+                    {"u": user, "o": org, "d": dept, "c": cc},
+                )
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            depts = (await conn.execute(text("SELECT name FROM departments"))).scalars().all()
+            ccs = (await conn.execute(text("SELECT code FROM cost_centers"))).scalars().all()
+            assigned = (await conn.execute(text(
+                "SELECT count(department_id), count(cost_center_id) FROM memberships"
+            ))).one()  # fmt: skip
+        assert len(depts) == 1 and depts[0].lower() == "r&d"
+        assert len(ccs) == 1 and ccs[0].lower() == "cc-1"
+        assert tuple(assigned) == (2, 2)
+    finally:
+        await engine.dispose()
+        await drop_database(server_url, name)

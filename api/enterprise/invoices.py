@@ -8,7 +8,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
 from api.deps import SessionDep
@@ -21,7 +21,8 @@ MONTH = Path(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="calendar month,
 
 
 class InvoiceLineOut(BaseModel):
-    cost_center: str
+    cost_center: str = Field(description='the cost center\'s code, or "unassigned"')
+    name: str | None = Field(description="the cost center's display name, if it has one")
     attributed: bool
     entries: int
     debit_micros: int
@@ -39,7 +40,9 @@ class InvoiceOut(BaseModel):
     total_credits: str
 
 
-CSV_HEADER = ("month", "cost_center", "attributed", "entries", "debit_micros", "debit_credits")
+CSV_HEADER = (
+    "month", "cost_center", "name", "attributed", "entries", "debit_micros", "debit_credits",
+)  # fmt: skip
 
 
 # Registered before the JSON route: "{month}" would otherwise also match "2026-01.csv".
@@ -56,11 +59,11 @@ async def invoice_csv(ctx: OrgCtx, session: SessionDep, month: str = MONTH) -> R
     writer.writerow(CSV_HEADER)
     for line in invoice.lines:
         writer.writerow(
-            (month, line.cost_center, str(line.attributed).lower(), line.entries,
-             line.debit_micros, line.debit_credits)
+            (month, line.cost_center, line.name or "", str(line.attributed).lower(),
+             line.entries, line.debit_micros, line.debit_credits)
         )  # fmt: skip
     writer.writerow(
-        (month, "TOTAL", "", invoice.entries, invoice.total_micros,
+        (month, "TOTAL", "", "", invoice.entries, invoice.total_micros,
          format_credits(invoice.total_micros))
     )  # fmt: skip
     return Response(
@@ -80,6 +83,7 @@ async def invoice_json(ctx: OrgCtx, session: SessionDep, month: str = MONTH) -> 
         cost_centers=[
             InvoiceLineOut(
                 cost_center=line.cost_center,
+                name=line.name,
                 attributed=line.attributed,
                 entries=line.entries,
                 debit_micros=line.debit_micros,

@@ -23,8 +23,10 @@ class MemberOut(BaseModel):
     user_id: uuid.UUID
     email: str
     role: str
-    department: str | None
-    cost_center: str | None
+    department_id: uuid.UUID | None
+    department: str | None = Field(description="the department's name")
+    cost_center_id: uuid.UUID | None
+    cost_center: str | None = Field(description="the cost center's code")
     created_at: datetime | None
 
     @classmethod
@@ -39,16 +41,16 @@ class MemberList(BaseModel):
 class MemberIn(BaseModel):
     email: str = Field(max_length=320)
     role: Role = "member"
-    department: str | None = Field(default=None, max_length=200)
-    cost_center: str | None = Field(default=None, max_length=200)
+    department_id: uuid.UUID | None = None
+    cost_center_id: uuid.UUID | None = None
 
 
 class MemberPatch(BaseModel):
     model_config = {"extra": "forbid"}
 
     role: Role | None = None
-    department: str | None = Field(default=None, max_length=200)
-    cost_center: str | None = Field(default=None, max_length=200)
+    department_id: uuid.UUID | None = None
+    cost_center_id: uuid.UUID | None = None
 
 
 @router.get("")
@@ -62,7 +64,8 @@ async def list_members(ctx: OrgCtx, session: SessionDep) -> MemberList:
     description=(
         "Adds an existing 0xinf user, found by email, to this org. No invitation email is "
         "sent (this system sends no email): the person must already have signed up, else "
-        "404. Only owners may grant the owner role."
+        "404. Only owners may grant the owner role. `department_id` and `cost_center_id` "
+        "name entities from /enterprise/v1/departments and /enterprise/v1/cost-centers."
     ),
 )
 async def add_member(body: MemberIn, ctx: OrgCtx, session: SessionDep) -> MemberOut:
@@ -73,7 +76,7 @@ async def add_member(body: MemberIn, ctx: OrgCtx, session: SessionDep) -> Member
 
 @router.patch(
     "/{user_id}",
-    description="Set a field to null to clear department or cost center.",
+    description="Set department_id or cost_center_id to null to clear it.",
 )
 async def update_member(
     user_id: uuid.UUID, body: MemberPatch, ctx: OrgCtx, session: SessionDep

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from api.auth import ApiKeyAuth
 from api.deps import ResourcesDep
+from domain.enterprise import governance
 from domain.errors import InvalidRequest, PermissionDenied
 from domain.pricing import repository as pricing_repo
 from domain.relay.stream import sse_events, start_pump
@@ -51,6 +52,7 @@ async def list_models(key: ApiKeyAuth, resources: ResourcesDep) -> dict[str, Any
         raise PermissionDenied("this key lacks the llm:models scope")
     async with resources.sessions() as session:
         catalog = await pricing_repo.list_models(session, enabled_only=True, at=None)
+        rules = await governance.for_key(session, key.org_id, key.key_id)
     data = [
         {
             "id": entry.model.name,
@@ -59,6 +61,8 @@ async def list_models(key: ApiKeyAuth, resources: ResourcesDep) -> dict[str, Any
             "owned_by": entry.model.provider or "0xinf",
         }
         for entry in catalog
-        if entry.price is not None and key.allows_model(entry.model.name)
+        if entry.price is not None
+        and key.allows_model(entry.model.name)
+        and rules.allows_model(entry.model.name)
     ]
     return {"object": "list", "data": data}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,7 @@ from schema.base import table_of
 from schema.identity import Membership, Org, User
 from schema.keys import ApiKey
 from schema.ledger import LedgerEntry
+from schema.org_structure import CostCenter, Department
 from schema.requests import RequestLog
 from schema.tasks import Task
 
@@ -28,6 +29,8 @@ K = table_of(ApiKey)
 LE = table_of(LedgerEntry)
 RL = table_of(RequestLog)
 T = table_of(Task)
+D = table_of(Department)
+CC = table_of(CostCenter)
 
 
 @dataclass(frozen=True)
@@ -35,14 +38,17 @@ class Member:
     user_id: uuid.UUID
     email: str
     role: str
-    department: str | None
-    cost_center: str | None
+    department_id: uuid.UUID | None
+    department: str | None  # the department's name
+    cost_center_id: uuid.UUID | None
+    cost_center: str | None  # the cost center's code
     created_at: datetime | None
 
 
 @dataclass(frozen=True)
 class CostCenterTotal:
-    cost_center: str | None  # None: no key or no membership to attribute the debit to
+    cost_center: str | None  # its code; None: no key, membership or cost center to charge
+    name: str | None
     entries: int
     debit_micros: int  # positive: what the org was charged
 
@@ -67,9 +73,21 @@ async def update_org(session: AsyncSession, org_id: uuid.UUID, values: dict[str,
 
 
 def _member_select() -> Any:
-    return select(
-        M.c.user_id, U.c.email, M.c.role, M.c.department, M.c.cost_center, M.c.created_at
-    ).join(U, U.c.id == M.c.user_id)
+    return (
+        select(
+            M.c.user_id,
+            U.c.email,
+            M.c.role,
+            M.c.department_id,
+            D.c.name,
+            M.c.cost_center_id,
+            CC.c.code,
+            M.c.created_at,
+        )
+        .join(U, U.c.id == M.c.user_id)
+        .outerjoin(D, D.c.id == M.c.department_id)
+        .outerjoin(CC, CC.c.id == M.c.cost_center_id)
+    )
 
 
 async def list_members(session: AsyncSession, org_id: uuid.UUID) -> list[Member]:
@@ -93,8 +111,8 @@ async def insert_member(
     org_id: uuid.UUID,
     user_id: uuid.UUID,
     role: str,
-    department: str | None,
-    cost_center: str | None,
+    department_id: uuid.UUID | None,
+    cost_center_id: uuid.UUID | None,
 ) -> bool:
     """False when the user already belongs to the org (the unique index decides)."""
     stmt = (
@@ -104,8 +122,8 @@ async def insert_member(
             org_id=org_id,
             user_id=user_id,
             role=role,
-            department=department,
-            cost_center=cost_center,
+            department_id=department_id,
+            cost_center_id=cost_center_id,
         )
         .on_conflict_do_nothing()
         .returning(M.c.id)
@@ -168,18 +186,19 @@ async def debits_by_cost_center(
         )
         .subquery("d")
     )
-    cost_center = func.nullif(func.btrim(M.c.cost_center), literal(""))
     stmt = (
         select(
-            cost_center.label("cc"),
+            CC.c.code,
+            CC.c.name,
             func.count(),
             func.coalesce(func.sum(-debits.c.amount_micros), 0),
         )
         .select_from(debits)
         .outerjoin(K, (K.c.id == debits.c.key_id) & (K.c.org_id == org_id))
         .outerjoin(M, (M.c.user_id == K.c.created_by) & (M.c.org_id == org_id))
-        .group_by(cost_center)
-        .order_by(cost_center.nulls_last())
+        .outerjoin(CC, (CC.c.id == M.c.cost_center_id) & (CC.c.org_id == org_id))
+        .group_by(CC.c.id, CC.c.code, CC.c.name)
+        .order_by(CC.c.code.nulls_last())
     )
     rows = (await session.execute(stmt)).all()
-    return [CostCenterTotal(cc, int(n), int(total)) for cc, n, total in rows]
+    return [CostCenterTotal(code, name, int(n), int(total)) for code, name, n, total in rows]

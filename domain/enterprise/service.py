@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit.service import record
 from domain.enterprise import repository as repo
+from domain.enterprise import structure
 from domain.errors import Conflict, InvalidField, NotFound, PermissionDenied
 from domain.identity import repository as identity_repo
 from domain.identity.service import ROLE_RANK, OrgContext, normalize_email
@@ -23,7 +24,7 @@ from domain.pricing.cost import format_credits
 from schema.identity import POWER_LEVELS, Org
 
 ORG_EDITABLE = ("name", "power_level", "retention_days", "byok_fallback")
-MEMBER_EDITABLE = ("role", "department", "cost_center")
+MEMBER_EDITABLE = ("role", "department_id", "cost_center_id")
 UNASSIGNED = "unassigned"
 MONTH_RE = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 
@@ -33,7 +34,13 @@ def org_summary(org: Org) -> dict[str, Any]:
 
 
 def member_summary(m: repo.Member) -> dict[str, Any]:
-    return {"role": m.role, "department": m.department, "cost_center": m.cost_center}
+    return {
+        "role": m.role,
+        "department": m.department,
+        "department_id": str(m.department_id) if m.department_id else None,
+        "cost_center": m.cost_center,
+        "cost_center_id": str(m.cost_center_id) if m.cost_center_id else None,
+    }
 
 
 # --- org settings ------------------------------------------------------------------------
@@ -85,15 +92,6 @@ async def update_org(session: AsyncSession, ctx: OrgContext, changes: dict[str, 
 # --- members -----------------------------------------------------------------------------
 
 
-def _clean_label(value: str | None, param: str) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if len(value) > 200:
-        raise InvalidField(f"{param} must be at most 200 characters", param=param)
-    return value or None
-
-
 def _check_role(role: str) -> None:
     if role not in ROLE_RANK:
         raise InvalidField(f"role must be one of {', '.join(ROLE_RANK)}", param="role")
@@ -118,8 +116,8 @@ async def add_member(
     *,
     email: str,
     role: str,
-    department: str | None = None,
-    cost_center: str | None = None,
+    department_id: uuid.UUID | None = None,
+    cost_center_id: uuid.UUID | None = None,
 ) -> repo.Member:
     """Adds someone who already has an account; there is no invitation mail to send."""
     ctx.require("admin")
@@ -135,8 +133,8 @@ async def add_member(
         ctx.org.id,
         user.id,
         role,
-        _clean_label(department, "department"),
-        _clean_label(cost_center, "cost_center"),
+        await structure.resolve(session, "department", ctx.org.id, department_id),
+        await structure.resolve(session, "cost_center", ctx.org.id, cost_center_id),
     )
     if not added:
         raise Conflict("this user is already a member of the org", param="email")
@@ -162,9 +160,11 @@ async def update_member(
             raise InvalidField("role cannot be null", param="role")
         _check_role(changes["role"])
         values["role"] = changes["role"]
-    for label in ("department", "cost_center"):
-        if label in changes:
-            values[label] = _clean_label(changes[label], label)
+    for kind in ("department", "cost_center"):
+        if f"{kind}_id" in changes:
+            values[f"{kind}_id"] = await structure.resolve(
+                session, kind, ctx.org.id, changes[f"{kind}_id"]
+            )
     target = await _locked_member(session, ctx, user_id)
     role = values.get("role", target.role)
     if role != target.role:
@@ -205,7 +205,8 @@ async def remove_member(session: AsyncSession, ctx: OrgContext, user_id: uuid.UU
 
 @dataclass(frozen=True)
 class InvoiceLine:
-    cost_center: str
+    cost_center: str  # the code, or "unassigned"
+    name: str | None
     attributed: bool  # False for the "unassigned" line
     entries: int
     debit_micros: int
@@ -250,7 +251,11 @@ async def monthly_invoice(session: AsyncSession, ctx: OrgContext, month: str) ->
     rows = await repo.debits_by_cost_center(session, ctx.org.id, start, end)
     lines = [
         InvoiceLine(
-            r.cost_center or UNASSIGNED, r.cost_center is not None, r.entries, r.debit_micros
+            r.cost_center or UNASSIGNED,
+            r.name,
+            r.cost_center is not None,
+            r.entries,
+            r.debit_micros,
         )
         for r in rows
     ]

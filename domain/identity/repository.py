@@ -26,8 +26,8 @@ LT = table_of(LoginThrottle)
 class OrgMembership:
     org: Org
     role: str
-    department: str | None
-    cost_center: str | None
+    department_id: uuid.UUID | None
+    cost_center_id: uuid.UUID | None
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
@@ -77,7 +77,7 @@ async def insert_membership(
 
 async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> list[OrgMembership]:
     stmt = (
-        select(Org, M.c.role, M.c.department, M.c.cost_center)
+        select(Org, M.c.role, M.c.department_id, M.c.cost_center_id)
         .join(M, M.c.org_id == ORGS.c.id)
         .where(M.c.user_id == user_id)
         .order_by(ORGS.c.personal.desc(), ORGS.c.created_at, ORGS.c.id)
@@ -90,7 +90,7 @@ async def membership(
     session: AsyncSession, user_id: uuid.UUID, org_id: uuid.UUID
 ) -> OrgMembership | None:
     stmt = (
-        select(Org, M.c.role, M.c.department, M.c.cost_center)
+        select(Org, M.c.role, M.c.department_id, M.c.cost_center_id)
         .join(M, M.c.org_id == ORGS.c.id)
         .where(M.c.user_id == user_id, M.c.org_id == org_id)
     )

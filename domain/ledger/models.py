@@ -12,6 +12,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from domain.budgets.models import BudgetClaim
+
 CREDIT_KINDS = ("purchase", "allocation", "bonus", "adjustment")
 REASON_REQUIRED_KINDS = ("bonus", "adjustment")
 
@@ -50,6 +52,11 @@ class HoldState(_Frozen):
     expires_at: datetime
     created_at: datetime
     resolved_at: datetime | None
+    budget_reservations: list[BudgetClaim] | None = None
+
+    @property
+    def budgets(self) -> list[BudgetClaim]:
+        return self.budget_reservations or []
 
 
 class Posting(_Frozen):

@@ -1,9 +1,10 @@
 """Every SQL statement the ledger runs. Nothing here commits: callers own the transaction.
 
-Lock order, everywhere: hold or entry row, then credit account, then api key. Reserve takes
-the account first and inserts its hold last (a new row nobody else can lock yet); the
-sweeper takes its batch of holds, then accounts and keys in sorted id order. Keeping one
-order means two transactions can wait on each other but never deadlock.
+Lock order, everywhere: hold or entry row, then credit account, then api key, then budget
+counters (`domain.budgets.repository`). Reserve takes the account first and inserts its
+hold last (a new row nobody else can lock yet); the sweeper takes its batch of holds, then
+accounts, keys and counters in sorted order. Keeping one order means two transactions can
+wait on each other but never deadlock.
 
 Each mutating statement is either guarded (`WHERE available_micros >= :x`,
 `WHERE status = 'pending'`) or an idempotent claim (`ON CONFLICT DO NOTHING`), so the
@@ -30,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 
+from domain.budgets.models import BudgetClaim
 from domain.ledger.models import Entry, HoldState
 from schema.base import table_of
 from schema.db import Executor
@@ -100,6 +102,7 @@ _INSERT_HOLD = (
         idempotency_key=bindparam("b_key", type_=holds.c.idempotency_key.type),
         reference=bindparam("b_reference", type_=holds.c.reference.type),
         expires_at=func.now() + bindparam("b_expires_in", type_=Interval()),
+        budget_reservations=bindparam("b_budgets", type_=holds.c.budget_reservations.type),
     )
     .on_conflict_do_nothing(index_elements=[holds.c.idempotency_key])
     .returning(*_HOLD_COLUMNS)
@@ -346,6 +349,7 @@ async def insert_hold(
     key: str,
     reference: str | None,
     expires_in: timedelta,
+    budgets: Sequence[BudgetClaim] = (),
 ) -> HoldState | None:
     """Insert a pending hold; None when its idempotency key is already taken.
 
@@ -360,6 +364,7 @@ async def insert_hold(
         "b_key": key,
         "b_reference": reference,
         "b_expires_in": expires_in,
+        "b_budgets": [c.model_dump(mode="json") for c in budgets] or None,
     }
     return _hold((await session.execute(_INSERT_HOLD, params)).mappings().first())
 

@@ -24,8 +24,12 @@ statements.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 
+from domain.budgets import counters as budget_counters
+from domain.budgets import repository as budget_repo
+from domain.budgets.models import BudgetClaim, BudgetRef, period_of
 from domain.errors import Conflict, InvalidRequest, NotFound
 from domain.ledger import repository as repo
 from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
@@ -217,8 +221,15 @@ async def reserve(
     expires_in: timedelta,
     api_key_id: uuid.UUID | None = None,
     reference: str | None = None,
+    budgets: Sequence[BudgetRef] = (),
+    period: date | None = None,
 ) -> Reservation:
-    """Set aside the estimated maximum before dispatch (the precheck that can say 402)."""
+    """Set aside the estimated maximum before dispatch (the precheck that can say 402).
+
+    `budgets` are the enterprise budget policies reaching the caller: hard ones reserve the
+    same amount in this month's counter (refusing with `api_key_budget_exhausted`), soft ones
+    are remembered on the hold so its settle counts the spend.
+    """
     _require_key(key, entry=False)
     _require_reference(reference)
     if amount_micros < 0:
@@ -249,6 +260,19 @@ async def reserve(
             raise ApiKeyBudgetExhausted("the api key's credit budget is exhausted")
         key_part = amount_micros if budget[0] else 0
 
+    claims: list[BudgetClaim] = []
+    if budgets:
+        taken_claims = await budget_counters.reserve(
+            session, budgets, amount_micros, period or period_of()
+        )
+        if taken_claims is None:
+            await _undo_reserve(session, org_id, api_key_id, amount_micros, key_part, [])
+            replay = await _replayed_hold(session, key, org_id, amount_micros, api_key_id)
+            if replay is not None:
+                return replay
+            raise ApiKeyBudgetExhausted("a budget policy's monthly credit limit is reached")
+        claims = taken_claims
+
     hold = await repo.insert_hold(
         session,
         org_id=org_id,
@@ -258,18 +282,32 @@ async def reserve(
         key=key,
         reference=reference,
         expires_in=expires_in,
+        budgets=claims,
     )
     if hold is not None:
         return Reservation(hold=hold, replayed=False)
-    await repo.move_account(session, org_id, balance_delta=0, available_delta=amount_micros)
-    if key_part and api_key_id is not None:
-        await repo.move_key_budget(
-            session, api_key_id, reserved_delta=-key_part, spent_delta=0, budgeted_only=False
-        )
+    await _undo_reserve(session, org_id, api_key_id, amount_micros, key_part, claims)
     replay = await _replayed_hold(session, key, org_id, amount_micros, api_key_id)
     if replay is None:  # the competing insert rolled back after ours saw it; let caller retry
         raise Conflict("idempotency key is being used concurrently; retry")
     return replay
+
+
+async def _undo_reserve(
+    session: Executor,
+    org_id: uuid.UUID,
+    api_key_id: uuid.UUID | None,
+    amount: int,
+    key_part: int,
+    claims: Sequence[BudgetClaim],
+) -> None:
+    """Compensate a reserve that will not stand (the rows are still ours, see the top)."""
+    await repo.move_account(session, org_id, balance_delta=0, available_delta=amount)
+    if key_part and api_key_id is not None:
+        await repo.move_key_budget(
+            session, api_key_id, reserved_delta=-key_part, spent_delta=0, budgeted_only=False
+        )
+    await budget_counters.release(session, claims)
 
 
 async def _replayed_hold(
@@ -390,6 +428,8 @@ async def settle(
             spent_delta=charged,
             budgeted_only=key_part == 0,
         )
+    # An expired hold (reserved == 0) had its reservations released by the sweeper.
+    await budget_counters.spend(session, hold.budgets, charged, release=reserved > 0)
     return _settlement(hold, entry_id=entry_id, replayed=False)
 
 
@@ -423,6 +463,7 @@ async def void(session: Executor, hold_id: uuid.UUID) -> Release:
             spent_delta=0,
             budgeted_only=False,
         )
+    await budget_counters.release(session, hold.budgets)
     return Release(
         hold_id=hold_id, status="voided", released_micros=hold.amount_micros, replayed=False
     )
@@ -441,12 +482,17 @@ async def expire_stale_holds(
     expired = await repo.expire_holds(session, now=now, limit=limit)
     per_org: dict[uuid.UUID, int] = {}
     per_key: dict[uuid.UUID, int] = {}
+    per_budget: dict[tuple[uuid.UUID, date], int] = {}
     for hold in expired:
         per_org[hold.org_id] = per_org.get(hold.org_id, 0) + hold.amount_micros
         if hold.api_key_id is not None and hold.key_budget_micros:
             per_key[hold.api_key_id] = per_key.get(hold.api_key_id, 0) + hold.key_budget_micros
+        for claim in hold.budgets:
+            slot = (claim.policy_id, claim.period)
+            per_budget[slot] = per_budget.get(slot, 0) + claim.micros
     await repo.release_to_accounts(session, per_org)
     await repo.release_key_budgets(session, per_key)
+    await budget_repo.release_totals(session, per_budget)
     return SweepResult(expired=len(expired), released_micros=sum(per_org.values()))
 
 
@@ -507,6 +553,10 @@ async def refund(
         await repo.move_key_budget(
             session, debit.api_key_id, reserved_delta=0, spent_delta=-amount, budgeted_only=True
         )
+    if debit.hold_id is not None:
+        held = await repo.get_hold(session, debit.hold_id)
+        if held is not None:
+            await budget_counters.unspend(session, held.budgets, amount)
     return Posting(entry=entry, replayed=False)
 
 

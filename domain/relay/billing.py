@@ -89,6 +89,7 @@ class HoldTracker:
                 # Only a budgeted key needs its own reservation; skipping it saves a statement.
                 api_key_id=plan.key.key_id if plan.key.budget_micros is not None else None,
                 reference=plan.request_id,
+                budgets=plan.budgets,
             )
         self.hold_id, self.amount = reservation.hold.id, amount
 
@@ -128,7 +129,7 @@ def usage_cost(snapshot: PriceSnapshot, usage: Usage, plan: Plan) -> int:
 
 
 def _detail(plan: Plan, response: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not plan.key.log_content:
+    if not plan.log_content:
         return None
     prompt = {k: plan.body[k] for k in ("messages", "model") if k in plan.body}
     return {

@@ -16,8 +16,10 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.budgets.models import BudgetRef
 from domain.byok.service import ByokSecret, secrets_for_routing
 from domain.crypto import SecretBox
+from domain.enterprise import governance
 from domain.errors import DomainError, InvalidRequest, PermissionDenied
 from domain.identity import repository as identity_repo
 from domain.keys.auth import KeyPrincipal
@@ -108,6 +110,9 @@ class Plan:
     byok_routes: list[Route]
     platform: list[ModelRoutes]
     rate: RateDecision | None = None
+    # From the key creator's department and the budget policies reaching the key.
+    log_content: bool = False
+    budgets: tuple[BudgetRef, ...] = ()
     started: float = field(default_factory=time.perf_counter)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -217,6 +222,14 @@ async def build_plan(
     if not key.allows_model(name):
         raise ModelNotAllowed(f"this key may not use model {name!r}", param="model")
     memo = cache or TtlCache(0)
+    rules = await memo.get(
+        ("gov", key.org_id, key.key_id),
+        lambda: governance.for_key(session, key.org_id, key.key_id),
+    )
+    if not rules.allows_model(name):
+        raise ModelNotAllowed(
+            f"your department's policy does not allow model {name!r}", param="model"
+        )
     model = await memo.get(("model", name), lambda: pricing_repo.get_model(session, name))
     if model is None or not model.enabled or model.type != kind:
         raise InvalidRequest(f"unknown model {name!r}", param="model")
@@ -285,4 +298,6 @@ async def build_plan(
         byok_routes=byok,
         platform=platform,
         max_output=max_output_tokens(body, model, cfg),
+        log_content=rules.logs_content(key.log_content),
+        budgets=rules.budgets,
     )

@@ -257,7 +257,7 @@ class Relay:
             outcome = await finish_success(
                 self.sessions, plan, route, model, snapshot, result.usage, hold, attempts,
                 upstream_request_id=result.upstream_request_id,
-                response_detail=result.body if plan.key.log_content else None,
+                response_detail=result.body if plan.log_content else None,
             )  # fmt: skip
         except BaseException:
             await asyncio.shield(hold.release(self.sessions))

@@ -95,7 +95,7 @@ class _Pump:
     async def _settle(self, error: UpstreamError | None) -> None:
         opened = self.opened
         snapshot = opened.model_routes.snapshot if opened.model_routes else opened.plan.snapshot
-        detail = {"content": opened.stream.text} if opened.plan.key.log_content else None
+        detail = {"content": opened.stream.text} if opened.plan.log_content else None
         try:
             outcome = await finish_success(
                 self.relay.sessions, opened.plan, opened.route, opened.model, snapshot,

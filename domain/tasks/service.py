@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.callbacks.ssrf import check_url
+from domain.enterprise import governance
 from domain.errors import (
     Conflict,
     InvalidField,
@@ -100,6 +101,11 @@ async def create_task(
 
     now = datetime.now(UTC)
     async with sessions() as session:
+        rules = await governance.for_key(session, key.org_id, key.key_id)
+        if not rules.allows_model(model):
+            raise ModelNotAllowed(
+                f"your department's policy does not allow model {model!r}", param="model"
+            )
         info = await pricing_repo.get_model(session, model)
         if info is None or not info.enabled or info.type != task_type:
             raise InvalidRequest(f"unknown {task_type} model {model!r}", param="model")
@@ -143,6 +149,7 @@ async def create_task(
                 expires_in=cfg.deadline(task_type) + timedelta(seconds=cfg.hold_margin_s),
                 api_key_id=key.key_id,
                 reference=f"task:{task_id}",
+                budgets=rules.budgets,
             )
             await repo.set_fields(session, task_id, {"hold_id": reservation.hold.id})
     except IntegrityError:

@@ -57,3 +57,13 @@ async def audit_actions(resources: Resources, org_id: uuid.UUID) -> list[str]:
             text("SELECT action FROM audit_events WHERE org_id = :o ORDER BY id"), {"o": org_id}
         )
         return [r[0] for r in rows]
+
+
+async def make_entity(client: httpx.AsyncClient, org: Org, kind: str, label: str) -> str:
+    """A department (kind "departments", named) or cost center ("cost-centers", coded)."""
+    field = "name" if kind == "departments" else "code"
+    resp = await client.post(
+        f"/enterprise/v1/{kind}", json={field: label}, headers=org.h(org.admin)
+    )
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["id"])

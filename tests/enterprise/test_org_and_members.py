@@ -16,7 +16,7 @@ from domain.errors import Conflict
 from domain.identity import repository as identity_repo
 from domain.identity import service as identity
 from domain.identity.service import OrgContext
-from tests.enterprise.helpers import add, audit_actions, make_org
+from tests.enterprise.helpers import add, audit_actions, make_entity, make_org
 from tests.fixtures.portal import signup
 
 MONTH = "2026-01"
@@ -28,7 +28,7 @@ async def _call(
     bodies = {
         "PATCH /enterprise/v1/org": {"name": "Renamed"},
         "POST /enterprise/v1/members": {"email": "nobody@example.com", "role": "member"},
-        "PATCH /enterprise/v1/members/{t}": {"department": "x"},
+        "PATCH /enterprise/v1/members/{t}": {"department_id": None},
     }
     body = bodies.get(f"{method} {path}")
     return await client.request(method, path.replace("{t}", target), json=body, headers=headers)
@@ -143,11 +143,14 @@ async def test_add_member_rules(client: httpx.AsyncClient, resources: Resources)
     assert again.status_code == 409
     # Admins cannot create owners; owners can.
     assert (await add(client, org.id, org.admin, newbie, "owner")).status_code == 403
+    dept = await make_entity(client, org, "departments", "R&D")
+    cc = await make_entity(client, org, "cost-centers", "cc-1")
     made = await add(
-        client, org.id, org.owner, newbie, "owner", department="R&D", cost_center="cc-1"
+        client, org.id, org.owner, newbie, "owner", department_id=dept, cost_center_id=cc
     )
     assert made.status_code == 201, made.text
     assert made.json()["role"] == "owner" and made.json()["cost_center"] == "cc-1"
+    assert made.json()["department"] == "R&D" and made.json()["department_id"] == dept
     # Email lookup is case-insensitive.
     other = await signup(client)
     resp = await client.post(
@@ -188,13 +191,16 @@ async def test_owner_rules_and_last_owner(client: httpx.AsyncClient, resources: 
     # Admins do manage non-owners.
     resp = await client.patch(
         f"/enterprise/v1/members/{org.member.user_id}",
-        json={"role": "finance", "cost_center": "ops"},
+        json={
+            "role": "finance",
+            "cost_center_id": await make_entity(client, org, "cost-centers", "ops"),
+        },
         headers=org.h(org.admin),
     )
     assert resp.status_code == 200 and resp.json()["role"] == "finance"
     cleared = await client.patch(
         f"/enterprise/v1/members/{org.member.user_id}",
-        json={"cost_center": None},
+        json={"cost_center_id": None},
         headers=org.h(org.admin),
     )
     assert cleared.json()["cost_center"] is None

@@ -1,0 +1,1 @@
+"""Budget policies: monthly credit limits per department, member, key or cost center."""
