@@ -8,8 +8,10 @@ money and nothing else use this.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 
+from domain.budgets.models import BudgetRef
 from domain.ledger import service
 from domain.ledger.models import (
     Balance,
@@ -88,6 +90,8 @@ class Ledger:
         expires_in: timedelta,
         api_key_id: uuid.UUID | None = None,
         reference: str | None = None,
+        budgets: Sequence[BudgetRef] = (),
+        period: date | None = None,
     ) -> Reservation:
         async with self._sessions.begin() as session:
             return await service.reserve(
@@ -98,6 +102,8 @@ class Ledger:
                 expires_in=expires_in,
                 api_key_id=api_key_id,
                 reference=reference,
+                budgets=budgets,
+                period=period,
             )
 
     async def settle(
