@@ -13,6 +13,8 @@ from api.admin.channels import router as admin_channels_router
 from api.admin.credits import router as admin_credits_router
 from api.admin.models import router as admin_models_router
 from api.admin.orgs import router as admin_orgs_router
+from api.admin.tiers import router as admin_tiers_router
+from api.admin.users import router as admin_users_router
 from api.enterprise.audit import router as enterprise_audit_router
 from api.enterprise.budgets import router as enterprise_budgets_router
 from api.enterprise.invoices import router as enterprise_invoices_router
@@ -104,6 +106,8 @@ def create_app(
         enterprise_policies_router,
         enterprise_budgets_router,
         admin_orgs_router,
+        admin_users_router,
+        admin_tiers_router,
         admin_credits_router,
         admin_models_router,
         admin_channels_router,

@@ -12,22 +12,26 @@ Two kinds of series:
   is memoised for `GAUGE_TTL_S` so several scrapers cost one round of queries.
 
 No per-org or per-channel labels: this endpoint is meant for the internal network and
-still should not list tenants.
+still should not list tenants. Scrapers authenticate with `OXINF_METRICS_TOKEN`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import math
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from api.auth import bearer_token
 from api.deps import ResourcesDep
 from api.metrics_registry import REGISTRY, Labels, sample
+from api.runtime import Resources
+from domain.errors import NotFound, Unauthenticated
 from domain.ops import repository as ops_repo
 from schema.db import SessionFactory
 
@@ -108,7 +112,22 @@ async def gauge_lines(sessions: SessionFactory) -> list[str]:
     return out
 
 
+def _check_scraper(request: Request, resources: Resources) -> None:
+    """A configured token is required (compared in constant time); without one, only
+    non-production deployments serve metrics, so a forgotten setting does not publish
+    them."""
+    token = resources.settings.metrics_token
+    if token is None:
+        if resources.settings.env == "production":
+            raise NotFound("not found")
+        return
+    given = bearer_token(request) or ""
+    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise Unauthenticated("a valid metrics bearer token is required")
+
+
 @router.get("/metrics", include_in_schema=False)
-async def metrics(resources: ResourcesDep) -> Response:
+async def metrics(request: Request, resources: ResourcesDep) -> Response:
+    _check_scraper(request, resources)
     lines = [*REGISTRY.lines(), *await _GAUGES.get(resources.sessions)]
     return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
 
     admin_email: str | None = None
     admin_password: SecretStr | None = None
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token Prometheus sends to /metrics. Unset: /metrics is open in dev and "
+            "test, and answers 404 in production."
+        ),
+    )
 
     session_ttl_hours: int = 12
     bcrypt_rounds: int = 12

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 
-from api.auth import Operator
-from api.deps import SessionDep
+from api.auth import Operator, client_ip
+from api.deps import ResourcesDep, SessionDep
 from api.portal.api_keys import KeyList, KeyOut
+from domain.audit.service import Actor
 from domain.errors import NotFound
+from domain.identity import admin
 from domain.identity import repository as identity_repo
 from domain.keys import service as keys
 
@@ -29,6 +32,13 @@ class AdminOrgOut(BaseModel):
 
 class AdminOrgList(BaseModel):
     data: list[AdminOrgOut]
+
+
+class AdminOrgPatch(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    tier: Literal["free", "trial", "starter", "professional", "enterprise"] | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 @router.get("")
@@ -50,3 +60,31 @@ async def org_api_keys(org_id: uuid.UUID, _: Operator, session: SessionDep) -> K
     return KeyList(
         data=[KeyOut.of(k) for k in await keys.list_org_keys_for_operator(session, org_id)]
     )
+
+
+@router.get("/{org_id}")
+async def get_org(org_id: uuid.UUID, _: Operator, session: SessionDep) -> AdminOrgOut:
+    org = await identity_repo.org_by_id(session, org_id)
+    if org is None:
+        raise NotFound("no such org")
+    return AdminOrgOut.model_validate(org, from_attributes=True)
+
+
+@router.patch(
+    "/{org_id}",
+    description="Set the tier an org pays for (prices and allocations follow it); audited.",
+)
+async def update_org(
+    org_id: uuid.UUID,
+    body: AdminOrgPatch,
+    request: Request,
+    operator: Operator,
+    session: SessionDep,
+    resources: ResourcesDep,
+) -> AdminOrgOut:
+    actor = Actor("operator", operator.id, client_ip(request))
+    org = await admin.update_org(session, actor, org_id, body.model_dump(exclude_none=True))
+    out = AdminOrgOut.model_validate(org, from_attributes=True)
+    await session.commit()
+    resources.relay.forget_org(org_id)  # the relay memoises the tier it prices with
+    return out

@@ -103,7 +103,7 @@ async def list_orgs(
 ) -> list[Org]:
     stmt = select(Org)
     if search:
-        stmt = stmt.where(ORGS.c.name.ilike(f"%{search}%"))
+        stmt = stmt.where(ORGS.c.name.ilike(_contains(search), escape="\\"))
     rows = await session.execute(
         stmt.order_by(ORGS.c.created_at, ORGS.c.id).limit(limit).offset(offset)
     )
@@ -191,3 +191,49 @@ async def clear_failures(session: AsyncSession, subjects: list[str]) -> None:
     await session.execute(
         update(LT).where(LT.c.subject.in_(subjects)).values(failures=0, locked_until=None)
     )
+
+
+async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    stmt = (
+        select(User)
+        .where(U.c.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def update_user_flags(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    disabled: bool | None = None,
+    is_operator: bool | None = None,
+) -> User:
+    values: dict[str, Any] = {}
+    if disabled is not None:
+        values["disabled_at"] = func.now() if disabled else None
+    if is_operator is not None:
+        values["is_operator"] = is_operator
+    await session.execute(update(U).where(U.c.id == user_id).values(**values))
+    user = await session.get(User, user_id, populate_existing=True)
+    assert user is not None
+    return user
+
+
+async def list_users(
+    session: AsyncSession, *, search: str | None, limit: int, offset: int
+) -> list[tuple[User, int]]:
+    """Users with how many orgs each belongs to, oldest first; `search` matches the email."""
+    orgs = select(func.count()).where(M.c.user_id == U.c.id).scalar_subquery()
+    stmt = select(User, orgs)
+    if search:
+        stmt = stmt.where(U.c.email.ilike(_contains(search), escape="\\"))
+    stmt = stmt.order_by(U.c.created_at, U.c.id).limit(limit).offset(offset)
+    return [(row[0], int(row[1])) for row in (await session.execute(stmt)).all()]
+
+
+def _contains(search: str) -> str:
+    """A LIKE pattern matching `search` literally: % and _ typed by a user are not wildcards."""
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
 from domain.callbacks import repository as callbacks_repo
@@ -177,16 +178,45 @@ async def workflow_history(
     except Exception as exc:  # any failure: Temporal down, unknown workflow, timeout
         log.info("workflow history unavailable", extra={"workflow_id": workflow_id})
         return [], f"{type(exc).__name__}: {exc}"[:300] or "unavailable"
-    events = [
-        {
-            "at": e.event_time.ToDatetime(tzinfo=UTC),
-            "source": "temporal",
-            "event": EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower(),
-            "data": {"event_id": e.event_id},
-        }
-        for e in history.events
-    ]
+    activities: dict[int, str] = {}  # scheduled event id -> activity name
+    events = []
+    for e in history.events:
+        data: dict[str, Any] = {"event_id": e.event_id}
+        step = _step_of(e, activities)
+        if step:
+            data["step"] = step
+        events.append(
+            {
+                "at": e.event_time.ToDatetime(tzinfo=UTC),
+                "source": "temporal",
+                "event": EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower(),
+                "data": data,
+            }
+        )
     return events, None
+
+
+def _step_of(e: HistoryEvent, activities: dict[int, str]) -> str | None:
+    """Which workflow step an event belongs to, so the timeline reads "submit started",
+    "poll completed" instead of bare event types. Later activity events name their
+    scheduling event, which always comes first in a history."""
+    if e.HasField("activity_task_scheduled_event_attributes"):
+        name = e.activity_task_scheduled_event_attributes.activity_type.name
+        activities[e.event_id] = name
+        return name
+    for field in ("activity_task_started_event_attributes",
+                  "activity_task_completed_event_attributes",
+                  "activity_task_failed_event_attributes",
+                  "activity_task_timed_out_event_attributes"):  # fmt: skip
+        if e.HasField(field):
+            return activities.get(getattr(e, field).scheduled_event_id)
+    if e.HasField("start_child_workflow_execution_initiated_event_attributes"):
+        return e.start_child_workflow_execution_initiated_event_attributes.workflow_type.name
+    if e.HasField("workflow_execution_started_event_attributes"):
+        return e.workflow_execution_started_event_attributes.workflow_type.name
+    if e.HasField("timer_started_event_attributes"):
+        return "timer"
+    return None
 
 
 async def task_timeline(

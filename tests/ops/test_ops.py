@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from api.runtime import Resources
@@ -129,3 +130,22 @@ async def test_metrics_is_prometheus_text(
     assert {"oxinf_http_requests_total", "oxinf_http_request_duration_seconds_bucket",
             "oxinf_pending_holds", "oxinf_credit_balance_micros"} <= names  # fmt: skip
     assert 'route="/v1/chat/completions",code="200"' in resp.text
+
+
+async def test_metrics_needs_the_scrape_token_when_one_is_set(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    saved = resources.settings
+    resources.settings = saved.model_copy(update={"metrics_token": SecretStr("scrape-me-1234")})
+    try:
+        for headers in ({}, {"authorization": "Bearer scrape-me-12345"}):
+            resp = await client.get("/metrics", headers=headers)
+            assert resp.status_code == 401, resp.text
+            assert resp.json()["error"]["code"] == "invalid_api_key"
+        ok = await client.get("/metrics", headers={"authorization": "Bearer scrape-me-1234"})
+        assert ok.status_code == 200 and "oxinf_http_requests_total" in ok.text
+        # Production without a token does not publish metrics at all.
+        resources.settings = saved.model_copy(update={"env": "production"})
+        assert (await client.get("/metrics")).status_code == 404
+    finally:
+        resources.settings = saved

@@ -36,6 +36,7 @@ from tests.fixtures.tasks import (
     media_tenant,
     running_worker,
 )
+from tests.portal.helpers import operator_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,6 +150,49 @@ async def test_submit_poll_settle_refund_and_signed_callback(
     assert "channel" not in body.decode() and media_fake.api_key not in body.decode()
     assert await pending_holds(resources) == 0
     await ledger_sums_hold(resources, tenant.org_id)
+    await _assert_timeline_in_order(client, resources, ok.json()["id"])
+
+
+async def _assert_timeline_in_order(
+    client: httpx.AsyncClient, resources: Resources, task_id: str
+) -> None:
+    """The ops timeline of a finished task, read from live Temporal: request, hold, each
+    workflow step by name, the settle, and the callback, in time order."""
+    ops = await operator_headers(client, resources)
+    for _ in range(100):  # the callback attempt row lands just after the receiver answers
+        body = (await client.get(f"/ops/v1/tasks/{task_id}/timeline", headers=ops)).json()
+        if any(e["source"] == "callback" for e in body["timeline"]):
+            break
+        await asyncio.sleep(0.05)
+    assert body["temporal"] == {"available": True, "error": None}, body["temporal"]
+    steps = [
+        f"{e['event']}:{e['data'].get('step', '')}" if e["source"] == "temporal" else e["event"]
+        for e in body["timeline"]
+    ]
+    stamps = [e["at"] for e in body["timeline"]]
+    assert stamps == sorted(stamps)
+
+    def at(name: str) -> int:
+        found = [i for i, step in enumerate(steps) if step.startswith(name)]
+        assert found, (name, steps)
+        return found[0]
+
+    order = [
+        "task.created",
+        "hold.reserved",
+        "workflow_execution_started:MediaTask",
+        "activity_task_scheduled:tasks.submit",
+        "activity_task_completed:tasks.submit",
+        "activity_task_scheduled:tasks.poll",
+        "activity_task_scheduled:tasks.finalize",
+        "hold.settled",
+        "callback.",
+    ]
+    positions = [at(name) for name in order]
+    assert positions == sorted(positions), list(zip(order, positions, strict=True))
+    assert at("ledger.debit") > at("activity_task_scheduled:tasks.finalize")
+    assert "timer_started:timer" in steps  # the poll loop waits on workflow timers
+    assert all(e["temporal_url"] == body["temporal_url"] for e in body["timeline"])
 
 
 async def test_idempotency_key_replays_and_reserves_once(
