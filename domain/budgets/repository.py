@@ -12,10 +12,23 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    String,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 
 from domain.budgets.models import BudgetClaim
+from schema.audit import AuditEvent
 from schema.base import table_of
 from schema.db import Executor
 from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage
@@ -23,6 +36,7 @@ from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage
 P = table_of(BudgetPolicy)
 U = table_of(BudgetUsage)
 A = table_of(BudgetAlert)
+AUDIT = table_of(AuditEvent)
 
 _IDS = bindparam("b_ids", type_=ARRAY(UUID(as_uuid=True)))
 _AMOUNTS = bindparam("b_amounts", type_=ARRAY(BigInteger()))
@@ -108,11 +122,35 @@ async def release_totals(session: Executor, totals: Mapping[tuple[uuid.UUID, dat
 
 
 async def insert_alerts(session: Executor, rows: Sequence[dict[str, Any]]) -> int:
-    """Each (policy, month, threshold) is recorded once, whoever crosses it first."""
+    """Each (policy, month, threshold) is recorded once, whoever crosses it first, and the
+    ones that are new also land in the org's audit log, in the same statement."""
     if not rows:
         return 0
-    stmt = insert(A).values(list(rows)).on_conflict_do_nothing().returning(A.c.id)
-    return len((await session.execute(stmt)).all())
+    new = (
+        insert(A)
+        .values(list(rows))
+        .on_conflict_do_nothing()
+        .returning(A.c.org_id, A.c.policy_id, A.c.period, A.c.threshold_pct, A.c.spent_micros,
+                   A.c.limit_micros)
+        .cte("new_alerts")
+    )  # fmt: skip
+    details = func.jsonb_build_object(
+        "period", new.c.period, "threshold_pct", new.c.threshold_pct,
+        "spent_micros", new.c.spent_micros, "limit_micros", new.c.limit_micros,
+    )  # fmt: skip
+    audit = insert(AUDIT).from_select(
+        ["org_id", "actor_kind", "action", "target_type", "target_id", "after"],
+        select(
+            new.c.org_id,
+            literal("system"),
+            literal("budget.alert"),
+            literal("budget"),
+            cast(new.c.policy_id, String),
+            details,
+        ),
+    )
+    result = await session.execute(audit.returning(AUDIT.c.id))
+    return len(result.all())
 
 
 # --- policies ------------------------------------------------------------------------------

@@ -369,6 +369,14 @@ async def test_soft_budget_alerts_once_per_threshold(
         assert alert["spent_micros"] * 100 >= alert["threshold_pct"] * alert["limit_micros"]
     everything = await client.get("/enterprise/v1/budgets/alerts", headers=org.h(org.admin))
     assert len(everything.json()["data"]) == 3
+    # Each alert is also an event in the org's audit log, once.
+    audit = await client.get(
+        "/enterprise/v1/audit", params={"action": "budget.alert"}, headers=org.h(org.admin)
+    )
+    events = audit.json()["data"]
+    assert sorted(e["after"]["threshold_pct"] for e in events) == [50, 80, 100]
+    assert {e["target_id"] for e in events} == {budget["id"]}
+    assert all(e["actor_kind"] == "system" for e in events)
 
 
 async def test_member_and_key_scopes(
