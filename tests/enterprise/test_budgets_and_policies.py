@@ -38,18 +38,19 @@ async def _fund(resources: Resources, org_id: uuid.UUID, credits: int = 1_000) -
         )
 
 
-async def _key(client: httpx.AsyncClient, org: Org, user: PortalUser, **fields: object) -> str:
+async def _key_id(
+    client: httpx.AsyncClient, org: Org, user: PortalUser, **fields: object
+) -> tuple[str, str]:
+    """A new platform key made by `user` in `org`: (the key, its id)."""
     resp = await client.post(
         "/portal/v1/api-keys", json={"name": "k", **fields}, headers=org.h(user)
     )
     assert resp.status_code == 201, resp.text
-    return str(resp.json()["key"])
-
-
-async def _key_id(client: httpx.AsyncClient, org: Org, user: PortalUser) -> tuple[str, str]:
-    resp = await client.post("/portal/v1/api-keys", json={"name": "k"}, headers=org.h(user))
-    assert resp.status_code == 201, resp.text
     return str(resp.json()["key"]), str(resp.json()["id"])
+
+
+async def _key(client: httpx.AsyncClient, org: Org, user: PortalUser, **fields: object) -> str:
+    return (await _key_id(client, org, user, **fields))[0]
 
 
 async def _chat(
