@@ -10,20 +10,32 @@ disagree about whether a request was charged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.ledger import service as ledger
 from domain.pricing.cost import PriceSnapshot, chat_cost_micros
 from domain.providers import Usage
+from domain.relay import repository as relay_repo
 from domain.relay.plan import Billing, Plan, RelayConfig, Route
 from domain.routing import repository as channels_repo
 from domain.usage import repository as usage_repo
 from schema.db import SessionFactory, engine_of
 
 log = logging.getLogger("oxinf.relay")
+
+
+@contextlib.asynccontextmanager
+async def autocommit(sessions: SessionFactory) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection where each statement commits on its own (see relay.repository)."""
+    async with engine_of(sessions).connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @dataclass
@@ -76,6 +88,21 @@ class HoldTracker:
     ) -> None:
         if self.hold_id is not None and amount <= self.amount:
             return
+        budgeted = plan.key.budget_micros is not None
+        if self.hold_id is None and not budgeted and not plan.budgets:
+            self.reservations += 1
+            async with autocommit(sessions) as conn:
+                fast = await relay_repo.reserve(
+                    conn,
+                    plan.org_id,
+                    amount,
+                    key=f"req:{plan.request_id}:hold:{self.reservations}",
+                    reference=plan.request_id,
+                    expires_in=cfg.hold_ttl,
+                )
+            if fast is not None:
+                self.hold_id, self.amount = fast, amount
+                return
         async with engine_of(sessions).begin() as session:
             if self.hold_id is not None:
                 await ledger.void(session, self.hold_id)
@@ -87,7 +114,7 @@ class HoldTracker:
                 key=f"req:{plan.request_id}:hold:{self.reservations}",
                 expires_in=cfg.hold_ttl,
                 # Only a budgeted key needs its own reservation; skipping it saves a statement.
-                api_key_id=plan.key.key_id if plan.key.budget_micros is not None else None,
+                api_key_id=plan.key.key_id if budgeted else None,
                 reference=plan.request_id,
                 budgets=plan.budgets,
             )
@@ -175,6 +202,44 @@ async def finish_success(
 ) -> Outcome:
     list_cost = usage_cost(snapshot, usage, plan)
     cost = uncollected = 0
+    detail = _detail(plan, response_detail)
+    log = _log_row(
+        plan,
+        model=model,
+        upstream_request_id=upstream_request_id,
+        channel_id=route.channel_id,
+        status="succeeded" if error_code is None else "partial",
+        http_status=http_status,
+        error_code=error_code,
+        error_message=error_message,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        list_cost_micros=list_cost,
+        billing=route.billing,
+        estimated=usage.estimated,
+        client_disconnected=client_disconnected,
+        hold_id=hold.hold_id,
+        price_snapshot=snapshot.model_dump(mode="json"),
+    )
+    common = (
+        route.billing == "platform"
+        and hold.hold_id is not None
+        and detail is None
+        and len(attempts.rows) == 1
+        and not attempts.channels_to_close
+    )
+    if common and hold.hold_id is not None:
+        async with autocommit(sessions) as conn:
+            done = await relay_repo.settle_and_log(
+                conn,
+                hold.hold_id,
+                list_cost,
+                {**log, "cost_micros": list_cost, "uncollected_micros": 0},
+                attempts.rows[0],
+            )
+        if done:
+            return Outcome(route.billing, list_cost, list_cost, 0)
     async with engine_of(sessions).begin() as session:
         if route.billing == "platform" and hold.hold_id is not None:
             settled = await ledger.settle(session, hold.hold_id, list_cost)
@@ -185,29 +250,9 @@ async def finish_success(
             await channels_repo.record_success(session, channel_id)
         await usage_repo.insert_log(
             session,
-            _log_row(
-                plan,
-                model=model,
-                upstream_request_id=upstream_request_id,
-                channel_id=route.channel_id,
-                status="succeeded" if error_code is None else "partial",
-                http_status=http_status,
-                error_code=error_code,
-                error_message=error_message,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cached_tokens=usage.cached_tokens,
-                cost_micros=cost,
-                list_cost_micros=list_cost,
-                uncollected_micros=uncollected,
-                billing=route.billing,
-                estimated=usage.estimated,
-                client_disconnected=client_disconnected,
-                hold_id=hold.hold_id,
-                price_snapshot=snapshot.model_dump(mode="json"),
-            ),
+            {**log, "cost_micros": cost, "uncollected_micros": uncollected},
             attempts.rows,
-            _detail(plan, response_detail),
+            detail,
         )
     return Outcome(route.billing, cost, list_cost, uncollected)
 

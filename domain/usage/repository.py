@@ -43,8 +43,8 @@ def _scalar_defaults(table: Table) -> dict[str, Any] | None:
 
 # Two INSERTs in one statement cannot both use SQLAlchemy's automatic default binds (their
 # names clash), so the combined form passes those defaults as ordinary parameters.
-_LOG_DEFAULTS = _scalar_defaults(LOGS)
-_ATTEMPT_DEFAULTS = _scalar_defaults(ATTEMPTS)
+LOG_DEFAULTS = _scalar_defaults(LOGS)
+ATTEMPT_DEFAULTS = _scalar_defaults(ATTEMPTS)
 
 
 def _log_with_attempt(log_keys: tuple[str, ...], attempt_keys: tuple[str, ...]) -> Insert:
@@ -71,9 +71,9 @@ async def insert_log(
     attempts: list[dict[str, Any]],
     detail: dict[str, Any] | None,
 ) -> None:
-    if len(attempts) == 1 and _LOG_DEFAULTS is not None and _ATTEMPT_DEFAULTS is not None:
-        log = {**_LOG_DEFAULTS, **log}
-        attempt = {**_ATTEMPT_DEFAULTS, **attempts[0]}
+    if len(attempts) == 1 and LOG_DEFAULTS is not None and ATTEMPT_DEFAULTS is not None:
+        log = {**LOG_DEFAULTS, **log}
+        attempt = {**ATTEMPT_DEFAULTS, **attempts[0]}
         stmt = _log_with_attempt(tuple(log), tuple(attempt))
         params = {f"l_{k}": v for k, v in log.items()}
         params.update({f"a_{k}": v for k, v in attempt.items()})
