@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from api.settings import ConfigError, Settings
 from api.temporal import TemporalHandle
-from domain.crypto import SecretBox
+from domain.crypto import MemoSecretBox, SecretBox
 from domain.identity.service import IdentityConfig
 from domain.keys.auth import KeyAuthenticator
 from domain.ledger import service as ledger
@@ -94,7 +94,9 @@ class Resources:
             ttl_s=self.settings.key_cache_ttl_s,
             resolution_s=self.settings.key_last_used_resolution_s,
         )
-        self.relay = Relay(self.sessions, self.http, self.secret_box, relay_config(self.settings))
+        # Routing opens the same channel secrets on every call: the relay's box remembers them.
+        routing_box = MemoSecretBox(self.settings.encryption_key_list)
+        self.relay = Relay(self.sessions, self.http, routing_box, relay_config(self.settings))
         self.relay.on_settled = self._after_settle
 
     async def _after_settle(self, org_id: uuid.UUID) -> None:
