@@ -16,11 +16,12 @@ from temporalio.client import Client
 
 from api.settings import ConfigError, Settings
 from api.temporal import TemporalHandle
-from domain.crypto import SecretBox
+from domain.crypto import MemoSecretBox, SecretBox
 from domain.identity.service import IdentityConfig
 from domain.keys.auth import KeyAuthenticator
 from domain.ledger import service as ledger
 from domain.payments.recharge import auto_recharge_enabled, maybe_trigger_recharge
+from domain.providers.aiohttp_transport import AiohttpTransport
 from domain.relay.plan import DEFAULT_PROVIDER_URLS, RelayConfig
 from domain.relay.service import Relay
 from schema.db import SessionFactory, create_engine, session_factory
@@ -38,9 +39,12 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def build_http_client() -> httpx.AsyncClient:
+    """The upstream client: httpx's API over aiohttp's pool (see `AiohttpTransport`)."""
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0),
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+        limits=limits,
+        transport=AiohttpTransport(limits=limits),
         follow_redirects=False,
     )
 
@@ -90,7 +94,9 @@ class Resources:
             ttl_s=self.settings.key_cache_ttl_s,
             resolution_s=self.settings.key_last_used_resolution_s,
         )
-        self.relay = Relay(self.sessions, self.http, self.secret_box, relay_config(self.settings))
+        # Routing opens the same channel secrets on every call: the relay's box remembers them.
+        routing_box = MemoSecretBox(self.settings.encryption_key_list)
+        self.relay = Relay(self.sessions, self.http, routing_box, relay_config(self.settings))
         self.relay.on_settled = self._after_settle
 
     async def _after_settle(self, org_id: uuid.UUID) -> None:

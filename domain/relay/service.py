@@ -8,17 +8,15 @@ sweeper expires what a crash leaves behind).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.crypto import SecretBox
 from domain.errors import DomainError, ServiceUnavailable
@@ -95,8 +93,9 @@ class Relay:
     ) -> Plan:
         rate = None
         if key.rpm_limit is not None:
-            async with self._autocommit() as conn:
-                rate = await ratelimit.hit(conn, key.key_id, key.rpm_limit)
+            rate = await ratelimit.hit_autocommit(
+                engine_of(self.sessions), key.key_id, key.rpm_limit
+            )
         async with self.sessions() as session:
             plan = await build_plan(
                 session, self.box, self.cfg, key=key, body=body, kind="chat",
@@ -105,11 +104,6 @@ class Relay:
             )  # fmt: skip
         plan.rate = rate
         return plan
-
-    @contextlib.asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
-        async with engine_of(self.sessions).connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     # --- dispatch ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from domain.providers.aiohttp_transport import AiohttpTransport
 from tests.fakes.provider import FakeProvider
 from tests.providers.helpers import KEY
 
@@ -29,7 +30,16 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-@pytest.fixture
-async def http(_tls: ssl.SSLContext) -> AsyncIterator[httpx.AsyncClient]:
+@pytest.fixture(params=["httpcore", "aiohttp"])
+async def http(
+    request: pytest.FixtureRequest, _tls: ssl.SSLContext
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Every adapter test runs over httpx's own transport and over the one production uses."""
+    if request.param == "aiohttp":
+        limits = httpx.Limits(max_connections=64)
+        transport = AiohttpTransport(limits=limits, ssl_context=_tls)
+        async with httpx.AsyncClient(limits=limits, transport=transport) as client:
+            yield client
+        return
     async with httpx.AsyncClient(verify=_tls) as client:
         yield client
