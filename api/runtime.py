@@ -111,7 +111,7 @@ class Resources:
         )  # fmt: skip
 
     async def aclose(self) -> None:
-        await self.relay.drain()
+        await self.relay.aclose()
         await self.key_auth.drain()
         await self.http.aclose()
         await self.engine.dispose()

@@ -12,21 +12,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy import Integer, Uuid, bindparam, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from domain.errors import DomainError
+from schema.direct import DirectPool
 
-_HIT_SQL = """
+_HIT = text(
+    """
     INSERT INTO rate_limit_windows AS w (api_key_id, window_start, count)
-    VALUES ($1, date_trunc('minute', now()), 1)
+    VALUES (:key, date_trunc('minute', now()), 1)
     ON CONFLICT (api_key_id, window_start)
-    DO UPDATE SET count = w.count + 1 WHERE w.count < $2
+    DO UPDATE SET count = w.count + 1 WHERE w.count < :limit
     RETURNING count, window_start
-"""
-_PEEK_SQL = "SELECT date_trunc('minute', now()) AS window_start"
-_HIT = text(_HIT_SQL.replace("$1", ":key").replace("$2", ":limit"))
-_PEEK = text(_PEEK_SQL)
+    """
+).bindparams(bindparam("key", type_=Uuid()), bindparam("limit", type_=Integer()))
+_PEEK = text("SELECT date_trunc('minute', now()) AS window_start")
 
 
 class RateLimited(DomainError):
@@ -60,18 +61,15 @@ async def hit(
     return _refused(limit, (await session.execute(_PEEK)).scalar_one())
 
 
-async def hit_autocommit(engine: AsyncEngine, key_id: uuid.UUID, limit: int) -> RateDecision:
-    """`hit` for the relay's hot path: the same statement, outside any transaction.
-
-    It runs straight on the pooled asyncpg connection: through SQLAlchemy an autocommit
-    connection costs about 0.4 ms of CPU for this one statement, directly about 0.15 ms."""
-    async with engine.connect() as conn:
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None, "a checked-out connection has its driver connection"
-        row = await driver.fetchrow(_HIT_SQL, key_id, limit)
-        if row is not None:
-            return _counted(limit, int(row[0]), row[1])
-        return _refused(limit, await driver.fetchval(_PEEK_SQL))
+async def hit_direct(direct: DirectPool, key_id: uuid.UUID, limit: int) -> RateDecision:
+    """`hit` for the relay's hot path: the same statement on the direct pool, outside any
+    transaction (see `schema.direct`)."""
+    row = await direct.fetchrow(_HIT, {"key": key_id, "limit": limit})
+    if row is not None:
+        return _counted(limit, int(row[0]), row[1])
+    peek = await direct.fetchrow(_PEEK, {})
+    assert peek is not None
+    return _refused(limit, peek[0])
 
 
 def _counted(limit: int, count: int, window_start: datetime) -> RateDecision:

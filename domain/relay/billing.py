@@ -10,14 +10,10 @@ disagree about whether a request was charged.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.ledger import service as ledger
 from domain.pricing.cost import PriceSnapshot, chat_cost_micros
@@ -27,15 +23,9 @@ from domain.relay.plan import Billing, Plan, RelayConfig, Route
 from domain.routing import repository as channels_repo
 from domain.usage import repository as usage_repo
 from schema.db import SessionFactory, engine_of
+from schema.direct import DirectPool
 
 log = logging.getLogger("oxinf.relay")
-
-
-@contextlib.asynccontextmanager
-async def autocommit(sessions: SessionFactory) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection where each statement commits on its own (see relay.repository)."""
-    async with engine_of(sessions).connect() as conn:
-        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @dataclass
@@ -84,22 +74,26 @@ class HoldTracker:
     reservations: int = 0
 
     async def ensure(
-        self, sessions: SessionFactory, plan: Plan, cfg: RelayConfig, amount: int
+        self,
+        sessions: SessionFactory,
+        plan: Plan,
+        cfg: RelayConfig,
+        amount: int,
+        direct: DirectPool | None = None,
     ) -> None:
         if self.hold_id is not None and amount <= self.amount:
             return
         budgeted = plan.key.budget_micros is not None
-        if self.hold_id is None and not budgeted and not plan.budgets:
+        if direct is not None and self.hold_id is None and not budgeted and not plan.budgets:
             self.reservations += 1
-            async with autocommit(sessions) as conn:
-                fast = await relay_repo.reserve(
-                    conn,
-                    plan.org_id,
-                    amount,
-                    key=f"req:{plan.request_id}:hold:{self.reservations}",
-                    reference=plan.request_id,
-                    expires_in=cfg.hold_ttl,
-                )
+            fast = await relay_repo.reserve(
+                direct,
+                plan.org_id,
+                amount,
+                key=f"req:{plan.request_id}:hold:{self.reservations}",
+                reference=plan.request_id,
+                expires_in=cfg.hold_ttl,
+            )
             if fast is not None:
                 self.hold_id, self.amount = fast, amount
                 return
@@ -199,6 +193,7 @@ async def finish_success(
     error_code: str | None = None,
     error_message: str | None = None,
     client_disconnected: bool = False,
+    direct: DirectPool | None = None,
 ) -> Outcome:
     list_cost = usage_cost(snapshot, usage, plan)
     cost = uncollected = 0
@@ -223,21 +218,21 @@ async def finish_success(
         price_snapshot=snapshot.model_dump(mode="json"),
     )
     common = (
-        route.billing == "platform"
+        direct is not None
+        and route.billing == "platform"
         and hold.hold_id is not None
         and detail is None
         and len(attempts.rows) == 1
         and not attempts.channels_to_close
     )
-    if common and hold.hold_id is not None:
-        async with autocommit(sessions) as conn:
-            done = await relay_repo.settle_and_log(
-                conn,
-                hold.hold_id,
-                list_cost,
-                {**log, "cost_micros": list_cost, "uncollected_micros": 0},
-                attempts.rows[0],
-            )
+    if common and direct is not None and hold.hold_id is not None:
+        done = await relay_repo.settle_and_log(
+            direct,
+            hold.hold_id,
+            list_cost,
+            {**log, "cost_micros": list_cost, "uncollected_micros": 0},
+            attempts.rows[0],
+        )
         if done:
             return Outcome(route.billing, list_cost, list_cost, 0)
     async with engine_of(sessions).begin() as session:

@@ -1,4 +1,5 @@
-"""The relay's usual reserve and settle, each as one autocommit statement.
+"""The relay's usual reserve and settle, each as one autocommit statement (run on the
+direct asyncpg pool, `schema.direct`).
 
 Every billed call takes the org's credit-account row lock twice: to reserve and to settle.
 Inside an explicit transaction that lock is held across client round trips (the next
@@ -23,6 +24,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     BigInteger,
     Insert,
@@ -37,12 +39,11 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import ClauseElement
 
 from domain.ledger.repository import accounts, entries, holds
 from domain.usage.repository import ATTEMPT_DEFAULTS, ATTEMPTS, LOG_DEFAULTS, LOGS
+from schema.direct import DirectPool
 
 _ORG = bindparam("b_org", type_=accounts.c.org_id.type)
 _AMOUNT = bindparam("b_amount", type_=BigInteger())
@@ -81,7 +82,7 @@ _RESERVE = (
 
 
 async def reserve(
-    conn: AsyncConnection,
+    direct: DirectPool,
     org_id: uuid.UUID,
     amount: int,
     *,
@@ -100,10 +101,10 @@ async def reserve(
         "b_expires_in": expires_in,
     }
     try:
-        row = (await conn.execute(_RESERVE, params)).first()
-    except IntegrityError:
+        row = await direct.fetchrow(_RESERVE, params)
+    except asyncpg.UniqueViolationError:
         return None
-    return row[0] if row else None
+    return uuid.UUID(str(row[0])) if row else None
 
 
 # --- settle with its request log -------------------------------------------------------------
@@ -155,10 +156,10 @@ _DEBIT = (
     .cte("debit")
 )  # fmt: skip
 
-_SETTLE_AND_LOG: dict[tuple[tuple[str, ...], tuple[str, ...]], Executable] = {}
+_SETTLE_AND_LOG: dict[tuple[tuple[str, ...], tuple[str, ...]], ClauseElement] = {}
 
 
-def _settle_and_log(log_keys: tuple[str, ...], attempt_keys: tuple[str, ...]) -> Executable:
+def _settle_and_log(log_keys: tuple[str, ...], attempt_keys: tuple[str, ...]) -> ClauseElement:
     """Built once per set of log and attempt columns (a handful exist) and reused."""
     cached = _SETTLE_AND_LOG.get((log_keys, attempt_keys))
     if cached is not None:
@@ -190,7 +191,7 @@ def _settle_and_log(log_keys: tuple[str, ...], attempt_keys: tuple[str, ...]) ->
 
 
 async def settle_and_log(
-    conn: AsyncConnection,
+    direct: DirectPool,
     hold_id: uuid.UUID,
     cost: int,
     log: dict[str, Any],
@@ -205,5 +206,5 @@ async def settle_and_log(
     params: dict[str, Any] = {f"l_{k}": v for k, v in log.items()}
     params.update({f"a_{k}": v for k, v in attempt.items()})
     params.update({"b_hold": hold_id, "b_cost": cost, "b_entry_key": f"hold:{hold_id}:settle"})
-    row = (await conn.execute(_settle_and_log(tuple(log), tuple(attempt)), params)).first()
+    row = await direct.fetchrow(_settle_and_log(tuple(log), tuple(attempt)), params)
     return row is not None and row[0] is not None

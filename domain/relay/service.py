@@ -29,6 +29,7 @@ from domain.relay.cache import TtlCache
 from domain.relay.plan import ModelRoutes, Plan, RelayConfig, Route, build_plan
 from domain.routing import repository as channels_repo
 from schema.db import SessionFactory, engine_of
+from schema.direct import DirectPool
 
 log = logging.getLogger("oxinf.relay")
 T = TypeVar("T")
@@ -75,8 +76,11 @@ class Relay:
         cfg: RelayConfig,
         *,
         rng: random.Random | None = None,
+        direct: DirectPool | None = None,
     ) -> None:
         self.sessions = sessions
+        # The hot path's single statements (rate limit, reserve, settle) skip SQLAlchemy.
+        self.direct = direct or DirectPool(engine_of(sessions))
         self.http = http
         self.box = box
         self.cfg = cfg
@@ -93,9 +97,7 @@ class Relay:
     ) -> Plan:
         rate = None
         if key.rpm_limit is not None:
-            rate = await ratelimit.hit_autocommit(
-                engine_of(self.sessions), key.key_id, key.rpm_limit
-            )
+            rate = await ratelimit.hit_direct(self.direct, key.key_id, key.rpm_limit)
         async with self.sessions() as session:
             plan = await build_plan(
                 session, self.box, self.cfg, key=key, body=body, kind="chat",
@@ -154,7 +156,9 @@ class Relay:
                     break
                 if not await self._usable(route):
                     continue
-                await hold.ensure(self.sessions, plan, self.cfg, model_routes.hold_micros)
+                await hold.ensure(
+                    self.sessions, plan, self.cfg, model_routes.hold_micros, self.direct
+                )
                 tried += 1
                 result = await self._try(plan, route, model_routes, attempts, call)
                 if isinstance(result, UpstreamError):
@@ -251,7 +255,7 @@ class Relay:
             outcome = await finish_success(
                 self.sessions, plan, route, model, snapshot, result.usage, hold, attempts,
                 upstream_request_id=result.upstream_request_id,
-                response_detail=result.body if plan.log_content else None,
+                response_detail=result.body if plan.log_content else None, direct=self.direct,
             )  # fmt: skip
         except BaseException:
             await asyncio.shield(hold.release(self.sessions))
@@ -305,6 +309,10 @@ class Relay:
         """Wait for in-flight stream settlements (shutdown and tests)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        await self.direct.close()
 
 
 def _wire_request(plan: Plan, route: Route, mr: ModelRoutes | None) -> tuple[dict[str, Any], str]:

@@ -7,13 +7,13 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from api.runtime import Resources
 from domain.budgets.models import BudgetRef
 from domain.ledger import service as ledger
 from domain.relay import repository as relay_repo
-from domain.relay.billing import autocommit
 from tests.domain.factories import CREDIT, make_api_key, make_org, unique
 from tests.domain.invariants import assert_books_balance
 
@@ -47,20 +47,19 @@ def _attempt(request_id: str) -> dict[str, object]:
 async def _reserve(
     resources: Resources, org_id: uuid.UUID, amount: int, key: str
 ) -> uuid.UUID | None:
-    async with autocommit(resources.sessions) as conn:
-        return await relay_repo.reserve(
-            conn, org_id, amount, key=key, reference=key, expires_in=HOUR
-        )
+    return await relay_repo.reserve(
+        resources.relay.direct, org_id, amount, key=key, reference=key, expires_in=HOUR
+    )
 
 
 async def _settle(
     resources: Resources, org_id: uuid.UUID, hold_id: uuid.UUID, cost: int
 ) -> tuple[bool, str]:
     request_id = unique("req")
-    async with autocommit(resources.sessions) as conn:
-        done = await relay_repo.settle_and_log(
-            conn, hold_id, cost, _log(org_id, hold_id, request_id), _attempt(request_id)
-        )
+    done = await relay_repo.settle_and_log(
+        resources.relay.direct, hold_id, cost, _log(org_id, hold_id, request_id),
+        _attempt(request_id),
+    )  # fmt: skip
     return done, request_id
 
 
@@ -172,3 +171,14 @@ async def test_concurrent_one_statement_reserves_never_overspend(resources: Reso
     assert sum(results) == 142
     books = await assert_books_balance(resources.sessions, org_id)
     assert (books.balance, books.available, books.pending_count) == (6 * CREDIT, 6 * CREDIT, 0)
+
+
+async def test_direct_statements_never_bind_a_missing_value_as_null(resources: Resources) -> None:
+    """A forgotten parameter is a KeyError before anything is sent, not a NULL written."""
+    org_id = await make_org(resources.sessions, funded_micros=5 * CREDIT)
+    with pytest.raises(KeyError):
+        await resources.relay.direct.fetchrow(
+            relay_repo._RESERVE, {"b_org": org_id, "b_amount": CREDIT}
+        )
+    books = await assert_books_balance(resources.sessions, org_id)
+    assert (books.available, books.pending_count) == (5 * CREDIT, 0)

@@ -1,0 +1,105 @@
+"""Single-statement autocommit writes on the relay's hot path, straight on asyncpg.
+
+Through SQLAlchemy's async engine one statement costs about 340 us of CPU (connection
+checkout, the greenlet bridge, result wrapping); on an asyncpg pool about 130 us. The relay
+runs three such statements per call (rate limit, reserve, settle with its log), each one
+atomic on its own, so they gain nothing from a Session or a transaction.
+
+Statements are still written with SQLAlchemy Core (or `text()`), compiled once for the
+asyncpg dialect, and run with the same bind processors SQLAlchemy would apply, so the SQL
+and its types stay in one place. The pool is small, made lazily from the engine's own
+connection arguments, and used for nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
+
+DEFAULT_MAX_SIZE = 10
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A statement's SQL with $n placeholders, its bind names in order and their converters."""
+
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    fixed: Mapping[str, Any]  # binds that carry their own value (literals such as `+ 1`)
+
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        """Positional arguments; a missing name is a KeyError, never a silent NULL."""
+        out = []
+        for name, process in zip(self.names, self.processors, strict=True):
+            value = params[name] if name in params or name not in self.fixed else self.fixed[name]
+            out.append(process(value) if process is not None and value is not None else value)
+        return out
+
+
+def compile_statement(stmt: ClauseElement, engine: AsyncEngine) -> Compiled:
+    dialect = engine.dialect
+    compiled = stmt.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    names = tuple(compiled.positiontup or ())
+    binds = [compiled.binds[name] for name in names]
+    processors = tuple(b.type.dialect_impl(dialect).bind_processor(dialect) for b in binds)
+    fixed = {n: b.effective_value for n, b in zip(names, binds, strict=True) if not b.required}
+    return Compiled(str(compiled), names, processors, fixed)
+
+
+class DirectPool:
+    """A lazily created asyncpg pool for autocommit statements (see the module docstring)."""
+
+    def __init__(self, engine: AsyncEngine, *, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self._engine = engine
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+        self._compiled: dict[int, tuple[ClauseElement, Compiled]] = {}
+
+    def compiled(self, stmt: ClauseElement) -> Compiled:
+        """Compile once per statement object (callers keep their statements as constants)."""
+        found = self._compiled.get(id(stmt))
+        if found is None or found[0] is not stmt:
+            found = (stmt, compile_statement(stmt, self._engine))
+            self._compiled[id(stmt)] = found
+        return found[1]
+
+    async def _get(self) -> asyncpg.Pool:
+        loop = asyncio.get_running_loop()
+        if self._pool is not None and self._loop is loop:
+            return self._pool
+        if self._lock is None or self._loop is not loop:
+            self._lock, self._loop, self._pool = asyncio.Lock(), loop, None
+        async with self._lock:
+            if self._pool is None:
+                _, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+                kwargs.setdefault("server_settings", {"application_name": "oxinf"})
+                self._pool = await asyncpg.create_pool(
+                    min_size=0, max_size=self._max_size, **kwargs
+                )
+            return self._pool
+
+    async def fetchrow(
+        self, stmt: ClauseElement, params: Mapping[str, Any]
+    ) -> asyncpg.Record | None:
+        compiled = self.compiled(stmt)
+        args = compiled.args(params)
+        pool = await self._get()
+        async with pool.acquire() as conn:
+            row: asyncpg.Record | None = await conn.fetchrow(compiled.sql, *args)
+            return row
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None and self._loop is asyncio.get_running_loop():
+            await pool.close()
