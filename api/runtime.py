@@ -21,7 +21,7 @@ from domain.identity.service import IdentityConfig
 from domain.keys.auth import KeyAuthenticator
 from domain.ledger import service as ledger
 from domain.payments.recharge import auto_recharge_enabled, maybe_trigger_recharge
-from domain.providers.aiohttp_transport import AiohttpTransport
+from domain.providers.aiohttp_transport import UpstreamClient
 from domain.relay.plan import DEFAULT_PROVIDER_URLS, RelayConfig
 from domain.relay.service import Relay
 from schema.db import SessionFactory, create_engine, session_factory
@@ -40,11 +40,9 @@ def resolve_database_url(settings: Settings) -> str:
 
 def build_http_client() -> httpx.AsyncClient:
     """The upstream client: httpx's API over aiohttp's pool (see `AiohttpTransport`)."""
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
-    return httpx.AsyncClient(
+    return UpstreamClient(
         timeout=httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0),
-        limits=limits,
-        transport=AiohttpTransport(limits=limits),
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
         follow_redirects=False,
     )
 

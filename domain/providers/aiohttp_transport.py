@@ -16,6 +16,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import aiohttp
 import httpx
@@ -38,13 +39,15 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
 
 
 @contextmanager
-def _mapped(request: httpx.Request) -> Iterator[None]:
+def _mapped(request: httpx.Request | str) -> Iterator[None]:
+    """aiohttp's failures as httpx's; `request` may be just the URL (built only on error)."""
     try:
         yield
     except (TimeoutError, aiohttp.ClientError) as exc:
+        req = request if isinstance(request, httpx.Request) else httpx.Request("POST", request)
         for source, target in _ERRORS:
             if isinstance(exc, source):
-                raise target(f"{type(exc).__name__}: {exc}", request=request) from exc
+                raise target(f"{type(exc).__name__}: {exc}", request=req) from exc
         raise  # pragma: no cover - the last entry catches every ClientError
 
 
@@ -105,7 +108,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
         t = request.extensions.get("timeout") or {}
-        connect, read, pool = t.get("connect"), t.get("read"), t.get("pool")
+        return self._timeout_of(t.get("connect"), t.get("read"), t.get("pool"))
+
+    def _timeout_of(
+        self, connect: float | None, read: float | None, pool: float | None
+    ) -> aiohttp.ClientTimeout:
         key = (connect, read, pool)
         found = self._timeouts.get(key)
         if found is None:
@@ -147,7 +154,38 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             },
         )
 
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """A whole JSON POST without building httpx objects: (status, raw headers, body).
+
+        For `post_json`, the relay's hot path; failures are the same httpx exceptions
+        `handle_async_request` raises."""
+        with _mapped(url):
+            async with self._client().post(
+                URL(url),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                compress=None,
+                timeout=self._timeout_of(limits.connect, limits.read, limits.pool),
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+            ) as response:
+                content = await response.read()
+                return response.status, list(response.raw_headers), content
+
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+
+class UpstreamClient(httpx.AsyncClient):
+    """httpx's client over `AiohttpTransport`, whose `post` the JSON hot path may use
+    directly (see `domain.providers.transport.post_json`)."""
+
+    def __init__(
+        self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None, **kwargs: Any
+    ) -> None:
+        self.fast = AiohttpTransport(limits=limits, ssl_context=ssl_context)
+        super().__init__(limits=limits, transport=self.fast, **kwargs)

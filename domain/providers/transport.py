@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 import httpx
 
+from domain.providers.aiohttp_transport import UpstreamClient
 from domain.providers.base import Upstream, UpstreamError, Usage
 from domain.providers.errors import (
     diagnostics_from,
@@ -79,6 +80,34 @@ def _build(
         ) from None
 
 
+async def _post_direct(
+    http: UpstreamClient,
+    url: str,
+    payload: dict[str, Any],
+    headers: dict[str, str],
+    upstream: Upstream,
+) -> httpx.Response:
+    """The same call as `_build` + `send`, minus httpx's request and response machinery
+    (about 0.2 ms of CPU a call): the body is encoded as httpx would, the reply wrapped in
+    an already-read `httpx.Response` so everything after this is unchanged."""
+    try:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        raise invalid_request("the request body cannot be encoded as JSON") from None
+    # Not asking for compression: the reply is wrapped as already decoded below.
+    sent = {k: v for k, v in http.headers.items() if k != "accept-encoding"}
+    sent.update({"content-type": "application/json", **headers})
+    try:
+        status, raw, content = await http.fast.post(url, body.encode(), sent, timeout_for(upstream))
+    except httpx.HTTPError as exc:
+        raise transport_error(exc) from None
+    except ValueError:  # yarl's verdict on a malformed base URL
+        raise UpstreamError(
+            "connect", "the upstream channel's base URL is invalid", retryable=True
+        ) from None
+    return httpx.Response(status, headers=raw, content=content)
+
+
 @dataclass
 class JsonReply:
     body: dict[str, Any]
@@ -95,11 +124,14 @@ async def post_json(
     upstream: Upstream,
     request_id: RequestIdGetter,
 ) -> JsonReply:
-    req = _build(http, url, payload, headers, upstream)
-    try:
-        response = await http.send(req)
-    except httpx.HTTPError as exc:
-        raise transport_error(exc) from None
+    if isinstance(http, UpstreamClient):
+        response = await _post_direct(http, url, payload, headers, upstream)
+    else:
+        req = _build(http, url, payload, headers, upstream)
+        try:
+            response = await http.send(req)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from None
     rid = request_id(response.headers)
     diagnostics = diagnostics_from(response.headers)
     if response.status_code >= 300:

@@ -31,6 +31,7 @@ from domain.ratelimit.service import RateDecision
 from domain.relay.cache import TtlCache
 from domain.routing import repository as channels_repo
 from schema.channels import Channel
+from schema.db import SessionFactory
 
 Billing = Literal["byok", "platform"]
 T = TypeVar("T")
@@ -197,13 +198,32 @@ def _byok_routes(secrets: dict[str, ByokSecret], model: ModelInfo, cfg: RelayCon
     return [Route("byok", chosen.provider, upstream, None)]
 
 
+class OnDemandSession:
+    """A session opened only if a memo misses: with a warm memo most plans read nothing,
+    and opening and closing an AsyncSession costs CPU even when it runs no query."""
+
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self._session is None:
+            self._session = self._sessions()
+        return await fn(self._session, *args)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 def _loader(fn: Callable[..., Awaitable[T]], *args: Any) -> Callable[[], Awaitable[T]]:
     """Bind a loop variable now (a lambda in the loop would see its last value)."""
     return lambda: fn(*args)
 
 
 async def build_plan(
-    session: AsyncSession,
+    db: OnDemandSession,
     box: SecretBox,
     cfg: RelayConfig,
     *,
@@ -224,25 +244,25 @@ async def build_plan(
     memo = cache or TtlCache(0)
     rules = await memo.get(
         ("gov", key.org_id, key.key_id),
-        lambda: governance.for_key(session, key.org_id, key.key_id),
+        lambda: db.run(governance.for_key, key.org_id, key.key_id),
     )
     if not rules.allows_model(name):
         raise ModelNotAllowed(
             f"your department's policy does not allow model {name!r}", param="model"
         )
-    model = await memo.get(("model", name), lambda: pricing_repo.get_model(session, name))
+    model = await memo.get(("model", name), lambda: db.run(pricing_repo.get_model, name))
     if model is None or not model.enabled or model.type != kind:
         raise InvalidRequest(f"unknown model {name!r}", param="model")
     now = datetime.now(UTC)
-    snapshot = await memo.get(("price", name), lambda: pricing_repo.price_at(session, name, now))
+    snapshot = await memo.get(("price", name), lambda: db.run(pricing_repo.price_at, name, now))
     if snapshot is None:
         raise InvalidRequest(f"model {name!r} has no price yet", param="model")
-    org = await memo.get(("org", key.org_id), lambda: identity_repo.org_by_id(session, key.org_id))
+    org = await memo.get(("org", key.org_id), lambda: db.run(identity_repo.org_by_id, key.org_id))
     if org is None:  # the key outlived its org: treat as unknown
         raise PermissionDenied("this key's org no longer exists")
 
     prompt_estimate = estimate_prompt_tokens(body)
-    secrets = await memo.get(("byok", org.id), lambda: secrets_for_routing(session, org.id, box))
+    secrets = await memo.get(("byok", org.id), lambda: db.run(secrets_for_routing, org.id, box))
     byok = _byok_routes(secrets, model, cfg)
     platform: list[ModelRoutes] = []
     for candidate in [name, *model.fallback_models]:
@@ -250,7 +270,7 @@ async def build_plan(
             model
             if candidate == name
             else await memo.get(
-                ("model", candidate), _loader(pricing_repo.get_model, session, candidate)
+                ("model", candidate), _loader(db.run, pricing_repo.get_model, candidate)
             )
         )
         if info is None or not info.enabled:
@@ -259,7 +279,7 @@ async def build_plan(
             snapshot
             if candidate == name
             else await memo.get(
-                ("price", candidate), _loader(pricing_repo.price_at, session, candidate, now)
+                ("price", candidate), _loader(db.run, pricing_repo.price_at, candidate, now)
             )
         )
         if price is None:
@@ -267,7 +287,7 @@ async def build_plan(
         channels = order_channels(
             await memo.get(
                 ("channels", candidate, kind, info.channel_group),
-                _loader(channels_repo.serving, session, candidate, kind, info.channel_group),
+                _loader(db.run, channels_repo.serving, candidate, kind, info.channel_group),
             ),
             rng,
         )

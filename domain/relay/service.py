@@ -26,7 +26,14 @@ from domain.providers import ChatStream, UpstreamError, adapter_for
 from domain.ratelimit import service as ratelimit
 from domain.relay.billing import Attempts, HoldTracker, Outcome, finish_failure, finish_success
 from domain.relay.cache import TtlCache
-from domain.relay.plan import ModelRoutes, Plan, RelayConfig, Route, build_plan
+from domain.relay.plan import (
+    ModelRoutes,
+    OnDemandSession,
+    Plan,
+    RelayConfig,
+    Route,
+    build_plan,
+)
 from domain.routing import repository as channels_repo
 from schema.db import SessionFactory, engine_of
 from schema.direct import DirectPool
@@ -98,12 +105,15 @@ class Relay:
         rate = None
         if key.rpm_limit is not None:
             rate = await ratelimit.hit_direct(self.direct, key.key_id, key.rpm_limit)
-        async with self.sessions() as session:
+        db = OnDemandSession(self.sessions)
+        try:
             plan = await build_plan(
-                session, self.box, self.cfg, key=key, body=body, kind="chat",
+                db, self.box, self.cfg, key=key, body=body, kind="chat",
                 request_id=request_id, client_request_id=client_request_id, rng=self.rng,
                 cache=self.cache,
             )  # fmt: skip
+        finally:
+            await db.close()
         plan.rate = rate
         return plan
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from domain.providers.aiohttp_transport import AiohttpTransport
+from domain.providers.aiohttp_transport import UpstreamClient
 from tests.fakes.provider import FakeProvider
 from tests.providers.helpers import KEY
 
@@ -36,9 +36,9 @@ async def http(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Every adapter test runs over httpx's own transport and over the one production uses."""
     if request.param == "aiohttp":
+        # UpstreamClient: JSON calls take its direct path, streams go through httpx.
         limits = httpx.Limits(max_connections=64)
-        transport = AiohttpTransport(limits=limits, ssl_context=_tls)
-        async with httpx.AsyncClient(limits=limits, transport=transport) as client:
+        async with UpstreamClient(limits=limits, ssl_context=_tls) as client:
             yield client
         return
     async with httpx.AsyncClient(verify=_tls) as client:
