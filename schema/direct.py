@@ -58,9 +58,16 @@ def compile_statement(stmt: ClauseElement, engine: AsyncEngine) -> Compiled:
 class DirectPool:
     """A lazily created asyncpg pool for autocommit statements (see the module docstring)."""
 
-    def __init__(self, engine: AsyncEngine, *, max_size: int = DEFAULT_MAX_SIZE) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, max_size: int = DEFAULT_MAX_SIZE, durable: bool = True
+    ) -> None:
+        """`durable=False` commits without waiting for the WAL flush: only for counters a
+        database crash may roll back harmlessly (rate-limit windows), never for money."""
         self._engine = engine
         self._max_size = max_size
+        self._settings = {"application_name": "oxinf"}
+        if not durable:
+            self._settings["synchronous_commit"] = "off"
         self._pool: asyncpg.Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
@@ -83,7 +90,7 @@ class DirectPool:
         async with self._lock:
             if self._pool is None:
                 _, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
-                kwargs.setdefault("server_settings", {"application_name": "oxinf"})
+                kwargs["server_settings"] = dict(self._settings)
                 self._pool = await asyncpg.create_pool(
                     min_size=0, max_size=self._max_size, **kwargs
                 )
