@@ -50,6 +50,7 @@ async def resources(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Re
         temporal=TemporalHandle(settings),
     )
     yield res
+    await res.relay.aclose()
     await res.http.aclose()
 
 

@@ -4,7 +4,7 @@ when the org opted in, and the secret never in logs or errors."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import httpx
@@ -21,7 +21,7 @@ BYOK_KEY = "sk-or-v1-" + "b" * 64  # the fake only accepts its own key, see `fak
 
 
 @pytest.fixture
-def byok_relay(resources: Resources, fake: FakeProvider) -> Iterator[Relay]:
+async def byok_relay(resources: Resources, fake: FakeProvider) -> AsyncIterator[Relay]:
     """Point the providers' public base URLs at the fake upstream for these tests."""
     original = resources.relay
     urls = {**original.cfg.provider_base_urls, "openrouter": fake.base_url + "/v1",
@@ -32,6 +32,7 @@ def byok_relay(resources: Resources, fake: FakeProvider) -> Iterator[Relay]:
         replace(original.cfg, provider_base_urls=urls, plan_cache_ttl_s=60.0),
     )  # fmt: skip
     yield resources.relay
+    await resources.relay.aclose()
     resources.relay = original
 
 
