@@ -117,7 +117,7 @@ def _check_scraper(request: Request, resources: Resources) -> None:
     non-production deployments serve metrics, so a forgotten setting does not publish
     them."""
     token = resources.settings.metrics_token
-    if token is None:
+    if token is None or not token.get_secret_value():  # an empty token is no token
         if resources.settings.env == "production":
             raise NotFound("not found")
         return

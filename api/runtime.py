@@ -6,9 +6,11 @@ pool sizes are decided in one place.
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,13 +40,21 @@ def resolve_database_url(settings: Settings) -> str:
     return url
 
 
+PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy",
+                   "all_proxy")  # fmt: skip
+
+
 def build_http_client() -> httpx.AsyncClient:
-    """The upstream client: httpx's API over aiohttp's pool (see `AiohttpTransport`)."""
-    return UpstreamClient(
-        timeout=httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0),
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-        follow_redirects=False,
-    )
+    """The upstream client: httpx's API over aiohttp's pool (see `AiohttpTransport`), or
+    plain httpx when the environment names a proxy, since only httpx honours it."""
+    options: dict[str, Any] = {
+        "timeout": httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0),
+        "limits": httpx.Limits(max_connections=512, max_keepalive_connections=128),
+        "follow_redirects": False,
+    }
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return httpx.AsyncClient(**options)
+    return UpstreamClient(**options)
 
 
 def identity_config(settings: Settings) -> IdentityConfig:

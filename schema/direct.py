@@ -40,7 +40,8 @@ class Compiled:
         out = []
         for name, process in zip(self.names, self.processors, strict=True):
             value = params[name] if name in params or name not in self.fixed else self.fixed[name]
-            out.append(process(value) if process is not None and value is not None else value)
+            # Processors also see None, as in SQLAlchemy (JSON turns it into JSON null).
+            out.append(process(value) if process is not None else value)
         return out
 
 

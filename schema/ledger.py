@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, String, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from schema.columns import bigserial_pk, fk_uuid, jsonb, micros, pk_uuid, sd, ts
@@ -92,7 +93,10 @@ class Hold(SQLModel, table=True):
     )
     amount_micros: int = Field(sa_column=micros(default=None))
     key_budget_micros: int = Field(default=0, sa_column=micros())
-    budget_reservations: list[dict[str, Any]] | None = Field(default=None, sa_column=jsonb())
+    # None is SQL NULL (not JSON null), on every path that writes a hold.
+    budget_reservations: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSONB(none_as_null=True), nullable=True)
+    )
     status: str = Field(default="pending", max_length=20, sa_column_kwargs=sd("'pending'"))
     idempotency_key: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
     reference: str | None = Field(default=None, max_length=120)

@@ -39,6 +39,8 @@ class MemberList(BaseModel):
 
 
 class MemberIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
     email: str = Field(max_length=320)
     role: Role = "member"
     department_id: uuid.UUID | None = None

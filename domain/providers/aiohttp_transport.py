@@ -5,7 +5,9 @@ the wire move through aiohttp's C parser and connection pool instead of httpcore
 anyio, which cost the relay about 0.7 ms of CPU per upstream call (≈ 0.2 ms here).
 
 What httpx would do stays httpx's: building the request, redirects (never followed by the
-relay), decoding `Content-Encoding`, proxies from the environment. aiohttp's failures are
+relay), decoding `Content-Encoding`. This transport speaks to upstreams directly: with a
+proxy configured in the environment, `api.runtime.build_http_client` uses plain httpx
+instead, which honours it. aiohttp's failures are
 mapped onto the httpx exceptions `domain.providers.errors.transport_error` classifies, so a
 connect failure is still `connect`, a slow upstream still `timeout`, a hang-up `dropped`.
 """
@@ -97,7 +99,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps cookies, if anyone does
                 auto_decompress=False,  # httpx decodes Content-Encoding itself
                 timeout=aiohttp.ClientTimeout(total=None),
-                trust_env=False,  # proxies from the environment are httpx's mounts
+                trust_env=False,  # proxied deployments use plain httpx (see the docstring)
             )
             # aiohttp resends an idempotent request once when a reused connection turns out
             # closed; httpcore does not, and callers (media polls) own their retry policy.
@@ -155,15 +157,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def post(
-        self, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout
+        self, url: URL, body: bytes, headers: dict[str, str], limits: httpx.Timeout
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """A whole JSON POST without building httpx objects: (status, raw headers, body).
 
         For `post_json`, the relay's hot path; failures are the same httpx exceptions
-        `handle_async_request` raises."""
-        with _mapped(url):
+        `handle_async_request` raises. httpx's `write` timeout has no aiohttp equivalent;
+        the bodies sent are small JSON."""
+        with _mapped(str(url)):
             async with self._client().post(
-                URL(url),
+                url,
                 headers=headers,
                 data=body,
                 allow_redirects=False,

@@ -266,6 +266,8 @@ async def build_plan(
     byok = _byok_routes(secrets, model, cfg)
     platform: list[ModelRoutes] = []
     for candidate in [name, *model.fallback_models]:
+        if not (key.allows_model(candidate) and rules.allows_model(candidate)):
+            continue  # a fallback is still a model the caller must be allowed to use
         info = (
             model
             if candidate == name

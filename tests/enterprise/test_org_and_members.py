@@ -141,6 +141,9 @@ async def test_add_member_rules(client: httpx.AsyncClient, resources: Resources)
     assert missing.status_code == 404
     again = await add(client, org.id, org.admin, org.member, "member")
     assert again.status_code == 409
+    # The pre-0004 free-text fields are refused, not silently dropped.
+    legacy = await add(client, org.id, org.admin, newbie, "member", department="R&D")
+    assert legacy.status_code == 422, legacy.text
     # Admins cannot create owners; owners can.
     assert (await add(client, org.id, org.admin, newbie, "owner")).status_code == 403
     dept = await make_entity(client, org, "departments", "R&D")

@@ -145,7 +145,10 @@ async def test_metrics_needs_the_scrape_token_when_one_is_set(
         ok = await client.get("/metrics", headers={"authorization": "Bearer scrape-me-1234"})
         assert ok.status_code == 200 and "oxinf_http_requests_total" in ok.text
         # Production without a token does not publish metrics at all.
-        resources.settings = saved.model_copy(update={"env": "production"})
-        assert (await client.get("/metrics")).status_code == 404
+        for token in (None, SecretStr("")):  # an empty token counts as none
+            resources.settings = saved.model_copy(
+                update={"env": "production", "metrics_token": token}
+            )
+            assert (await client.get("/metrics")).status_code == 404
     finally:
         resources.settings = saved

@@ -7,7 +7,9 @@ import copy
 import httpx
 import pytest
 
+from api.runtime import build_http_client
 from domain.providers import Upstream, UpstreamError, adapter_for
+from domain.providers.aiohttp_transport import UpstreamClient
 from tests.fakes.provider import FakeProvider
 from tests.providers.helpers import KEY, chat_request, collect, streamed_text, upstream_for
 
@@ -149,3 +151,24 @@ def test_upstream_repr_hides_key() -> None:
         assert "sk-secret-value-123" not in text
         assert "hidden" not in text
     assert "X-Auth" in repr(upstream)
+
+
+@pytest.mark.parametrize("content", ["\ud800", float("nan")])
+async def test_unencodable_bodies_are_the_clients_fault_on_every_transport(
+    fake: FakeProvider, http: httpx.AsyncClient, content: object
+) -> None:
+    """Never a retryable channel failure: that would trip breakers for everyone."""
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]}
+    with pytest.raises(UpstreamError) as caught:
+        await adapter_for("openai").chat(http, upstream_for(fake, "openai"), body, "gpt-4o-mini")
+    assert caught.value.kind == "invalid_request" and not caught.value.retryable
+    assert fake.calls("/v1/chat/completions") == []
+
+
+def test_a_proxy_in_the_environment_keeps_plain_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiohttp's transport would bypass it: with a proxy configured, httpx does the work."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    client = build_http_client()
+    assert not isinstance(client, UpstreamClient)
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert isinstance(build_http_client(), UpstreamClient)

@@ -257,6 +257,25 @@ async def test_fallback_model_is_priced_as_itself(
     assert log["model"] == "cheap-backup"
 
 
+async def test_a_fallback_model_outside_the_keys_allowlist_is_never_used(
+    client: httpx.AsyncClient, resources: Resources, fake: FakeProvider
+) -> None:
+    await add_model(resources, "cheap-backup")
+    await add_model(resources, "gpt-test", fallback_models=["cheap-backup"])
+    await add_channel(resources, fake, "main", ["gpt-test"])
+    await add_channel(resources, fake, "backup", ["cheap-backup"])
+    tenant = await make_tenant(resources, model_allowlist=["gpt-test"])
+    before = await balance(resources, tenant.org_id)
+    fake.add_fault(Fault(kind="status", status=503, path="/v1/chat/completions", times=1))
+    resp = await client.post(
+        "/v1/chat/completions", json={"model": "gpt-test", "messages": [HELLO]}, headers=tenant.auth
+    )
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["error"]["code"] == "service_unavailable"
+    assert len(fake.calls("/v1/chat/completions")) == 1  # only the allowed model was tried
+    assert await balance(resources, tenant.org_id) == before
+
+
 async def test_models_lists_what_the_key_may_use(
     client: httpx.AsyncClient, resources: Resources, fake: FakeProvider
 ) -> None:
