@@ -108,10 +108,12 @@ async def move(
 
 
 async def release_totals(session: Executor, totals: Mapping[tuple[uuid.UUID, date], int]) -> None:
-    """The sweeper's batch release: one reservation total per policy and month."""
-    if not totals:
+    """The sweeper's batch release: one reservation total per policy and month. Zero totals
+    are skipped, as the ledger skips zero account releases: a counter is only ever locked
+    by a transaction that already holds its org's account row (the lock order above)."""
+    keys = sorted(k for k, v in totals.items() if v)
+    if not keys:
         return
-    keys = sorted(totals)
     params = {
         "b_ids": [k[0] for k in keys],
         "b_periods": [k[1] for k in keys],
