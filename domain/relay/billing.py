@@ -84,28 +84,30 @@ class HoldTracker:
         if self.hold_id is not None and amount <= self.amount:
             return
         budgeted = plan.key.budget_micros is not None
+        self.reservations += 1
+        key = f"req:{plan.request_id}:hold:{self.reservations}"
         if direct is not None and self.hold_id is None and not budgeted and not plan.budgets:
-            self.reservations += 1
             fast = await relay_repo.reserve(
                 direct,
                 plan.org_id,
                 amount,
-                key=f"req:{plan.request_id}:hold:{self.reservations}",
+                key=key,
                 reference=plan.request_id,
                 expires_in=cfg.hold_ttl,
             )
             if fast is not None:
                 self.hold_id, self.amount = fast, amount
                 return
+            # Refused or the key is taken: the general path decides which (and answers a
+            # replay with the original hold), under the same key.
         async with engine_of(sessions).begin() as session:
             if self.hold_id is not None:
                 await ledger.void(session, self.hold_id)
-            self.reservations += 1
             reservation = await ledger.reserve(
                 session,
                 plan.org_id,
                 amount,
-                key=f"req:{plan.request_id}:hold:{self.reservations}",
+                key=key,
                 expires_in=cfg.hold_ttl,
                 # Only a budgeted key needs its own reservation; skipping it saves a statement.
                 api_key_id=plan.key.key_id if budgeted else None,
