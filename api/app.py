@@ -36,6 +36,7 @@ from api.portal.checkout import router as portal_checkout_router
 from api.portal.credits import router as portal_credits_router
 from api.portal.usage import router as portal_usage_router
 from api.portal.webhook_secret import router as portal_webhook_secret_router
+from api.relay.chat import FAST_ROUTES
 from api.relay.chat import router as relay_chat_router
 from api.relay.media import router as relay_media_router
 from api.relay.tasks import router as relay_tasks_router
@@ -117,6 +118,7 @@ def create_app(
         metrics_router,
     ):
         app.include_router(router)
+    app.router.routes[0:0] = FAST_ROUTES
     # The edge middleware also feeds /metrics, so 413s and sanitized 500s are counted.
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -7,11 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
 
-from api.auth import ApiKeyAuth
-from api.deps import ResourcesDep
+from api.auth import ApiKeyAuth, api_key_principal
+from api.deps import ResourcesDep, get_resources
+from api.runtime import Resources
 from domain.enterprise import governance
 from domain.errors import InvalidRequest, PermissionDenied
+from domain.keys.auth import KeyPrincipal
 from domain.pricing import repository as pricing_repo
 from domain.relay.stream import sse_events, start_pump
 
@@ -26,9 +29,8 @@ async def _json_body(request: Request) -> Any:
         raise InvalidRequest("request body is not valid JSON") from None
 
 
-@router.post("/chat/completions", response_model=None)
-async def chat_completions(
-    request: Request, key: ApiKeyAuth, resources: ResourcesDep
+async def _serve_chat(
+    request: Request, key: KeyPrincipal, resources: Resources
 ) -> JSONResponse | StreamingResponse:
     body = await _json_body(request)
     relay = resources.relay
@@ -44,6 +46,27 @@ async def chat_completions(
         media_type="text/event-stream",
         headers={**opened.headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    request: Request, key: ApiKeyAuth, resources: ResourcesDep
+) -> JSONResponse | StreamingResponse:
+    """OpenAI's chat completions, JSON or SSE. (Served by `FAST_ROUTES` in front of this
+    route; this one describes it in the OpenAPI schema and serves any app without them.)"""
+    return await _serve_chat(request, key, resources)
+
+
+async def _chat_fast(request: Request) -> JSONResponse | StreamingResponse:
+    request.scope["route"] = FAST_ROUTES[0]  # what FastAPI sets; metrics label by it
+    resources = await get_resources(request)
+    return await _serve_chat(request, await api_key_principal(request, resources), resources)
+
+
+# The relay's hottest route as a plain Starlette route, placed before FastAPI's: the same
+# handler, auth and error handling, without the router scan, dependency solving and exit
+# stacks FastAPI wraps around every route (about 0.3 ms of CPU a call).
+FAST_ROUTES = [Route("/v1/chat/completions", _chat_fast, methods=["POST"])]
 
 
 @router.get("/models")
