@@ -163,7 +163,8 @@ def _detail(plan: Plan, response: dict[str, Any] | None) -> dict[str, Any] | Non
     }
 
 
-def _log_row(plan: Plan, **values: Any) -> dict[str, Any]:
+def _log_row(plan: Plan, snapshot: PriceSnapshot | None = None, **values: Any) -> dict[str, Any]:
+    """`snapshot`: the price the call was charged at (a fallback model's own), else the plan's."""
     row: dict[str, Any] = {
         "id": plan.request_id,
         "org_id": plan.org_id,
@@ -172,7 +173,7 @@ def _log_row(plan: Plan, **values: Any) -> dict[str, Any]:
         "model": plan.model.name,
         "stream": plan.stream,
         "latency_ms": plan.elapsed_ms(),
-        "price_snapshot": plan.snapshot.model_dump(mode="json"),
+        "price_snapshot": (snapshot or plan.snapshot).model_dump(mode="json"),
         "created_at": plan.created_at,
     }
     row.update(values)
@@ -217,7 +218,7 @@ async def finish_success(
         estimated=usage.estimated,
         client_disconnected=client_disconnected,
         hold_id=hold.hold_id,
-        price_snapshot=snapshot.model_dump(mode="json"),
+        snapshot=snapshot,
     )
     common = (
         direct is not None
