@@ -22,6 +22,8 @@ from schema.org_structure import CONTENT_LOGGING
 
 MAX_ALLOWLIST = 500
 NOUN = {"department": "department", "cost_center": "cost center"}
+# Who may read each kind: cost centers head invoice lines, so finance reads them too.
+READ_ROLE = {"department": "admin", "cost_center": "finance"}
 
 
 def _label(value: Any, param: str, *, required: bool) -> str | None:
@@ -68,14 +70,14 @@ async def resolve(
 
 
 async def list_entities(session: AsyncSession, kind: str, ctx: OrgContext) -> list[Any]:
-    ctx.require("finance" if kind == "cost_center" else "admin")
+    ctx.require(READ_ROLE[kind])
     return await repo.list_all(session, kind, ctx.org.id)
 
 
 async def get_entity(
     session: AsyncSession, kind: str, ctx: OrgContext, entity_id: uuid.UUID
 ) -> Any:
-    ctx.require("finance" if kind == "cost_center" else "admin")
+    ctx.require(READ_ROLE[kind])
     found = await repo.get(session, kind, ctx.org.id, entity_id)
     if found is None:
         raise NotFound(f"no such {NOUN[kind]}")

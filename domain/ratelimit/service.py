@@ -53,8 +53,8 @@ async def hit(
 ) -> RateDecision:
     """Count one request against the key's current window, or raise `rate_limit_exceeded`.
 
-    One statement, so callers on the hot path run it on an autocommit connection: no
-    BEGIN/COMMIT round trips around it."""
+    The relay's hot path uses `hit_direct` instead (the same statement, outside any
+    transaction)."""
     row = (await session.execute(_HIT, {"key": key_id, "limit": limit})).first()
     if row is not None:
         return _counted(limit, int(row[0]), row[1])
