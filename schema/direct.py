@@ -26,6 +26,16 @@ from sqlalchemy.sql.expression import ClauseElement
 DEFAULT_MAX_SIZE = 10
 
 
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Return a connection to the pool as it is.
+
+    asyncpg's default reset runs `RESET ALL`, `UNLISTEN *`, `CLOSE ALL` and an advisory
+    unlock on every release: one more round trip per statement. These connections only
+    ever run single autocommit statements, which leave no session state behind (asyncpg
+    still rolls back a transaction left open, before this runs).
+    """
+
+
 @dataclass(frozen=True)
 class Compiled:
     """A statement's SQL with $n placeholders, its bind names in order and their converters."""
@@ -62,8 +72,10 @@ class DirectPool:
     def __init__(
         self, engine: AsyncEngine, *, max_size: int = DEFAULT_MAX_SIZE, durable: bool = True
     ) -> None:
-        """`durable=False` commits without waiting for the WAL flush: only for counters a
-        database crash may roll back harmlessly (rate-limit windows), never for money."""
+        """`durable=False` commits without waiting for the WAL flush. Only for writes a
+        database crash may roll back harmlessly: rate-limit windows, and the relay's
+        reserve, which the settle's own flush makes durable (`domain.relay.repository`).
+        Never for a write that moves money on its own."""
         self._engine = engine
         self._max_size = max_size
         self._settings = {"application_name": "oxinf"}
@@ -93,7 +105,7 @@ class DirectPool:
                 _, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
                 kwargs["server_settings"] = dict(self._settings)
                 self._pool = await asyncpg.create_pool(
-                    min_size=0, max_size=self._max_size, **kwargs
+                    min_size=0, max_size=self._max_size, reset=_keep_session, **kwargs
                 )
             return self._pool
 

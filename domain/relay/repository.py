@@ -14,6 +14,13 @@ The effects are the same as the general path's, checked by the same ledger tests
 invariants:
 - reserve: a key without a credit budget and no budget policies. An idempotency key that
   is already taken makes the statement fail whole (unique violation), never half-apply.
+  It runs on the pool that does not wait for the WAL flush, and that is safe: the commit
+  is visible to every other transaction at once (so concurrent reserves still see it and
+  cannot overspend), and PostgreSQL flushes WAL in order, so the settle's durable commit
+  makes the reserve durable too. A database crash in between loses only the pending hold,
+  and with it nothing else: the call was not charged yet, and the same crash with a
+  durable reserve would have left a hold the sweeper voids, with the same result. Waiting
+  for the flush would hold the org's account row lock through an fsync on every call.
 - settle: a pending, non-empty hold with no key budget and no budget policies, and a cost
   that fits it; the request log and its single attempt are written in the same statement.
 """

@@ -88,9 +88,10 @@ class Relay:
         self.sessions = sessions
         # The hot path's single statements (rate limit, reserve, settle) skip SQLAlchemy.
         self.direct = direct or DirectPool(engine_of(sessions))
-        # Rate-limit windows need not survive a database crash: their commits skip the
-        # WAL flush wait (a hot key's window row is otherwise locked through every fsync).
-        self.counters = DirectPool(engine_of(sessions), max_size=8, durable=False)
+        # Rate-limit hits and reserves commit without waiting for the WAL flush (see
+        # `domain.relay.repository` for why that is safe for a reserve): a hot org's account
+        # row and a hot key's window row are otherwise locked through every fsync.
+        self.unflushed = DirectPool(engine_of(sessions), max_size=8, durable=False)
         self.http = http
         self.box = box
         self.cfg = cfg
@@ -107,7 +108,7 @@ class Relay:
     ) -> Plan:
         rate = None
         if key.rpm_limit is not None:
-            rate = await ratelimit.hit_direct(self.counters, key.key_id, key.rpm_limit)
+            rate = await ratelimit.hit_direct(self.unflushed, key.key_id, key.rpm_limit)
         db = OnDemandSession(self.sessions)
         try:
             plan = await build_plan(
@@ -170,7 +171,7 @@ class Relay:
                 if not await self._usable(route):
                     continue
                 await hold.ensure(
-                    self.sessions, plan, self.cfg, model_routes.hold_micros, self.direct
+                    self.sessions, plan, self.cfg, model_routes.hold_micros, self.unflushed
                 )
                 tried += 1
                 result = await self._try(plan, route, model_routes, attempts, call)
@@ -326,7 +327,7 @@ class Relay:
     async def aclose(self) -> None:
         await self.drain()
         await self.direct.close()
-        await self.counters.close()
+        await self.unflushed.close()
 
 
 def _wire_request(plan: Plan, route: Route, mr: ModelRoutes | None) -> tuple[dict[str, Any], str]:
