@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from api.admin.channels import router as admin_channels_router
@@ -36,8 +37,8 @@ from api.portal.checkout import router as portal_checkout_router
 from api.portal.credits import router as portal_credits_router
 from api.portal.usage import router as portal_usage_router
 from api.portal.webhook_secret import router as portal_webhook_secret_router
-from api.relay.chat import FAST_ROUTES
 from api.relay.chat import router as relay_chat_router
+from api.relay.chat import serve_chat
 from api.relay.media import router as relay_media_router
 from api.relay.tasks import router as relay_tasks_router
 from api.runtime import Resources, open_resources
@@ -47,6 +48,28 @@ from domain.identity.bootstrap import bootstrap_admin
 from schema.migrate import ensure_migrated
 
 log = logging.getLogger("oxinf.api")
+CHAT_PATH = "/v1/chat/completions"
+
+
+class OxinfApp(FastAPI):
+    """FastAPI, with the relay's hottest route answered before the framework's stack.
+
+    Every other request, and chat under a mount prefix, goes through FastAPI as usual;
+    the chat route there stays for the OpenAPI schema and behaves the same."""
+
+    fast_chat: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.fast_chat is not None
+            and scope["type"] == "http"
+            and scope["path"] == CHAT_PATH
+            and scope["method"] == "POST"
+        ):
+            scope["app"] = self  # what Starlette sets; `request.app` reads it
+            await self.fast_chat(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -77,7 +100,7 @@ def create_app(
             if owned:
                 await res.aclose()
 
-    app = FastAPI(
+    app = OxinfApp(
         title="0xinf",
         version="0.1.0",
         description="LLM API gateway with an exact integer credit ledger.",
@@ -118,7 +141,7 @@ def create_app(
         metrics_router,
     ):
         app.include_router(router)
-    app.router.routes[0:0] = FAST_ROUTES
     # The edge middleware also feeds /metrics, so 413s and sanitized 500s are counted.
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.fast_chat = EdgeMiddleware(serve_chat, max_body_bytes=settings.max_body_bytes)
     return app

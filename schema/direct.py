@@ -119,6 +119,14 @@ class DirectPool:
             row: asyncpg.Record | None = await conn.fetchrow(compiled.sql, *args)
             return row
 
+    async def fetch(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[asyncpg.Record]:
+        compiled = self.compiled(stmt)
+        args = compiled.args(params)
+        pool = await self._get()
+        async with pool.acquire() as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(compiled.sql, *args)
+            return rows
+
     async def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None and self._loop is asyncio.get_running_loop():

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from domain.errors import DomainError
 from schema.direct import DirectPool
 
-_HIT = text(
+HIT = text(
     """
     INSERT INTO rate_limit_windows AS w (api_key_id, window_start, count)
     VALUES (:key, date_trunc('minute', now()), 1)
@@ -27,7 +27,7 @@ _HIT = text(
     RETURNING count, window_start
     """
 ).bindparams(bindparam("key", type_=Uuid()), bindparam("limit", type_=Integer()))
-_PEEK = text("SELECT date_trunc('minute', now()) AS window_start")
+PEEK = text("SELECT date_trunc('minute', now()) AS window_start")
 
 
 class RateLimited(DomainError):
@@ -55,29 +55,29 @@ async def hit(
 
     The relay's hot path uses `hit_direct` instead (the same statement, outside any
     transaction)."""
-    row = (await session.execute(_HIT, {"key": key_id, "limit": limit})).first()
+    row = (await session.execute(HIT, {"key": key_id, "limit": limit})).first()
     if row is not None:
-        return _counted(limit, int(row[0]), row[1])
-    return _refused(limit, (await session.execute(_PEEK)).scalar_one())
+        return counted(limit, int(row[0]), row[1])
+    return refused(limit, (await session.execute(PEEK)).scalar_one())
 
 
 async def hit_direct(direct: DirectPool, key_id: uuid.UUID, limit: int) -> RateDecision:
     """`hit` for the relay's hot path: the same statement on the direct pool, outside any
     transaction (see `schema.direct`)."""
-    row = await direct.fetchrow(_HIT, {"key": key_id, "limit": limit})
+    row = await direct.fetchrow(HIT, {"key": key_id, "limit": limit})
     if row is not None:
-        return _counted(limit, int(row[0]), row[1])
-    peek = await direct.fetchrow(_PEEK, {})
+        return counted(limit, int(row[0]), row[1])
+    peek = await direct.fetchrow(PEEK, {})
     assert peek is not None
-    return _refused(limit, peek[0])
+    return refused(limit, peek[0])
 
 
-def _counted(limit: int, count: int, window_start: datetime) -> RateDecision:
+def counted(limit: int, count: int, window_start: datetime) -> RateDecision:
     reset = _as_utc(window_start) + timedelta(minutes=1)
     return RateDecision(limit=limit, remaining=max(0, limit - count), reset_at=reset)
 
 
-def _refused(limit: int, window: datetime) -> NoReturn:
+def refused(limit: int, window: datetime) -> NoReturn:
     reset = _as_utc(window) + timedelta(minutes=1)
     decision = RateDecision(limit=limit, remaining=0, reset_at=reset)
     retry = max(1, int((reset - datetime.now(UTC)).total_seconds() + 0.999))

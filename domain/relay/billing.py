@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,11 @@ class Attempts:
         )
 
 
+def hold_key(plan: Plan, n: int) -> str:
+    """The idempotency key of the request's n-th reservation."""
+    return f"req:{plan.request_id}:hold:{n}"
+
+
 @dataclass
 class HoldTracker:
     """The request's one pending hold, re-reserved larger only if a fallback costs more."""
@@ -72,6 +78,13 @@ class HoldTracker:
     hold_id: uuid.UUID | None = None
     amount: int = 0
     reservations: int = 0
+
+    @classmethod
+    def of(cls, plan: Plan) -> HoldTracker:
+        """Starting from the hold the plan reserved with its rate-limit hit, if any."""
+        if plan.held is None:
+            return cls()
+        return cls(plan.held[0], plan.held[1], reservations=1)
 
     async def ensure(
         self,
@@ -85,7 +98,7 @@ class HoldTracker:
             return
         budgeted = plan.key.budget_micros is not None
         self.reservations += 1
-        key = f"req:{plan.request_id}:hold:{self.reservations}"
+        key = hold_key(plan, self.reservations)
         if direct is not None and self.hold_id is None and not budgeted and not plan.budgets:
             fast = await relay_repo.reserve(
                 direct,
@@ -196,8 +209,10 @@ async def finish_success(
     error_code: str | None = None,
     error_message: str | None = None,
     client_disconnected: bool = False,
-    direct: DirectPool | None = None,
+    settle_fast: Callable[[relay_repo.SettleItem], Awaitable[bool]] | None = None,
 ) -> Outcome:
+    """`settle_fast` runs the usual settle as one statement, batched with other calls'
+    (`Relay.settles`); anything else, or anything it leaves undone, takes the ledger."""
     list_cost = usage_cost(snapshot, usage, plan)
     cost = uncollected = 0
     detail = _detail(plan, response_detail)
@@ -221,22 +236,18 @@ async def finish_success(
         snapshot=snapshot,
     )
     common = (
-        direct is not None
+        settle_fast is not None
         and route.billing == "platform"
         and hold.hold_id is not None
         and detail is None
         and len(attempts.rows) == 1
         and not attempts.channels_to_close
     )
-    if common and direct is not None and hold.hold_id is not None:
-        done = await relay_repo.settle_and_log(
-            direct,
-            hold.hold_id,
-            list_cost,
-            {**log, "cost_micros": list_cost, "uncollected_micros": 0},
-            attempts.rows[0],
-        )
-        if done:
+    if common and settle_fast is not None and hold.hold_id is not None:
+        log_row = {**log, "cost_micros": list_cost, "uncollected_micros": 0}
+        if await settle_fast(
+            relay_repo.SettleItem(hold.hold_id, list_cost, log_row, attempts.rows[0])
+        ):
             return Outcome(route.billing, list_cost, list_cost, 0)
     async with engine_of(sessions).begin() as session:
         if route.billing == "platform" and hold.hold_id is not None:

@@ -111,6 +111,8 @@ class Plan:
     byok_routes: list[Route]
     platform: list[ModelRoutes]
     rate: RateDecision | None = None
+    # A hold reserved together with the rate-limit hit (`Relay.plan`): its id and amount.
+    held: tuple[uuid.UUID, int] | None = None
     # From the key creator's department and the budget policies reaching the key.
     log_content: bool = False
     budgets: tuple[BudgetRef, ...] = ()

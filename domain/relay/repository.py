@@ -27,54 +27,66 @@ invariants:
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 from sqlalchemy import (
+    CTE,
     BigInteger,
+    ColumnElement,
+    DateTime,
     Insert,
+    Integer,
     Interval,
     bindparam,
+    column,
     exists,
     func,
     insert,
     literal,
-    or_,
     select,
-    true,
+    text,
     update,
 )
-from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.elements import TextClause
 
 from domain.ledger.repository import accounts, entries, holds
+from domain.ratelimit import service as ratelimit
+from domain.ratelimit.service import RateDecision
 from domain.usage.repository import ATTEMPT_DEFAULTS, ATTEMPTS, LOG_DEFAULTS, LOGS
 from schema.direct import DirectPool
 
 _ORG = bindparam("b_org", type_=accounts.c.org_id.type)
 _AMOUNT = bindparam("b_amount", type_=BigInteger())
-_HOLD = bindparam("b_hold", type_=holds.c.id.type)
-_COST = bindparam("b_cost", type_=BigInteger())
 
-_TAKEN = (
-    update(accounts)
-    .where(accounts.c.org_id == _ORG, accounts.c.available_micros >= _AMOUNT)
-    .values(
-        available_micros=accounts.c.available_micros - _AMOUNT,
-        version=accounts.c.version + 1,
-        updated_at=func.now(),
+
+def _taken(*gate: ColumnElement[bool]) -> CTE:
+    return (
+        update(accounts)
+        .where(accounts.c.org_id == _ORG, accounts.c.available_micros >= _AMOUNT, *gate)
+        .values(
+            available_micros=accounts.c.available_micros - _AMOUNT,
+            version=accounts.c.version + 1,
+            updated_at=func.now(),
+        )
+        .returning(accounts.c.org_id)
+        .cte("taken")
     )
-    .returning(accounts.c.org_id)
-    .cte("taken")
-)
-_RESERVE = (
-    insert(holds)
-    .from_select(
+
+
+def _hold_from(taken: CTE) -> Insert:
+    # (Columns are listed in full: `from_select` would add the model's Python-side
+    # defaults as extra binds, and those arrive as NULL here.)
+    return insert(holds).from_select(
         ["id", "org_id", "amount_micros", "status", "idempotency_key", "reference", "expires_at"],
         select(
             bindparam("b_id", type_=holds.c.id.type),
-            _TAKEN.c.org_id,
+            taken.c.org_id,
             _AMOUNT,
             literal("pending"),
             bindparam("b_key", type_=holds.c.idempotency_key.type),
@@ -82,10 +94,35 @@ _RESERVE = (
             func.now() + bindparam("b_expires_in", type_=Interval()),
         ),
     )
-    .returning(holds.c.id)
+
+
+_RESERVE = _hold_from(_taken()).returning(holds.c.id)
+
+# The key's rate-limit hit and the reserve in one round trip: the reserve happens only if
+# the hit was counted, and a refused hit reserves nothing.
+_HIT = ratelimit.HIT.columns(
+    column("count", Integer), column("window_start", DateTime(timezone=True))
+).cte("hit")
+_HELD_AFTER_HIT = _hold_from(_taken(exists(select(_HIT.c.count)))).returning(holds.c.id).cte("held")
+_HIT_AND_RESERVE = select(
+    select(_HIT.c.count).scalar_subquery(),
+    select(_HIT.c.window_start).scalar_subquery(),
+    select(_HELD_AFTER_HIT.c.id).scalar_subquery(),
+    func.date_trunc("minute", func.now()),
 )
-# (Columns are listed in full: `from_select` would add the model's Python-side defaults as
-# extra binds, and those arrive as NULL here.)
+
+
+def _reserve_params(
+    org_id: uuid.UUID, amount: int, key: str, reference: str | None, expires_in: timedelta
+) -> dict[str, Any]:
+    return {
+        "b_org": org_id,
+        "b_amount": amount,
+        "b_id": uuid.uuid4(),
+        "b_key": key,
+        "b_reference": reference,
+        "b_expires_in": expires_in,
+    }
 
 
 async def reserve(
@@ -99,14 +136,7 @@ async def reserve(
 ) -> uuid.UUID | None:
     """The new hold's id, or None when the general path must decide (not enough credit,
     no account, or the idempotency key is taken: then nothing was written)."""
-    params = {
-        "b_org": org_id,
-        "b_amount": amount,
-        "b_id": uuid.uuid4(),
-        "b_key": key,
-        "b_reference": reference,
-        "b_expires_in": expires_in,
-    }
+    params = _reserve_params(org_id, amount, key, reference, expires_in)
     try:
         row = await direct.fetchrow(_RESERVE, params)
     except asyncpg.UniqueViolationError:
@@ -114,87 +144,161 @@ async def reserve(
     return uuid.UUID(str(row[0])) if row else None
 
 
-# --- settle with its request log -------------------------------------------------------------
+async def hit_and_reserve(
+    direct: DirectPool,
+    key_id: uuid.UUID,
+    limit: int,
+    org_id: uuid.UUID,
+    amount: int,
+    *,
+    key: str,
+    reference: str | None,
+    expires_in: timedelta,
+) -> tuple[RateDecision, uuid.UUID | None] | None:
+    """Count the call against the key's window and, if counted, reserve as `reserve` does.
 
-_SETTLED = (
-    update(holds)
-    .where(
-        holds.c.id == _HOLD,
-        holds.c.status == "pending",
-        holds.c.amount_micros > 0,
-        holds.c.amount_micros >= _COST,
-        holds.c.key_budget_micros == 0,
-        or_(
-            holds.c.budget_reservations.is_(None),
-            func.jsonb_typeof(holds.c.budget_reservations) == "null",
-        ),
-    )
-    .values(status="settled", settled_micros=_COST, resolved_at=func.now())
-    .returning(holds.c.org_id, holds.c.amount_micros, holds.c.api_key_id, holds.c.reference)
-    .cte("settled")
-)
-_CHARGED = (
-    update(accounts)
-    .where(accounts.c.org_id == _SETTLED.c.org_id)
-    .values(
-        balance_micros=accounts.c.balance_micros - _COST,
-        available_micros=accounts.c.available_micros + _SETTLED.c.amount_micros - _COST,
-        version=accounts.c.version + 1,
-        updated_at=func.now(),
-    )
-    .returning(accounts.c.balance_micros)
-    .cte("charged")
-)
-_DEBIT = (
-    insert(entries)
-    .from_select(
-        ["org_id", "kind", "amount_micros", "balance_after_micros", "idempotency_key", "actor",
-         "api_key_id", "hold_id", "reference"],
-        select(
-            _SETTLED.c.org_id, literal("debit"), -_COST, _CHARGED.c.balance_micros,
-            bindparam("b_entry_key", type_=entries.c.idempotency_key.type), literal("system"),
-            _SETTLED.c.api_key_id, _HOLD, _SETTLED.c.reference,
-        )
-        .select_from(_SETTLED)
-        .join(_CHARGED, true())
-        .where(_COST > 0),
-    )
-    .returning(entries.c.id)
-    .cte("debit")
-)  # fmt: skip
-
-_SETTLE_AND_LOG: dict[tuple[tuple[str, ...], tuple[str, ...]], ClauseElement] = {}
+    Raises `rate_limit_exceeded` (nothing reserved) when the window is full. Otherwise the
+    decision and the hold's id, or None for the hold when the general path must decide.
+    None overall when the idempotency key was taken: nothing was written, not even the hit.
+    """
+    params = _reserve_params(org_id, amount, key, reference, expires_in)
+    params.update({"key": key_id, "limit": limit})
+    try:
+        row = await direct.fetchrow(_HIT_AND_RESERVE, params)
+    except asyncpg.UniqueViolationError:
+        return None
+    assert row is not None  # a SELECT of scalars always answers one row
+    count, window_start, hold_id, window_now = row
+    if count is None:
+        ratelimit.refused(limit, window_now)
+    decision = ratelimit.counted(limit, int(count), window_start)
+    return decision, uuid.UUID(str(hold_id)) if hold_id is not None else None
 
 
-def _settle_and_log(log_keys: tuple[str, ...], attempt_keys: tuple[str, ...]) -> ClauseElement:
+# --- settle with its request log, for many calls at once -------------------------------------
+#
+# Concurrent calls settle together (`domain.relay.group_commit`): one statement and one WAL
+# flush for a batch, instead of one each. The items travel as one JSONB array and each
+# log and attempt row is read back with the table's own row type (`jsonb_populate_record`),
+# so a batch costs one round trip whatever its size. Within an org, each debit's
+# `balance_after_micros` is the balance after the debits before it in the batch, exactly
+# as if they had run one by one in `ord` order.
+
+_TABLES = {"holds": holds.name, "accounts": accounts.name, "entries": entries.name}
+_SETTLE_MANY: dict[tuple[tuple[str, ...], tuple[str, ...]], TextClause] = {}
+
+
+def _columns(table: Any, keys: tuple[str, ...]) -> str:
+    unknown = [k for k in keys if k not in table.c]
+    if unknown:  # names are spliced into SQL: only the table's own columns may be
+        raise KeyError(f"{table.name} has no column(s) {unknown}")
+    return ", ".join(f'"{k}"' for k in keys)
+
+
+def _settle_many(log_keys: tuple[str, ...], attempt_keys: tuple[str, ...]) -> TextClause:
     """Built once per set of log and attempt columns (a handful exist) and reused."""
-    cached = _SETTLE_AND_LOG.get((log_keys, attempt_keys))
+    cached = _SETTLE_MANY.get((log_keys, attempt_keys))
     if cached is not None:
         return cached
-    log: Insert = insert(LOGS).from_select(
-        list(log_keys),
-        select(*(bindparam(f"l_{k}", type_=LOGS.c[k].type) for k in log_keys)).where(
-            exists(select(_SETTLED.c.org_id))
-        ),
-    )
-    log_cte = log.returning(LOGS.c.id).cte("log")
-    attempt_cte = (
-        insert(ATTEMPTS)
-        .from_select(
-            list(attempt_keys),
-            select(*(bindparam(f"a_{k}", type_=ATTEMPTS.c[k].type) for k in attempt_keys)).where(
-                exists(select(log_cte.c.id))
-            ),
-        )
-        .cte("attempt")
-    )
-    stmt = select(
-        select(_CHARGED.c.balance_micros).scalar_subquery().label("balance"),
-        select(_DEBIT.c.id).scalar_subquery().label("entry_id"),
-    ).add_cte(_SETTLED, _CHARGED, _DEBIT, log_cte, attempt_cte)
-    if len(_SETTLE_AND_LOG) < 64:
-        _SETTLE_AND_LOG[(log_keys, attempt_keys)] = stmt
+    log_cols, attempt_cols = _columns(LOGS, log_keys), _columns(ATTEMPTS, attempt_keys)
+    pick_log = ", ".join(f'r."{k}"' for k in log_keys)
+    pick_attempt = ", ".join(f'r."{k}"' for k in attempt_keys)
+    sql = f"""
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:items AS jsonb))
+        AS i(ord int, hold_id uuid, cost bigint, log jsonb, attempt jsonb)
+), settled AS (
+    UPDATE {_TABLES["holds"]} AS h
+    SET status = 'settled', settled_micros = i.cost, resolved_at = now()
+    FROM input AS i
+    WHERE h.id = i.hold_id AND h.status = 'pending' AND h.amount_micros > 0
+      AND h.amount_micros >= i.cost AND h.key_budget_micros = 0
+      AND (h.budget_reservations IS NULL OR jsonb_typeof(h.budget_reservations) = 'null')
+    RETURNING h.id, h.org_id, h.amount_micros, h.api_key_id, h.reference, i.cost, i.ord
+), per_org AS (
+    SELECT org_id, sum(cost) AS cost, sum(amount_micros) AS amount
+    FROM settled GROUP BY org_id
+), charged AS (
+    UPDATE {_TABLES["accounts"]} AS a
+    SET balance_micros = a.balance_micros - p.cost,
+        available_micros = a.available_micros + p.amount - p.cost,
+        version = a.version + 1, updated_at = now()
+    FROM per_org AS p
+    WHERE a.org_id = p.org_id
+    RETURNING a.org_id, a.balance_micros
+), debit AS (
+    INSERT INTO {_TABLES["entries"]} (org_id, kind, amount_micros, balance_after_micros,
+        idempotency_key, actor, api_key_id, hold_id, reference)
+    SELECT s.org_id, 'debit', -s.cost,
+        c.balance_micros + coalesce(sum(s.cost) OVER (PARTITION BY s.org_id ORDER BY s.ord
+            ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), 0),
+        'hold:' || s.id || '\\:settle', 'system', s.api_key_id, s.id, s.reference
+    FROM settled AS s JOIN charged AS c ON c.org_id = s.org_id
+    WHERE s.cost > 0
+    ORDER BY s.ord
+), logged AS (
+    INSERT INTO {LOGS.name} ({log_cols})
+    SELECT {pick_log}
+    FROM settled AS s JOIN input AS i ON i.ord = s.ord,
+        jsonb_populate_record(NULL::{LOGS.name}, i.log) AS r
+    ORDER BY s.ord
+), tried AS (
+    INSERT INTO {ATTEMPTS.name} ({attempt_cols})
+    SELECT {pick_attempt}
+    FROM settled AS s JOIN input AS i ON i.ord = s.ord,
+        jsonb_populate_record(NULL::{ATTEMPTS.name}, i.attempt) AS r
+    ORDER BY s.ord
+)
+SELECT s.ord FROM settled AS s JOIN charged AS c ON c.org_id = s.org_id
+"""  # noqa: S608 - identifiers are our own table and column names, values are bound
+    stmt = text(sql)
+    if len(_SETTLE_MANY) < 64:
+        _SETTLE_MANY[(log_keys, attempt_keys)] = stmt
     return stmt
+
+
+@dataclass(frozen=True)
+class SettleItem:
+    """One call's settle: its hold, what it costs, and its request log and single attempt."""
+
+    hold_id: uuid.UUID
+    cost: int
+    log: dict[str, Any]
+    attempt: dict[str, Any]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:  # the columns are timestamptz: naive means UTC here
+            value = value.replace(tzinfo=UTC)
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} in a settle batch")
+
+
+async def settle_and_log_many(direct: DirectPool, items: Sequence[SettleItem]) -> list[bool]:
+    """For each item, True when its hold was settled at its cost and its log written; False
+    when nothing was (not the common shape, or not pending): use the general path.
+
+    The whole batch is one statement, so it applies whole or not at all; the caller
+    (`GroupCommit`) retries the items one by one if it fails."""
+    if LOG_DEFAULTS is None or ATTEMPT_DEFAULTS is None:  # pragma: no cover - schema guard
+        return [False] * len(items)
+    done = [False] * len(items)
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[dict[str, Any]]] = {}
+    for ord_, item in enumerate(items):
+        log = {**LOG_DEFAULTS, **item.log}
+        attempt = {**ATTEMPT_DEFAULTS, **item.attempt}
+        groups.setdefault((tuple(log), tuple(attempt)), []).append(
+            {"ord": ord_, "hold_id": item.hold_id, "cost": item.cost, "log": log,
+             "attempt": attempt}
+        )  # fmt: skip
+    for (log_keys, attempt_keys), rows in groups.items():
+        payload = json.dumps(rows, default=_json_value, separators=(",", ":"))
+        for record in await direct.fetch(_settle_many(log_keys, attempt_keys), {"items": payload}):
+            done[record[0]] = True
+    return done
 
 
 async def settle_and_log(
@@ -204,14 +308,5 @@ async def settle_and_log(
     log: dict[str, Any],
     attempt: dict[str, Any],
 ) -> bool:
-    """True when the hold was settled at `cost` and the log written; False when nothing
-    was (the hold is not in the common shape, or not pending): use the general path."""
-    if LOG_DEFAULTS is None or ATTEMPT_DEFAULTS is None:  # pragma: no cover - schema guard
-        return False
-    log = {**LOG_DEFAULTS, **log}
-    attempt = {**ATTEMPT_DEFAULTS, **attempt}
-    params: dict[str, Any] = {f"l_{k}": v for k, v in log.items()}
-    params.update({f"a_{k}": v for k, v in attempt.items()})
-    params.update({"b_hold": hold_id, "b_cost": cost, "b_entry_key": f"hold:{hold_id}:settle"})
-    row = await direct.fetchrow(_settle_and_log(tuple(log), tuple(attempt)), params)
-    return row is not None and row[0] is not None
+    """One call's settle on its own (a batch of one)."""
+    return (await settle_and_log_many(direct, [SettleItem(hold_id, cost, log, attempt)]))[0]

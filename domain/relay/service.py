@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -24,8 +25,17 @@ from domain.keys.auth import KeyPrincipal
 from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
 from domain.providers import ChatStream, UpstreamError, adapter_for
 from domain.ratelimit import service as ratelimit
-from domain.relay.billing import Attempts, HoldTracker, Outcome, finish_failure, finish_success
+from domain.relay import repository as relay_repo
+from domain.relay.billing import (
+    Attempts,
+    HoldTracker,
+    Outcome,
+    finish_failure,
+    finish_success,
+    hold_key,
+)
 from domain.relay.cache import TtlCache
+from domain.relay.group_commit import GroupCommit
 from domain.relay.plan import (
     ModelRoutes,
     OnDemandSession,
@@ -92,6 +102,8 @@ class Relay:
         # `domain.relay.repository` for why that is safe for a reserve): a hot org's account
         # row and a hot key's window row are otherwise locked through every fsync.
         self.unflushed = DirectPool(engine_of(sessions), max_size=8, durable=False)
+        # Concurrent calls' settles share one statement and one WAL flush.
+        self.settles = GroupCommit(partial(relay_repo.settle_and_log_many, self.direct))
         self.http = http
         self.box = box
         self.cfg = cfg
@@ -106,9 +118,6 @@ class Relay:
     async def plan(
         self, key: KeyPrincipal, body: Any, request_id: str, client_request_id: str | None
     ) -> Plan:
-        rate = None
-        if key.rpm_limit is not None:
-            rate = await ratelimit.hit_direct(self.unflushed, key.key_id, key.rpm_limit)
         db = OnDemandSession(self.sessions)
         try:
             plan = await build_plan(
@@ -116,10 +125,31 @@ class Relay:
                 request_id=request_id, client_request_id=client_request_id, rng=self.rng,
                 cache=self.cache,
             )  # fmt: skip
+        except DomainError:
+            # A refused plan still counts against the key's window, and a full window
+            # answers 429 first, as if the limit had been checked before planning.
+            if key.rpm_limit is not None:
+                await ratelimit.hit_direct(self.unflushed, key.key_id, key.rpm_limit)
+            raise
         finally:
             await db.close()
-        plan.rate = rate
+        if key.rpm_limit is not None:
+            await self._count(plan, key.rpm_limit)
         return plan
+
+    async def _count(self, plan: Plan, limit: int) -> None:
+        """The rate-limit hit; for the usual call, with its reserve in the same statement."""
+        amount = _early_hold(plan)
+        if amount is not None:
+            both = await relay_repo.hit_and_reserve(
+                self.unflushed, plan.key.key_id, limit, plan.org_id, amount,
+                key=hold_key(plan, 1), reference=plan.request_id, expires_in=self.cfg.hold_ttl,
+            )  # fmt: skip
+            if both is not None:
+                plan.rate, hold_id = both
+                plan.held = (hold_id, amount) if hold_id is not None else None
+                return
+        plan.rate = await ratelimit.hit_direct(self.unflushed, plan.key.key_id, limit)
 
     # --- dispatch ------------------------------------------------------------------------
 
@@ -255,7 +285,7 @@ class Relay:
     # --- JSON ----------------------------------------------------------------------------
 
     async def complete(self, plan: Plan) -> Completion:
-        hold, attempts = HoldTracker(), Attempts(plan.request_id)
+        hold, attempts = HoldTracker.of(plan), Attempts(plan.request_id)
 
         async def call(route: Route, mr: ModelRoutes | None) -> Any:
             body, model = _wire_request(plan, route, mr)
@@ -269,7 +299,8 @@ class Relay:
             outcome = await finish_success(
                 self.sessions, plan, route, model, snapshot, result.usage, hold, attempts,
                 upstream_request_id=result.upstream_request_id,
-                response_detail=result.body if plan.log_content else None, direct=self.direct,
+                response_detail=result.body if plan.log_content else None,
+                settle_fast=self.settles.submit,
             )  # fmt: skip
         except BaseException:
             await asyncio.shield(hold.release(self.sessions))
@@ -284,7 +315,7 @@ class Relay:
     # --- streaming -----------------------------------------------------------------------
 
     async def open_stream(self, plan: Plan) -> Opened:
-        hold, attempts = HoldTracker(), Attempts(plan.request_id)
+        hold, attempts = HoldTracker.of(plan), Attempts(plan.request_id)
 
         async def call(route: Route, mr: ModelRoutes | None) -> ChatStream:
             body, model = _wire_request(plan, route, mr)
@@ -326,8 +357,20 @@ class Relay:
 
     async def aclose(self) -> None:
         await self.drain()
+        await self.settles.drain()
         await self.direct.close()
         await self.unflushed.close()
+
+
+def _early_hold(plan: Plan) -> int | None:
+    """What the first platform route will hold, when the one-statement reserve can take it
+    before dispatch: no BYOK route goes first, no budget applies, the breaker is closed."""
+    if plan.byok_routes or not plan.platform or plan.budgets or plan.key.budget_micros is not None:
+        return None
+    first = plan.platform[0]
+    if not first.routes or first.routes[0].breaker_open:
+        return None
+    return first.hold_micros
 
 
 def _wire_request(plan: Plan, route: Route, mr: ModelRoutes | None) -> tuple[dict[str, Any], str]:

@@ -106,7 +106,7 @@ class _Pump:
                 error_code="upstream_error" if error else None,
                 error_message=error.message if error else None,
                 client_disconnected=self.client_gone,
-                direct=self.relay.direct,
+                settle_fast=self.relay.settles.submit,
             )  # fmt: skip
         except Exception:
             log.exception(
