@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -22,7 +23,11 @@ from domain.crypto import MemoSecretBox, SecretBox
 from domain.identity.service import IdentityConfig
 from domain.keys.auth import KeyAuthenticator
 from domain.ledger import service as ledger
-from domain.payments.recharge import auto_recharge_enabled, maybe_trigger_recharge
+from domain.payments.recharge import (
+    auto_recharge_enabled,
+    auto_recharge_known_off,
+    maybe_trigger_recharge,
+)
 from domain.providers.aiohttp_transport import UpstreamClient
 from domain.relay.plan import DEFAULT_PROVIDER_URLS, RelayConfig
 from domain.relay.service import Relay
@@ -107,7 +112,11 @@ class Resources:
         self.relay = Relay(self.sessions, self.http, routing_box, relay_config(self.settings))
         self.relay.on_settled = self._after_settle
 
-    async def _after_settle(self, org_id: uuid.UUID) -> None:
+    def _after_settle(self, org_id: uuid.UUID) -> Awaitable[None] | None:
+        """Nothing to do (and no task to start) for an org known to have it off."""
+        return None if auto_recharge_known_off(org_id) else self._maybe_recharge(org_id)
+
+    async def _maybe_recharge(self, org_id: uuid.UUID) -> None:
         """Auto-recharge: only orgs that turned it on pay for the balance read."""
         if not await auto_recharge_enabled(self.sessions, org_id):
             return

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -25,9 +25,16 @@ router = APIRouter(prefix="/v1", tags=["relay"])
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
-        return json.loads(raw)
-    except ValueError:
+        return orjson.loads(raw)  # strict JSON: NaN and Infinity are refused here
+    except orjson.JSONDecodeError:
         raise InvalidRequest("request body is not valid JSON") from None
+
+
+class _Json(JSONResponse):
+    """The upstream's answer re-encoded with orjson (several times faster than `json`)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 async def _serve_chat(
@@ -40,7 +47,7 @@ async def _serve_chat(
     )
     if not plan.stream:
         done = await relay.complete(plan)
-        return JSONResponse(done.body, headers=done.headers)
+        return _Json(done.body, headers=done.headers)
     opened = await relay.open_stream(plan)
     return StreamingResponse(
         sse_events(start_pump(relay, opened)),

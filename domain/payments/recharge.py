@@ -67,6 +67,11 @@ class RechargeTrigger:
         self._config.pop(org_id, None)
         self._fired.pop(org_id, None)
 
+    def known_off(self, org_id: uuid.UUID) -> bool:
+        """True when this process knows (fresh from its cache) the org has it turned off."""
+        cached = self._config.get(org_id)
+        return cached is not None and not cached.enabled and cached.expires_at > time.monotonic()
+
     async def _settings(self, sessions: SessionFactory, org_id: uuid.UUID) -> _Config:
         now = time.monotonic()
         cached = self._config.get(org_id)
@@ -145,6 +150,11 @@ async def maybe_trigger_recharge(
 async def auto_recharge_enabled(sessions: SessionFactory, org_id: uuid.UUID) -> bool:
     """Cheap (cached per process) pre-check, so callers read the balance only when it matters."""
     return (await _default_trigger._settings(sessions, org_id)).enabled
+
+
+def auto_recharge_known_off(org_id: uuid.UUID) -> bool:
+    """The synchronous shortcut before `auto_recharge_enabled`: no task, no await."""
+    return _default_trigger.known_off(org_id)
 
 
 def invalidate_recharge_cache(org_id: uuid.UUID) -> None:

@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from domain.ledger import service as ledger
@@ -176,6 +177,13 @@ def _detail(plan: Plan, response: dict[str, Any] | None) -> dict[str, Any] | Non
     }
 
 
+@lru_cache(maxsize=1024)
+def _snapshot_json(snapshot: PriceSnapshot) -> dict[str, Any]:
+    """Snapshots are frozen and shared through the plan memo: dump each once.
+    (Callers must not change the dict; it goes straight into the log row.)"""
+    return snapshot.model_dump(mode="json")
+
+
 def _log_row(plan: Plan, snapshot: PriceSnapshot | None = None, **values: Any) -> dict[str, Any]:
     """`snapshot`: the price the call was charged at (a fallback model's own), else the plan's."""
     row: dict[str, Any] = {
@@ -186,7 +194,7 @@ def _log_row(plan: Plan, snapshot: PriceSnapshot | None = None, **values: Any) -
         "model": plan.model.name,
         "stream": plan.stream,
         "latency_ms": plan.elapsed_ms(),
-        "price_snapshot": (snapshot or plan.snapshot).model_dump(mode="json"),
+        "price_snapshot": _snapshot_json(snapshot or plan.snapshot),
         "created_at": plan.created_at,
     }
     row.update(values)

@@ -100,4 +100,3 @@ def _fail(future: asyncio.Future[R], exc: BaseException) -> None:
         future.cancel()
     else:
         future.set_exception(exc)
-

@@ -27,14 +27,14 @@ invariants:
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy import (
     CTE,
     BigInteger,
@@ -267,13 +267,10 @@ class SettleItem:
     attempt: dict[str, Any]
 
 
-def _json_value(value: Any) -> Any:
+def _uuid_text(value: Any) -> str:
+    """UUID subclasses (asyncpg returns its own) that orjson does not take as UUIDs."""
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:  # the columns are timestamptz: naive means UTC here
-            value = value.replace(tzinfo=UTC)
-        return value.isoformat()
     raise TypeError(f"cannot send {type(value).__name__} in a settle batch")
 
 
@@ -295,7 +292,8 @@ async def settle_and_log_many(direct: DirectPool, items: Sequence[SettleItem]) -
              "attempt": attempt}
         )  # fmt: skip
     for (log_keys, attempt_keys), rows in groups.items():
-        payload = json.dumps(rows, default=_json_value, separators=(",", ":"))
+        # UUIDs and datetimes as text; a naive datetime is UTC (the columns are timestamptz).
+        payload = orjson.dumps(rows, default=_uuid_text, option=orjson.OPT_NAIVE_UTC).decode()
         for record in await direct.fetch(_settle_many(log_keys, attempt_keys), {"items": payload}):
             done[record[0]] = True
     return done

@@ -109,8 +109,9 @@ class Relay:
         self.cfg = cfg
         self.rng = rng or random.Random()  # noqa: S311  (load spreading, not security)
         self.cache = TtlCache(cfg.plan_cache_ttl_s)
-        # Called (in the background) after a platform charge settles: auto-recharge.
-        self.on_settled: Callable[[uuid.UUID], Awaitable[None]] | None = None
+        # Called after a platform charge settles (auto-recharge); work it returns runs in
+        # the background.
+        self.on_settled: Callable[[uuid.UUID], Awaitable[None] | None] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     # --- planning ------------------------------------------------------------------------
@@ -335,7 +336,9 @@ class Relay:
 
     def settled(self, org_id: uuid.UUID) -> None:
         if self.on_settled is not None:
-            self.spawn(self.on_settled(org_id))
+            work = self.on_settled(org_id)
+            if work is not None:
+                self.spawn(work)
 
     def spawn(self, coro: Awaitable[None]) -> None:
         """Run billing work that must outlive the client's connection."""

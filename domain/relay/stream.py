@@ -15,10 +15,11 @@ one rule, charge real upstream usage, estimated from the text only when none was
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
+
+import orjson
 
 from domain.providers import UpstreamError, Usage, estimate_prompt_tokens, estimate_text_tokens
 from domain.relay.billing import finish_success
@@ -29,7 +30,7 @@ _DONE = object()
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 def _usage_of(opened: Opened) -> Usage:
