@@ -79,8 +79,16 @@ class GroupCommit(Generic[T, R]):
             raise
         finally:
             self._in_flight -= 1
-            if self._queue and self._in_flight < self._max_in_flight:
-                self._start()
+            self._next()
+
+    def _next(self) -> None:
+        if not self._queue or self._in_flight >= self._max_in_flight:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a batch task collected after its loop closed
+            return
+        self._start()
 
     async def drain(self) -> None:
         """Wait until every submitted item has run (shutdown and tests)."""

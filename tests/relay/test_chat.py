@@ -7,6 +7,7 @@ import json
 import httpx
 from sqlalchemy import text
 
+from api.app import OxinfApp
 from api.runtime import Resources
 from tests.fakes.provider import FakeProvider, Fault
 from tests.fixtures.relay import (
@@ -285,3 +286,61 @@ async def test_models_lists_what_the_key_may_use(
     resp = await client.get("/v1/models", headers=tenant.auth)
     assert resp.status_code == 200
     assert [m["id"] for m in resp.json()["data"]] == ["gpt-test"]
+
+
+async def test_refused_calls_count_against_the_rpm_window_and_429_comes_first(
+    client: httpx.AsyncClient, resources: Resources, fake: FakeProvider
+) -> None:
+    """The limit is checked as if before planning: a refused plan is counted, and once the
+    window is full a call gets 429 whatever else is wrong with it."""
+    tenant = await _setup(resources, fake, rpm_limit=2)
+    unknown = {"model": "nope", "messages": [HELLO]}
+    good = {"model": "gpt-test", "messages": [HELLO]}
+    first = await client.post("/v1/chat/completions", json=unknown, headers=tenant.auth)
+    assert first.status_code == 400
+    second = await client.post("/v1/chat/completions", json=good, headers=tenant.auth)
+    assert second.status_code == 200 and second.headers["x-ratelimit-remaining"] == "0"
+    for body in (unknown, good):
+        refused = await client.post("/v1/chat/completions", json=body, headers=tenant.auth)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert len(fake.calls("/v1/chat/completions")) == 1
+    assert await pending_holds(resources) == 0
+    await ledger_sums_hold(resources, tenant.org_id)
+
+
+async def test_the_framework_route_answers_like_the_fast_one(
+    app: OxinfApp, client: httpx.AsyncClient, resources: Resources, fake: FakeProvider
+) -> None:
+    """`OxinfApp` answers chat in front of FastAPI; FastAPI's own route (used under a mount
+    prefix) must give the same answers, headers and error envelope."""
+    tenant = await _setup(resources, fake)
+    calls = [
+        ({"model": "gpt-test", "messages": [HELLO]}, tenant.auth),
+        ({"model": "nope", "messages": [HELLO]}, tenant.auth),
+        ({"model": "gpt-test", "messages": [HELLO]}, {}),
+    ]
+
+    async def answers() -> list[tuple[int, object, str | None, bool]]:
+        seen = []
+        for body, headers in calls:
+            resp = await client.post("/v1/chat/completions", json=body, headers=headers)
+            payload = resp.json()
+            shape = payload["usage"] if resp.status_code == 200 else payload["error"]["code"]
+            seen.append(
+                (resp.status_code, shape, resp.headers.get("x-oxinf-billing"),
+                 resp.headers["x-request-id"].startswith("req_"))
+            )  # fmt: skip
+        return seen
+
+    fast = await answers()
+    assert app.fast_chat is not None
+    app.fast_chat, kept = None, app.fast_chat
+    try:
+        framework = await answers()
+    finally:
+        app.fast_chat = kept
+    assert fast == framework
+    assert [f[0] for f in fast] == [200, 400, 401]
+    assert len(fake.calls("/v1/chat/completions")) == 2
+    await ledger_sums_hold(resources, tenant.org_id)

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
 from api.runtime import Resources
 from domain.budgets.models import BudgetRef
 from domain.ledger import service as ledger
+from domain.ratelimit.service import RateDecision, RateLimited
 from domain.relay import repository as relay_repo
+from domain.relay.group_commit import GroupCommit
 from tests.domain.factories import CREDIT, make_api_key, make_org, unique
 from tests.domain.invariants import assert_books_balance
 
@@ -182,3 +186,150 @@ async def test_direct_statements_never_bind_a_missing_value_as_null(resources: R
         )
     books = await assert_books_balance(resources.sessions, org_id)
     assert (books.available, books.pending_count) == (5 * CREDIT, 0)
+
+
+# --- settles batched into one statement -----------------------------------------------------
+
+
+def _item(org_id: uuid.UUID, hold_id: uuid.UUID, cost: int) -> relay_repo.SettleItem:
+    request_id = unique("req")
+    log = {**_log(org_id, hold_id, request_id), "cost_micros": cost, "list_cost_micros": cost}
+    return relay_repo.SettleItem(hold_id, cost, log, _attempt(request_id))
+
+
+async def test_a_batch_settles_like_one_call_after_another(resources: Resources) -> None:
+    """Two orgs interleaved, a free call, and two items the batch must leave alone: the
+    debits' balances run in order per org, and only settled items are logged."""
+    a = await make_org(resources.sessions, funded_micros=100 * CREDIT)
+    b = await make_org(resources.sessions, funded_micros=50 * CREDIT)
+    holds = {}
+    for name, org in (("a1", a), ("b1", b), ("a2", a), ("a3", a), ("b2", b), ("a4", a)):
+        holds[name] = await _reserve(resources, org, 10 * CREDIT, unique(name))
+    assert all(holds.values())
+    spent = {"a1": 3, "b1": 4, "a2": 0, "a3": 5, "b2": 6}  # credits; a4 costs more than held
+    items = [_item(a if n[0] == "a" else b, holds[n], c * CREDIT) for n, c in spent.items()]
+    items.append(_item(a, holds["a4"], 11 * CREDIT))
+    items.append(_item(a, uuid.uuid4(), CREDIT))  # no such hold
+    assert await relay_repo.settle_and_log_many(resources.relay.direct, items) == [
+        True, True, True, True, True, False, False,
+    ]  # fmt: skip
+
+    books_a = await assert_books_balance(resources.sessions, a)
+    books_b = await assert_books_balance(resources.sessions, b)
+    assert (books_a.balance, books_a.available, books_a.pending_count) == (
+        92 * CREDIT, 82 * CREDIT, 1,
+    )  # fmt: skip
+    assert (books_b.balance, books_b.available, books_b.pending_count) == (
+        40 * CREDIT,
+        40 * CREDIT,
+        0,
+    )
+    async with resources.sessions() as s:
+        rows = (
+            await s.execute(
+                text("SELECT org_id, amount_micros, balance_after_micros FROM ledger_entries"
+                     " WHERE kind = 'debit' AND org_id IN (:a, :b) ORDER BY id"),
+                {"a": a, "b": b},
+            )
+        ).all()  # fmt: skip
+    assert [(r[0], r[1] // CREDIT, r[2] // CREDIT) for r in rows] == [
+        (a, -3, 97),
+        (b, -4, 46),
+        (a, -5, 92),
+        (b, -6, 40),
+    ]  # fmt: skip  (the free call writes no debit)
+    for item, done in zip(items, [True] * 5 + [False] * 2, strict=True):
+        logged = await _count(
+            resources, "SELECT count(*) FROM request_logs WHERE id = :r", r=item.log["id"]
+        )
+        tried = await _count(
+            resources, "SELECT count(*) FROM request_attempts WHERE request_id = :r",
+            r=item.log["id"],
+        )  # fmt: skip
+        assert (logged, tried) == ((1, 1) if done else (0, 0))
+    async with resources.sessions() as s:
+        snapshot = (
+            await s.execute(
+                text("SELECT created_at, latency_ms, hold_id FROM request_logs WHERE id = :r"),
+                {"r": items[0].log["id"]},
+            )
+        ).one()
+    assert snapshot.latency_ms == 3 and snapshot.hold_id == holds["a1"]
+    assert abs((snapshot.created_at - items[0].log["created_at"]).total_seconds()) < 1e-3
+
+
+async def test_group_commit_batches_concurrent_settles_and_isolates_a_bad_one(
+    resources: Resources,
+) -> None:
+    org_id = await make_org(resources.sessions, funded_micros=1_000 * CREDIT)
+    sizes: list[int] = []
+
+    async def run(items: Sequence[relay_repo.SettleItem]) -> list[bool]:
+        sizes.append(len(items))
+        return await relay_repo.settle_and_log_many(resources.relay.direct, items)
+
+    settles = GroupCommit(run, max_in_flight=2)
+    hold_ids = [await _reserve(resources, org_id, 5 * CREDIT, unique("g")) for _ in range(60)]
+    items = [_item(org_id, h, 2 * CREDIT) for h in hold_ids if h is not None]
+    # One item PostgreSQL refuses (a status longer than its column): only its caller fails.
+    bad = items[17]
+    items[17] = relay_repo.SettleItem(
+        bad.hold_id, bad.cost, {**bad.log, "status": "x" * 500}, bad.attempt
+    )
+    results = await asyncio.gather(*(settles.submit(i) for i in items), return_exceptions=True)
+    assert isinstance(results[17], asyncpg.StringDataRightTruncationError)
+    assert [r for i, r in enumerate(results) if i != 17] == [True] * 59
+    assert max(sizes) > 1, sizes  # they did go together
+    books = await assert_books_balance(resources.sessions, org_id)
+    assert (books.balance, books.available, books.pending_count) == (
+        (1_000 - 59 * 2) * CREDIT, (1_000 - 59 * 2 - 5) * CREDIT, 1,
+    )  # fmt: skip
+
+
+# --- the rate-limit hit and the reserve in one statement -------------------------------------
+
+
+async def _hit_and_reserve(
+    resources: Resources, key_id: uuid.UUID, limit: int, org_id: uuid.UUID, amount: int, key: str
+) -> tuple[RateDecision, uuid.UUID | None] | None:
+    return await relay_repo.hit_and_reserve(
+        resources.relay.unflushed, key_id, limit, org_id, amount, key=key, reference=key,
+        expires_in=HOUR,
+    )  # fmt: skip
+
+
+async def _window(resources: Resources, key_id: uuid.UUID) -> int:
+    return await _count(
+        resources,
+        "SELECT coalesce(sum(count), 0) FROM rate_limit_windows WHERE api_key_id = :k",
+        k=key_id,
+    )
+
+
+async def test_hit_and_reserve_counts_then_reserves_and_refuses_whole(
+    resources: Resources,
+) -> None:
+    org_id = await make_org(resources.sessions, funded_micros=10 * CREDIT)
+    key_id = await make_api_key(resources.sessions, org_id)
+
+    first = await _hit_and_reserve(resources, key_id, 3, org_id, 4 * CREDIT, unique("r"))
+    assert first is not None and first[1] is not None
+    assert (first[0].limit, first[0].remaining) == (3, 2)
+    # Counted, but not enough credit: the general path decides (and answers 402).
+    second = await _hit_and_reserve(resources, key_id, 3, org_id, 7 * CREDIT, unique("r"))
+    assert second is not None and second[1] is None and second[0].remaining == 1
+    # A taken idempotency key writes nothing at all, not even the hit.
+    taken = unique("r")
+    assert await _hit_and_reserve(resources, key_id, 3, org_id, CREDIT, taken) is not None
+    assert await _window(resources, key_id) == 3
+    before = await assert_books_balance(resources.sessions, org_id)
+    assert await _hit_and_reserve(resources, key_id, 4, org_id, CREDIT, taken) is None
+    assert await _window(resources, key_id) == 3
+    # A full window: 429 with its headers, and nothing reserved.
+    with pytest.raises(RateLimited) as refused:
+        await _hit_and_reserve(resources, key_id, 3, org_id, CREDIT, unique("r"))
+    assert refused.value.headers["X-RateLimit-Remaining"] == "0"
+    after = await assert_books_balance(resources.sessions, org_id)
+    assert (after.available, after.pending_count) == (before.available, before.pending_count)
+    assert (after.available, after.pending_count) == (5 * CREDIT, 2)
+    assert await _window(resources, key_id) == 3
