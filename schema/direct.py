@@ -2,8 +2,9 @@
 
 Through SQLAlchemy's async engine one statement costs about 340 us of CPU (connection
 checkout, the greenlet bridge, result wrapping); on an asyncpg pool about 130 us. The relay
-runs three such statements per call (rate limit, reserve, settle with its log), each one
-atomic on its own, so they gain nothing from a Session or a transaction.
+runs two such statements per call (the rate-limit hit with the reserve, and the settle with
+its log, shared with concurrent calls), each one atomic on its own, so they gain nothing
+from a Session or a transaction.
 
 Statements are still written with SQLAlchemy Core (or `text()`), compiled once for the
 asyncpg dialect, and run with the same bind processors SQLAlchemy would apply, so the SQL

@@ -24,6 +24,8 @@ import aiohttp
 import httpx
 from yarl import URL
 
+from domain.providers.h1 import H1Pool
+
 # Most specific first: the first match decides which httpx error the caller sees.
 _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),  # pool wait or TCP/TLS connect
@@ -184,11 +186,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class UpstreamClient(httpx.AsyncClient):
-    """httpx's client over `AiohttpTransport`, whose `post` the JSON hot path may use
-    directly (see `domain.providers.transport.post_json`)."""
+    """httpx's client over `AiohttpTransport`, plus `json`, the keep-alive pool that the
+    JSON hot path posts through directly (see `domain.providers.transport.post_json`)."""
 
     def __init__(
         self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None, **kwargs: Any
     ) -> None:
         self.fast = AiohttpTransport(limits=limits, ssl_context=ssl_context)
+        self.json = H1Pool(
+            max_connections=limits.max_connections or 512,
+            keepalive_s=limits.keepalive_expiry if limits.keepalive_expiry is not None else 15.0,
+            ssl_context=ssl_context or httpx.create_ssl_context(),
+        )
         super().__init__(limits=limits, transport=self.fast, **kwargs)
+
+    async def aclose(self) -> None:
+        await self.json.aclose()
+        await super().aclose()

@@ -117,7 +117,7 @@ async def _post_direct(
     sent = {k: v for k, v in http.headers.items() if k != "accept-encoding"}
     sent.update({"content-type": "application/json", **headers})
     try:
-        status, raw, content = await http.fast.post(target, body, sent, timeout_for(upstream))
+        status, raw, content = await http.json.post(target, body, sent, timeout_for(upstream))
         return httpx.Response(status, headers=raw, content=content)
     except httpx.HTTPError as exc:
         raise transport_error(exc) from None

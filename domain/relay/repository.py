@@ -12,7 +12,8 @@ They cover the common case only, and do nothing otherwise (no row comes back, no
 written), so the caller falls back to `domain.ledger.service`, which handles every case.
 The effects are the same as the general path's, checked by the same ledger tests and
 invariants:
-- reserve: a key without a credit budget and no budget policies. An idempotency key that
+- reserve: a key without a credit budget and no budget policies; for a key with a rate
+  limit, together with the window's hit (`hit_and_reserve`). An idempotency key that
   is already taken makes the statement fail whole (unique violation), never half-apply.
   It runs on the pool that does not wait for the WAL flush, and that is safe: the commit
   is visible to every other transaction at once (so concurrent reserves still see it and
@@ -22,7 +23,8 @@ invariants:
   durable reserve would have left a hold the sweeper voids, with the same result. Waiting
   for the flush would hold the org's account row lock through an fsync on every call.
 - settle: a pending, non-empty hold with no key budget and no budget policies, and a cost
-  that fits it; the request log and its single attempt are written in the same statement.
+  that fits it; the request log and its single attempt are written in the same statement,
+  for a batch of concurrent calls at once (`settle_and_log_many`).
 """
 
 from __future__ import annotations
