@@ -112,11 +112,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
         t = request.extensions.get("timeout") or {}
-        return self._timeout_of(t.get("connect"), t.get("read"), t.get("pool"))
-
-    def _timeout_of(
-        self, connect: float | None, read: float | None, pool: float | None
-    ) -> aiohttp.ClientTimeout:
+        connect, read, pool = t.get("connect"), t.get("read"), t.get("pool")
         key = (connect, read, pool)
         found = self._timeouts.get(key)
         if found is None:
@@ -158,27 +154,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             },
         )
 
-    async def post(
-        self, url: URL, body: bytes, headers: dict[str, str], limits: httpx.Timeout
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """A whole JSON POST without building httpx objects: (status, raw headers, body).
-
-        For `post_json`, the relay's hot path; failures are the same httpx exceptions
-        `handle_async_request` raises. httpx's `write` timeout has no aiohttp equivalent;
-        the bodies sent are small JSON."""
-        with _mapped(str(url)):
-            async with self._client().post(
-                url,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                compress=None,
-                timeout=self._timeout_of(limits.connect, limits.read, limits.pool),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-            ) as response:
-                content = await response.read()
-                return response.status, list(response.raw_headers), content
-
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
@@ -186,8 +161,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class UpstreamClient(httpx.AsyncClient):
-    """httpx's client over `AiohttpTransport`, plus `json`, the keep-alive pool that the
-    JSON hot path posts through directly (see `domain.providers.transport.post_json`)."""
+    """httpx's client over `AiohttpTransport` (streams, media calls), plus `json`, the
+    leaner keep-alive pool (`domain.providers.h1`) that whole JSON POSTs take directly
+    (see `domain.providers.transport.post_json`)."""
 
     def __init__(
         self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None, **kwargs: Any
