@@ -197,14 +197,23 @@ def _columns(table: Any, keys: tuple[str, ...]) -> str:
     return ", ".join(f'"{k}"' for k in keys)
 
 
+def _rows_from(name: str, table: Any, keys: tuple[str, ...], field: str) -> str:
+    """A CTE that inserts each settled item's `field` object as a row of `table`."""
+    picked = ", ".join(f'r."{k}"' for k in keys)
+    return f"""{name} AS (
+    INSERT INTO {table.name} ({_columns(table, keys)})
+    SELECT {picked}
+    FROM settled AS s JOIN input AS i ON i.ord = s.ord,
+        jsonb_populate_record(NULL::{table.name}, i.{field}) AS r
+    ORDER BY s.ord
+)"""  # noqa: S608 - identifiers are our own table and column names
+
+
 def _settle_many(log_keys: tuple[str, ...], attempt_keys: tuple[str, ...]) -> TextClause:
     """Built once per set of log and attempt columns (a handful exist) and reused."""
     cached = _SETTLE_MANY.get((log_keys, attempt_keys))
     if cached is not None:
         return cached
-    log_cols, attempt_cols = _columns(LOGS, log_keys), _columns(ATTEMPTS, attempt_keys)
-    pick_log = ", ".join(f'r."{k}"' for k in log_keys)
-    pick_attempt = ", ".join(f'r."{k}"' for k in attempt_keys)
     sql = f"""
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(CAST(:items AS jsonb))
@@ -238,19 +247,8 @@ WITH input AS (
     FROM settled AS s JOIN charged AS c ON c.org_id = s.org_id
     WHERE s.cost > 0
     ORDER BY s.ord
-), logged AS (
-    INSERT INTO {LOGS.name} ({log_cols})
-    SELECT {pick_log}
-    FROM settled AS s JOIN input AS i ON i.ord = s.ord,
-        jsonb_populate_record(NULL::{LOGS.name}, i.log) AS r
-    ORDER BY s.ord
-), tried AS (
-    INSERT INTO {ATTEMPTS.name} ({attempt_cols})
-    SELECT {pick_attempt}
-    FROM settled AS s JOIN input AS i ON i.ord = s.ord,
-        jsonb_populate_record(NULL::{ATTEMPTS.name}, i.attempt) AS r
-    ORDER BY s.ord
-)
+), {_rows_from("logged", LOGS, log_keys, "log")},
+{_rows_from("tried", ATTEMPTS, attempt_keys, "attempt")}
 SELECT s.ord FROM settled AS s JOIN charged AS c ON c.org_id = s.org_id
 """  # noqa: S608 - identifiers are our own table and column names, values are bound
     stmt = text(sql)
