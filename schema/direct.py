@@ -15,7 +15,7 @@ connection arguments, and used for nothing else.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +127,17 @@ class DirectPool:
         async with pool.acquire() as conn:
             rows: list[asyncpg.Record] = await conn.fetch(compiled.sql, *args)
             return rows
+
+    async def fetch_together(
+        self, statements: Sequence[tuple[ClauseElement, Mapping[str, Any]]]
+    ) -> list[list[asyncpg.Record]]:
+        """Several statements in one transaction (one alone needs none): all or nothing."""
+        if len(statements) == 1:
+            return [await self.fetch(*statements[0])]
+        prepared = [(self.compiled(stmt), params) for stmt, params in statements]
+        pool = await self._get()
+        async with pool.acquire() as conn, conn.transaction():
+            return [await conn.fetch(c.sql, *c.args(params)) for c, params in prepared]
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None

@@ -107,6 +107,21 @@ _INSERT_HOLD = (
     .on_conflict_do_nothing(index_elements=[holds.c.idempotency_key])
     .returning(*_HOLD_COLUMNS)
 )
+_INSERT_LOST_HOLD = (
+    insert(holds)
+    .values(
+        id=bindparam("b_id", type_=holds.c.id.type),
+        org_id=_ORG,
+        amount_micros=_micros("b_amount"),
+        status="expired",
+        idempotency_key=bindparam("b_key", type_=holds.c.idempotency_key.type),
+        reference=bindparam("b_reference", type_=holds.c.reference.type),
+        expires_at=func.now(),
+        resolved_at=func.now(),
+    )
+    .on_conflict_do_nothing()
+    .returning(holds.c.id)
+)
 _HOLD_BY_KEY = select(*_HOLD_COLUMNS).where(
     holds.c.idempotency_key == bindparam("b_key", type_=holds.c.idempotency_key.type)
 )
@@ -367,6 +382,21 @@ async def insert_hold(
         "b_budgets": [c.model_dump(mode="json") for c in budgets] or None,
     }
     return _hold((await session.execute(_INSERT_HOLD, params)).mappings().first())
+
+
+async def insert_lost_hold(
+    session: Executor,
+    hold_id: uuid.UUID,
+    *,
+    org_id: uuid.UUID,
+    amount: int,
+    key: str,
+    reference: str | None,
+) -> bool:
+    """Record a hold as already expired (nothing reserved); False if its id or key exists."""
+    params = {"b_id": hold_id, "b_org": org_id, "b_amount": amount, "b_key": key,
+              "b_reference": reference}  # fmt: skip
+    return (await session.execute(_INSERT_LOST_HOLD, params)).first() is not None
 
 
 async def hold_by_key(session: Executor, key: str) -> HoldState | None:

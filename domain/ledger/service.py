@@ -337,6 +337,28 @@ def _settlement(hold: HoldState, *, entry_id: int | None, replayed: bool) -> Set
     )
 
 
+async def restore_lost_hold(
+    session: Executor,
+    hold_id: uuid.UUID,
+    *,
+    org_id: uuid.UUID,
+    amount: int,
+    key: str,
+    reference: str | None,
+) -> bool:
+    """Bring back, as expired, a hold a database crash rolled back after the call began.
+
+    The relay's usual reserve commits without waiting for the WAL flush
+    (`domain.relay.repository`), so a crash can lose it while its upstream call goes on.
+    Recorded as expired, it reserves nothing (available credit is what the crash left),
+    and `settle` then bills the call from available credit as it bills any hold that
+    outlived itself. False, and nothing written, when a hold with this id or key exists.
+    """
+    return await repo.insert_lost_hold(
+        session, hold_id, org_id=org_id, amount=amount, key=key, reference=reference
+    )
+
+
 async def settle(
     session: Executor,
     hold_id: uuid.UUID,

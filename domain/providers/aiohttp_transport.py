@@ -173,6 +173,7 @@ class UpstreamClient(httpx.AsyncClient):
             max_connections=limits.max_connections or 512,
             keepalive_s=limits.keepalive_expiry if limits.keepalive_expiry is not None else 15.0,
             ssl_context=ssl_context or httpx.create_ssl_context(),
+            max_idle=limits.max_keepalive_connections,
         )
         super().__init__(limits=limits, transport=self.fast, **kwargs)
 

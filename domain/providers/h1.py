@@ -145,12 +145,20 @@ class _Connection(asyncio.Protocol):
 
 
 class H1Pool:
-    """Keep-alive connections per origin, at most `max_connections` open in all."""
+    """Keep-alive connections per origin: at most `max_connections` open in all, of which at
+    most `max_idle` parked. A caller waiting for room takes the first connection parked for
+    its origin, or the slot of one that closes, or of the longest-idle one (any origin)."""
 
     def __init__(
-        self, *, max_connections: int, keepalive_s: float, ssl_context: ssl.SSLContext
+        self,
+        *,
+        max_connections: int,
+        keepalive_s: float,
+        ssl_context: ssl.SSLContext,
+        max_idle: int | None = None,
     ) -> None:
         self._max = max_connections
+        self._max_idle = max_idle if max_idle is not None else max_connections
         self._keepalive_s = keepalive_s
         self._ssl = ssl_context
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
@@ -205,21 +213,20 @@ class H1Pool:
 
     async def _checkout(self, origin: tuple[str, str, int], limits: httpx.Timeout) -> _Connection:
         freed = self._for_this_loop()
-        idle = self._idle.get(origin)
-        now = time.monotonic()
-        while idle:
-            conn = idle.pop()
-            alive = conn.transport is not None and not conn.transport.is_closing()
-            if alive and now - conn.idle_since < self._keepalive_s:
-                return conn
-            conn.close()
-            self._open -= 1
-        if self._open >= self._max:
+        conn = self._idle_for(origin)
+        if conn is not None:
+            return conn
+        if not self._room():
             self._waiting += 1
             try:
-                async with asyncio.timeout(limits.pool):
-                    async with freed:
-                        await freed.wait_for(lambda: self._open < self._max)
+                async with asyncio.timeout(limits.pool), freed:
+                    while True:  # woken by every release: an idle connection or a free slot
+                        conn = self._idle_for(origin)
+                        if conn is not None:
+                            return conn
+                        if self._room():
+                            break
+                        await freed.wait()
             except TimeoutError:
                 raise httpx.PoolTimeout("no free upstream connection in time") from None
             finally:
@@ -231,6 +238,36 @@ class H1Pool:
             self._open -= 1
             await self._notify()
             raise
+
+    def _idle_for(self, origin: tuple[str, str, int]) -> _Connection | None:
+        """The origin's most recently parked live connection; dead or stale ones are closed."""
+        idle = self._idle.get(origin)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if self._usable(conn, now):
+                return conn
+            conn.close()
+            self._open -= 1
+        return None
+
+    def _usable(self, conn: _Connection, now: float) -> bool:
+        alive = conn.transport is not None and not conn.transport.is_closing()
+        return alive and now - conn.idle_since < self._keepalive_s
+
+    def _room(self) -> bool:
+        """A slot for a new connection, closing the longest-idle one (any origin) if full."""
+        if self._open < self._max:
+            return True
+        oldest: deque[_Connection] | None = None
+        for idle in self._idle.values():
+            if idle and (oldest is None or idle[0].idle_since < oldest[0].idle_since):
+                oldest = idle
+        if oldest is None:
+            return False
+        oldest.popleft().close()
+        self._open -= 1
+        return True
 
     async def _connect(self, origin: tuple[str, str, int], connect_s: float | None) -> _Connection:
         scheme, host, port = origin
@@ -249,19 +286,26 @@ class H1Pool:
         return conn
 
     async def _release(self, conn: _Connection) -> None:
-        if conn.reusable and conn.transport is not None and not conn.transport.is_closing():
+        parked = sum(len(idle) for idle in self._idle.values())
+        if (
+            conn.reusable
+            and conn.transport is not None
+            and not conn.transport.is_closing()
+            and parked < self._max_idle
+        ):
             conn.idle_since = time.monotonic()
             self._idle.setdefault(conn.origin, deque()).append(conn)
-            return
-        conn.close()
-        self._open -= 1
+        else:
+            conn.close()
+            self._open -= 1
         await self._notify()
 
     async def _notify(self) -> None:
+        """Wake every waiter (each wants its own origin); nobody waiting: skip the lock."""
         freed = self._freed
-        if freed is not None and self._waiting:  # nobody waiting: skip the lock
+        if freed is not None and self._waiting:
             async with freed:
-                freed.notify()
+                freed.notify_all()
 
     async def aclose(self) -> None:
         for conns in self._idle.values():

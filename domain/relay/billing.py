@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from domain.errors import Conflict, NotFound
 from domain.ledger import service as ledger
 from domain.pricing.cost import PriceSnapshot, chat_cost_micros
 from domain.providers import Usage
@@ -24,7 +25,7 @@ from domain.relay import repository as relay_repo
 from domain.relay.plan import Billing, Plan, RelayConfig, Route
 from domain.routing import repository as channels_repo
 from domain.usage import repository as usage_repo
-from schema.db import SessionFactory, engine_of
+from schema.db import Executor, SessionFactory, engine_of
 from schema.direct import DirectPool
 
 log = logging.getLogger("oxinf.relay")
@@ -79,13 +80,25 @@ class HoldTracker:
     hold_id: uuid.UUID | None = None
     amount: int = 0
     reservations: int = 0
+    # Reserved by the statement that does not wait for the WAL flush: a database crash may
+    # have rolled it back, and settle must then still bill the call (`restore_lost_hold`).
+    unflushed: bool = False
 
     @classmethod
     def of(cls, plan: Plan) -> HoldTracker:
         """Starting from the hold the plan reserved with its rate-limit hit, if any."""
         if plan.held is None:
             return cls()
-        return cls(plan.held[0], plan.held[1], reservations=1)
+        return cls(plan.held[0], plan.held[1], reservations=1, unflushed=True)
+
+    async def restore_if_lost(self, session: Executor, plan: Plan) -> bool:
+        """After `NotFound` for our hold: True if it was an unflushed reserve, now restored."""
+        if not self.unflushed or self.hold_id is None:
+            return False
+        return await ledger.restore_lost_hold(
+            session, self.hold_id, org_id=plan.org_id, amount=self.amount,
+            key=hold_key(plan, self.reservations), reference=plan.request_id,
+        )  # fmt: skip
 
     async def ensure(
         self,
@@ -110,7 +123,7 @@ class HoldTracker:
                 expires_in=cfg.hold_ttl,
             )
             if fast is not None:
-                self.hold_id, self.amount = fast, amount
+                self.hold_id, self.amount, self.unflushed = fast, amount, True
                 return
             # Refused or the key is taken: the general path decides which (and answers a
             # replay with the original hold), under the same key.
@@ -128,7 +141,7 @@ class HoldTracker:
                 reference=plan.request_id,
                 budgets=plan.budgets,
             )
-        self.hold_id, self.amount = reservation.hold.id, amount
+        self.hold_id, self.amount, self.unflushed = reservation.hold.id, amount, False
 
     async def release(self, sessions: SessionFactory) -> None:
         """Void after an unexpected error; the sweeper would expire it anyway."""
@@ -137,6 +150,8 @@ class HoldTracker:
         try:
             async with engine_of(sessions).begin() as session:
                 await ledger.void(session, self.hold_id)
+        except Conflict:
+            return  # it was settled after all (a settle that landed as the call was cut off)
         except Exception:
             log.exception(
                 "could not void hold; the sweeper will expire it", extra={"hold": str(self.hold_id)}
@@ -259,10 +274,15 @@ async def finish_success(
             return Outcome(route.billing, list_cost, list_cost, 0)
     async with engine_of(sessions).begin() as session:
         if route.billing == "platform" and hold.hold_id is not None:
-            settled = await ledger.settle(session, hold.hold_id, list_cost)
+            try:
+                settled = await ledger.settle(session, hold.hold_id, list_cost)
+            except NotFound:
+                if not await hold.restore_if_lost(session, plan):
+                    raise
+                settled = await ledger.settle(session, hold.hold_id, list_cost)
             cost, uncollected = settled.charged_micros, settled.uncollected_micros
         elif hold.hold_id is not None:  # BYOK answered after a platform hold was taken
-            await ledger.void(session, hold.hold_id)
+            await _void(session, hold)
         for channel_id in attempts.channels_to_close:
             await channels_repo.record_success(session, channel_id)
         await usage_repo.insert_log(
@@ -286,8 +306,7 @@ async def finish_failure(
     billing: Billing = "platform",
 ) -> None:
     async with engine_of(sessions).begin() as session:
-        if hold.hold_id is not None:
-            await ledger.void(session, hold.hold_id)
+        await _void(session, hold)
         await usage_repo.insert_log(
             session,
             _log_row(
@@ -302,3 +321,14 @@ async def finish_failure(
             attempts.rows,
             None,
         )
+
+
+async def _void(session: Executor, hold: HoldTracker) -> None:
+    """Release the hold; an unflushed one a database crash rolled back has nothing to release."""
+    if hold.hold_id is None:
+        return
+    try:
+        await ledger.void(session, hold.hold_id)
+    except NotFound:
+        if not hold.unflushed:
+            raise

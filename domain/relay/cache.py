@@ -40,8 +40,9 @@ class TtlCache:
                 shared: T = await asyncio.shield(pending)
                 return shared
             except asyncio.CancelledError:
-                if not pending.cancelled():
-                    raise  # this caller was cancelled, not the load
+                me = asyncio.current_task()
+                if not pending.cancelled() or (me is not None and me.cancelling()):
+                    raise  # this caller was cancelled (too), not only the load
                 # The call that was loading it was cancelled: load it here instead.
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._loading[key] = future

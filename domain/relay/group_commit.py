@@ -42,9 +42,15 @@ class GroupCommit(Generic[T, R]):
         self._queue.append((item, future))
         if self._in_flight < self._max_in_flight:
             self._start()
-        # A caller cancelled here cancels only its future: its item still runs with its
-        # batch (a settle must happen whether or not anyone waits for it).
-        return await future
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The item still runs with its batch (a settle must happen whether or not
+            # anyone waits), and the cancellation goes on only once it has: a caller that
+            # then cleans up (voids its hold) finds the outcome instead of racing it.
+            if not future.done():
+                await asyncio.wait([future])
+            raise
 
     def _start(self) -> None:
         batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
@@ -108,3 +114,4 @@ def _fail(future: asyncio.Future[R], exc: BaseException) -> None:
         future.cancel()
     else:
         future.set_exception(exc)
+        future.exception()  # retrieved: a caller that stopped waiting must not log a warning

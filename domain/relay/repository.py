@@ -15,13 +15,16 @@ invariants:
 - reserve: a key without a credit budget and no budget policies; for a key with a rate
   limit, together with the window's hit (`hit_and_reserve`). An idempotency key that
   is already taken makes the statement fail whole (unique violation), never half-apply.
-  It runs on the pool that does not wait for the WAL flush, and that is safe: the commit
-  is visible to every other transaction at once (so concurrent reserves still see it and
-  cannot overspend), and PostgreSQL flushes WAL in order, so the settle's durable commit
-  makes the reserve durable too. A database crash in between loses only the pending hold,
-  and with it nothing else: the call was not charged yet, and the same crash with a
-  durable reserve would have left a hold the sweeper voids, with the same result. Waiting
-  for the flush would hold the org's account row lock through an fsync on every call.
+  It runs on the pool that does not wait for the WAL flush (waiting would hold the org's
+  account row lock through an fsync on every call), and that is safe:
+  - the commit is visible to every other transaction at once, so concurrent reserves
+    still see it and cannot overspend;
+  - PostgreSQL flushes WAL in order, so the settle's durable commit makes the reserve
+    durable too;
+  - a database crash in between can roll the reserve back while the upstream call goes
+    on. The settle then finds no hold, `ledger.restore_lost_hold` records it as expired,
+    and the call is billed from available credit as any hold that outlived itself is
+    (`HoldTracker.restore_if_lost`; tested by deleting the hold mid-call).
 - settle: a pending, non-empty hold with no key budget and no budget policies, and a cost
   that fits it; the request log and its single attempt are written in the same statement,
   for a batch of concurrent calls at once (`settle_and_log_many`).
@@ -39,6 +42,7 @@ import asyncpg
 import orjson
 from sqlalchemy import (
     CTE,
+    JSON,
     BigInteger,
     ColumnElement,
     DateTime,
@@ -199,9 +203,14 @@ def _columns(table: Any, keys: tuple[str, ...]) -> str:
 
 def _rows_from(name: str, table: Any, keys: tuple[str, ...], field: str) -> str:
     """A CTE that inserts each settled item's `field` object as a row of `table`."""
-    picked = ", ".join(f'r."{k}"' for k in keys)
+    columns = _columns(table, keys)  # validates the names first
+    # JSON columns straight from the item, so None stays JSON null as SQLAlchemy writes it
+    # on the general path (the row type would make it SQL NULL).
+    picked = ", ".join(
+        f"i.{field}->'{k}'" if isinstance(table.c[k].type, JSON) else f'r."{k}"' for k in keys
+    )
     return f"""{name} AS (
-    INSERT INTO {table.name} ({_columns(table, keys)})
+    INSERT INTO {table.name} ({columns})
     SELECT {picked}
     FROM settled AS s JOIN input AS i ON i.ord = s.ord,
         jsonb_populate_record(NULL::{table.name}, i.{field}) AS r
@@ -278,8 +287,9 @@ async def settle_and_log_many(direct: DirectPool, items: Sequence[SettleItem]) -
     """For each item, True when its hold was settled at its cost and its log written; False
     when nothing was (not the common shape, or not pending): use the general path.
 
-    The whole batch is one statement, so it applies whole or not at all; the caller
-    (`GroupCommit`) retries the items one by one if it fails."""
+    The batch applies whole or not at all (one statement, or one transaction when items
+    differ in their log columns); the caller (`GroupCommit`) retries the items one by one
+    if it fails."""
     if LOG_DEFAULTS is None or ATTEMPT_DEFAULTS is None:  # pragma: no cover - schema guard
         return [False] * len(items)
     done = [False] * len(items)
@@ -291,10 +301,18 @@ async def settle_and_log_many(direct: DirectPool, items: Sequence[SettleItem]) -
             {"ord": ord_, "hold_id": item.hold_id, "cost": item.cost, "log": log,
              "attempt": attempt}
         )  # fmt: skip
-    for (log_keys, attempt_keys), rows in groups.items():
-        # UUIDs and datetimes as text; a naive datetime is UTC (the columns are timestamptz).
-        payload = orjson.dumps(rows, default=_uuid_text, option=orjson.OPT_NAIVE_UTC).decode()
-        for record in await direct.fetch(_settle_many(log_keys, attempt_keys), {"items": payload}):
+    statements = [
+        (
+            _settle_many(log_keys, attempt_keys),
+            # UUIDs and datetimes as text; a naive datetime is UTC (timestamptz columns).
+            {"items": orjson.dumps(rows, default=_uuid_text, option=orjson.OPT_NAIVE_UTC).decode()},
+        )
+        for (log_keys, attempt_keys), rows in groups.items()
+    ]
+    # Items with other log columns need their own statement; they then share a transaction,
+    # so the batch still applies whole or not at all.
+    for records in await direct.fetch_together(statements):
+        for record in records:
             done[record[0]] = True
     return done
 

@@ -368,6 +368,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._abort()
                 return
             if fault.kind == "status":
+                time.sleep(fault.delay_s)  # 0 unless a test needs the failure to be slow
                 extra = {"Retry-After": fault.retry_after} if fault.status == 429 else None
                 body = fault.body or _error_body(
                     self._flavor, fault.status, f"injected upstream error {fault.status}"

@@ -196,3 +196,39 @@ def test_the_pool_runs_on_uvloop_as_the_api_does() -> None:
             return sum(statuses), server.connections
 
     assert uvloop.run(main()) == (600, 1)
+
+
+def slow_keep_alive(delay_s: float) -> Script:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            await asyncio.sleep(delay_s)
+            writer.write(OK)
+            await writer.drain()
+
+    return script
+
+
+async def test_a_waiting_caller_gets_the_connection_as_soon_as_it_is_parked() -> None:
+    limits = httpx.Timeout(connect=1.0, read=2.0, write=1.0, pool=1.0)
+    async with serving(slow_keep_alive(0.2)) as (server, url):
+        h1 = pool(max_connections=1)
+        started = asyncio.get_running_loop().time()
+        replies = await asyncio.gather(*(h1.post(url, b"{}", {}, limits) for _ in range(3)))
+        took = asyncio.get_running_loop().time() - started
+        await h1.aclose()
+    assert [r[0] for r in replies] == [200, 200, 200]
+    assert server.connections == 1 and took < 0.9  # one after another, no pool timeout
+
+
+async def test_idle_connections_of_one_origin_make_room_for_another() -> None:
+    async with serving(keep_alive(OK)) as (first, a), serving(keep_alive(OK)) as (second, b):
+        h1 = pool(max_connections=2)
+        quick = httpx.Timeout(connect=1.0, read=1.0, write=1.0, pool=0.3)
+        await asyncio.gather(h1.post(a, b"{}", {}, quick), h1.post(a, b"{}", {}, quick))
+        assert first.connections == 2  # both parked now: the pool is full of origin A
+        for _ in range(2):
+            assert (await h1.post(b, b"{}", {}, quick))[0] == 200
+        assert (await h1.post(a, b"{}", {}, quick))[0] == 200
+        await h1.aclose()
+    assert second.connections == 1

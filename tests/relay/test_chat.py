@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -343,4 +344,57 @@ async def test_the_framework_route_answers_like_the_fast_one(
     assert fast == framework
     assert [f[0] for f in fast] == [200, 400, 401]
     assert len(fake.calls("/v1/chat/completions")) == 2
+    await ledger_sums_hold(resources, tenant.org_id)
+
+
+async def _lose_the_pending_hold(resources: Resources, org_id: object) -> int:
+    """What a database crash does to a reserve that was committed without a WAL flush:
+    the hold and its reservation are gone, as if they had never been made."""
+    for _ in range(200):
+        async with resources.sessions.begin() as s:
+            lost = (
+                await s.execute(
+                    text("DELETE FROM holds WHERE org_id = :o AND status = 'pending'"
+                         " RETURNING amount_micros"),
+                    {"o": org_id},
+                )
+            ).scalar()  # fmt: skip
+            if lost is not None:
+                await s.execute(
+                    text("UPDATE credit_accounts SET available_micros = available_micros + :a"
+                         " WHERE org_id = :o"),
+                    {"a": lost, "o": org_id},
+                )  # fmt: skip
+                return int(lost)
+        await asyncio.sleep(0.01)
+    raise AssertionError("the call never reserved")
+
+
+async def test_a_reserve_lost_in_a_database_crash_is_still_billed(
+    client: httpx.AsyncClient, resources: Resources, fake: FakeProvider
+) -> None:
+    tenant = await _setup(resources, fake, rpm_limit=100)
+    before, _ = await balance(resources, tenant.org_id)
+    body = {"model": "gpt-test", "messages": [HELLO]}
+
+    fake.add_fault(Fault(kind="latency", delay_s=0.5, path="/v1/chat/completions"))
+    call = asyncio.create_task(client.post("/v1/chat/completions", json=body, headers=tenant.auth))
+    assert await _lose_the_pending_hold(resources, tenant.org_id) > 0
+    resp = await call
+    assert resp.status_code == 200, resp.text
+    after, available = await balance(resources, tenant.org_id)
+    assert before - after == COST_3_IN_8_OUT and available == after
+    log = await _log(resources, resp.headers["x-request-id"])
+    assert (log["status"], log["cost_micros"], log["uncollected_micros"]) == (
+        "succeeded", COST_3_IN_8_OUT, 0,
+    )  # fmt: skip
+
+    # A call that then fails has nothing to release, and answers its own error.
+    fake.add_fault(Fault(kind="status", status=400, delay_s=0.5, path="/v1/chat/completions"))
+    call = asyncio.create_task(client.post("/v1/chat/completions", json=body, headers=tenant.auth))
+    await _lose_the_pending_hold(resources, tenant.org_id)
+    failed = await call
+    assert failed.status_code == 502 and failed.json()["error"]["code"] == "upstream_error"
+    assert await balance(resources, tenant.org_id) == (after, after)
+    assert await pending_holds(resources) == 0
     await ledger_sums_hold(resources, tenant.org_id)

@@ -84,9 +84,11 @@ async def test_a_cancelled_caller_still_has_its_item_run() -> None:
     second = asyncio.create_task(commit.submit(2))
     await settle_down()
     second.cancel()
+    await settle_down()
+    assert not second.done()  # the cancellation waits for the item's own outcome
+    rec.release.set()
     with pytest.raises(asyncio.CancelledError):
         await second
-    rec.release.set()
     assert await first == 10
     await commit.drain()
     assert rec.batches == [[1], [2]]

@@ -333,3 +333,54 @@ async def test_hit_and_reserve_counts_then_reserves_and_refuses_whole(
     assert (after.available, after.pending_count) == (before.available, before.pending_count)
     assert (after.available, after.pending_count) == (5 * CREDIT, 2)
     assert await _window(resources, key_id) == 3
+
+
+async def test_a_batch_of_several_log_shapes_applies_whole_or_not_at_all(
+    resources: Resources,
+) -> None:
+    org_id = await make_org(resources.sessions, funded_micros=100 * CREDIT)
+    first = await _reserve(resources, org_id, 5 * CREDIT, unique("s"))
+    second = await _reserve(resources, org_id, 5 * CREDIT, unique("s"))
+    assert first is not None and second is not None
+    plain = _item(org_id, first, 2 * CREDIT)
+    other = _item(org_id, second, 3 * CREDIT)  # more log columns: a statement of its own
+    other = relay_repo.SettleItem(
+        other.hold_id, other.cost, {**other.log, "error_code": "x" * 500}, other.attempt
+    )
+    with pytest.raises(asyncpg.StringDataRightTruncationError):
+        await relay_repo.settle_and_log_many(resources.relay.direct, [plain, other])
+    books = await assert_books_balance(resources.sessions, org_id)
+    assert (books.balance, books.pending_count) == (100 * CREDIT, 2)  # the first rolled back
+    fixed = relay_repo.SettleItem(
+        other.hold_id, other.cost, {**other.log, "error_code": "partial"}, other.attempt
+    )
+    assert await relay_repo.settle_and_log_many(resources.relay.direct, [plain, fixed]) == [
+        True,
+        True,
+    ]
+    books = await assert_books_balance(resources.sessions, org_id)
+    assert (books.balance, books.available, books.pending_count) == (95 * CREDIT, 95 * CREDIT, 0)
+
+
+async def test_the_batch_writes_json_null_as_the_general_path_does(resources: Resources) -> None:
+    """None in a JSON column is JSON null on both paths, so queries see one shape."""
+    org_id = await make_org(resources.sessions, funded_micros=10 * CREDIT)
+    hold_id = await _reserve(resources, org_id, CREDIT, unique("j"))
+    assert hold_id is not None
+    item = _item(org_id, hold_id, CREDIT)
+    item = relay_repo.SettleItem(
+        hold_id, CREDIT, {**item.log, "price_snapshot": None}, {**item.attempt, "diagnostics": None}
+    )
+    assert await relay_repo.settle_and_log_many(resources.relay.direct, [item]) == [True]
+    log_id = item.log["id"]
+    assert await _count(
+        resources,
+        "SELECT count(*) FROM request_logs WHERE id = :r AND jsonb_typeof(price_snapshot) = 'null'",
+        r=log_id,
+    ) == 1  # fmt: skip
+    assert await _count(
+        resources,
+        "SELECT count(*) FROM request_attempts"
+        " WHERE request_id = :r AND jsonb_typeof(diagnostics) = 'null'",
+        r=log_id,
+    ) == 1  # fmt: skip
