@@ -96,7 +96,7 @@ class Relay:
         direct: DirectPool | None = None,
     ) -> None:
         self.sessions = sessions
-        # The hot path's single statements (rate limit, reserve, settle) skip SQLAlchemy.
+        # The hot path's statements skip SQLAlchemy: the settles (durable) run here.
         self.direct = direct or DirectPool(engine_of(sessions))
         # Rate-limit hits and reserves commit without waiting for the WAL flush (see
         # `domain.relay.repository` for why that is safe for a reserve): a hot org's account
