@@ -315,14 +315,3 @@ async def settle_and_log_many(direct: DirectPool, items: Sequence[SettleItem]) -
         for record in records:
             done[record[0]] = True
     return done
-
-
-async def settle_and_log(
-    direct: DirectPool,
-    hold_id: uuid.UUID,
-    cost: int,
-    log: dict[str, Any],
-    attempt: dict[str, Any],
-) -> bool:
-    """One call's settle on its own (a batch of one)."""
-    return (await settle_and_log_many(direct, [SettleItem(hold_id, cost, log, attempt)]))[0]

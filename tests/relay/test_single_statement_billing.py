@@ -60,10 +60,9 @@ async def _settle(
     resources: Resources, org_id: uuid.UUID, hold_id: uuid.UUID, cost: int
 ) -> tuple[bool, str]:
     request_id = unique("req")
-    done = await relay_repo.settle_and_log(
-        resources.relay.direct, hold_id, cost, _log(org_id, hold_id, request_id),
-        _attempt(request_id),
-    )  # fmt: skip
+    item = relay_repo.SettleItem(hold_id, cost, _log(org_id, hold_id, request_id),
+                                 _attempt(request_id))  # fmt: skip
+    (done,) = await relay_repo.settle_and_log_many(resources.relay.direct, [item])
     return done, request_id
 
 
