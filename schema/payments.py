@@ -36,6 +36,11 @@ class Payment(SQLModel, table=True):
     ledger_entry_id: int | None = Field(default=None)
     reversed_micros: int = Field(default=0, sa_column=micros())
     uncollected_micros: int = Field(default=0, sa_column=micros())
+    # Stripe dispute id -> what that dispute took, left uncollected and how it closed
+    # (domain.payments.models.DisputeState); the events module keeps it.
+    disputes: dict[str, Any] = Field(
+        default_factory=dict, sa_column=jsonb(nullable=False, default="'{}'::jsonb")
+    )
     created_by: uuid.UUID | None = Field(default=None)
     created_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
     updated_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))

@@ -7,11 +7,31 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+class DisputeState(_Frozen):
+    """One Stripe dispute's share of a payment, kept on `payments.disputes` by dispute id.
+
+    `taken_micros` and `uncollected_micros` are the dispute's current claim on the payment's
+    `reversed_micros` and `uncollected_micros` (a refund can take over part of an open
+    dispute's claim, see `domain.payments.events`); `reinstated_micros` is what a won
+    dispute gave back. `created` says `charge.dispute.created` has been applied, `outcome`
+    is the status it closed with (won | lost | warning_closed | ...), None while open.
+    """
+
+    status: str | None = None
+    created: bool = False
+    outcome: str | None = None
+    amount_cents: int | None = None
+    taken_micros: int = 0
+    uncollected_micros: int = 0
+    reinstated_micros: int = 0
+    to_refunds_micros: int = 0
 
 
 class PaymentRecord(_Frozen):
@@ -29,6 +49,8 @@ class PaymentRecord(_Frozen):
     ledger_entry_id: int | None
     reversed_micros: int
     uncollected_micros: int
+    # defaulted so records serialized before the column existed still load
+    disputes: dict[str, DisputeState] = Field(default_factory=dict)
     created_by: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
