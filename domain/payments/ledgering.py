@@ -1,4 +1,5 @@
-"""How payments move credits: one purchase entry per payment, clamped reversal entries.
+"""How payments move credits: one purchase entry per payment, clamped reversal entries, and
+reinstatements that give a won dispute's reversal back.
 
 Reversals (refunds and disputes) are the one ledger movement the ledger service does not
 offer, because unlike an adjustment they must never fail: the money already left through
@@ -6,7 +7,13 @@ Stripe, so we take what the org has *available* (never what is held for in-fligh
 requests) and report the rest as uncollected for ops. They follow the ledger's own
 discipline: guarded account update, then the entry claims its idempotency key, compensating
 if the key turns out to be taken. Callers hold the payment row lock, so the payment's own
-bookkeeping (`reversed_micros`, `uncollected_micros`) cannot race.
+bookkeeping (`reversed_micros`, `uncollected_micros`, `disputes`) cannot race.
+
+A reinstatement is a *positive* `reversal` entry: it reverses (part of) an earlier reversal,
+so an org's reversal entries net to what Stripe finally kept. The other kinds do not fit:
+`refund` is the ledger's credit-back of one `debit` (it carries `refunds_entry_id`, at most
+one per debit, and counts against key budgets), `adjustment` and `bonus` are manual changes
+that need a human actor and reason, and `purchase` would count the same payment twice.
 """
 
 from __future__ import annotations
@@ -82,3 +89,54 @@ async def post_reversal(
         await ledger_repo.move_account(session, org_id, balance_delta=take, available_delta=take)
         raise Conflict("reversal key already used; retry")
     return entry, take
+
+
+async def post_reinstatement(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    amount_micros: int,
+    *,
+    key: str,
+    reason: str,
+    reference: str,
+) -> Entry | None:
+    """Give back `amount_micros` a reversal took, once per `key` (None when nothing to give).
+
+    A credit cannot fail for lack of funds, so there is no guard; a replay with the same key
+    returns the first entry and moves nothing.
+    """
+    if amount_micros <= 0:
+        return None
+    previous = await ledger_repo.entry_by_key(session, key)
+    if previous is not None:
+        if (previous.org_id, previous.kind, previous.amount_micros) != (
+            org_id,
+            "reversal",
+            amount_micros,
+        ):
+            raise Conflict("reinstatement key already used for a different amount")
+        return previous
+    moved = await ledger_repo.move_account(
+        session, org_id, balance_delta=amount_micros, available_delta=amount_micros
+    )
+    if moved is None:
+        raise NotFound("credit account not found")
+    entry = await ledger_repo.insert_entry(
+        session,
+        {
+            "org_id": org_id,
+            "kind": "reversal",
+            "amount_micros": amount_micros,
+            "balance_after_micros": moved[0],
+            "idempotency_key": key,
+            "actor": STRIPE_ACTOR,
+            "reason": reason,
+            "reference": reference,
+        },
+    )
+    if entry is None:
+        await ledger_repo.move_account(
+            session, org_id, balance_delta=-amount_micros, available_delta=-amount_micros
+        )
+        raise Conflict("reinstatement key already used; retry")
+    return entry
