@@ -17,12 +17,24 @@ Ordering rules (Stripe promises neither order nor single delivery):
    is *deferred*: the event stays unprocessed and its workflow retries later, so the credit
    always lands before its reversal and nothing is lost. A reversal for a payment that ended
    failed or expired (never credited) has nothing to take back.
-4. Refund amounts are cumulative (`charge.amount_refunded`), so the reversal target is
-   credits * refunded / charged, minus what was already reversed or recorded uncollected; a
-   stale, smaller refund event changes nothing. A dispute adds its share on top, and the
-   total never exceeds the credits the payment granted.
+4. Refund amounts are cumulative (`charge.amount_refunded`), so a refund's target is
+   credits * refunded / charged, minus what refunds already cover: reversed + uncollected
+   minus what the payment's disputes hold (rule 6). A stale, smaller refund event changes
+   nothing. Disputes and refunds add up, in either order, and the total never exceeds the
+   credits the payment granted; a refund that needs more than is left takes it over from
+   open disputes' holdings (an inquiry refunded before it closes), so a dispute won later
+   cannot give back credits the refund keeps.
 5. Reversals take only available credit; the shortfall is recorded on the payment as
    `uncollected_micros` and in the audit trail.
+6. Disputes are booked per dispute id in `payments.disputes` (what each took, left
+   uncollected, and how it closed). `charge.dispute.created` takes its share once per
+   dispute (ledger key `stripe:dispute:{dispute}`), however often it is delivered.
+   `charge.dispute.closed` closes a dispute once: `won` or `warning_closed` gives back
+   exactly what that dispute took (a positive `reversal` entry keyed
+   `stripe:dispute:{dispute}:reinstated`) and forgets what it left uncollected; `lost` or
+   any other outcome keeps the reversal. A win that arrives before its creation is
+   recorded, so the creation takes nothing; a loss that arrives first leaves the creation
+   to take its share. Closing follows rule 3: it waits for the payment's credit.
 
 Payments are found by our own id in the object's metadata first, then by session,
 PaymentIntent or charge id; events about objects 0xinf did not create are ignored.
@@ -40,8 +52,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.audit.service import SYSTEM, record
 from domain.errors import DomainError, NotFound
 from domain.payments import repository as repo
-from domain.payments.ledgering import post_purchase, post_reversal
-from domain.payments.models import PaymentRecord, StripeEventRecord
+from domain.payments.ledgering import post_purchase, post_reinstatement, post_reversal
+from domain.payments.models import DisputeState, PaymentRecord, StripeEventRecord
 
 Result = Literal[
     "credited",
@@ -50,11 +62,14 @@ Result = Literal[
     "failed",
     "expired",
     "reversed",
+    "reinstated",
     "deferred",
     "ignored",
     "already_processed",
 ]
 UNCREDITED_FINAL = ("failed", "expired")
+# Dispute outcomes that leave the money with the merchant: the dispute gives back what it took.
+REINSTATING = ("won", "warning_closed")
 
 
 class PaymentMismatch(DomainError):
@@ -277,10 +292,22 @@ async def _charge_refunded(
     charged = _int(obj, "amount") or payment.amount_cents
     refunded = min(_int(obj, "amount_refunded") or 0, charged)
     target = payment.credits_micros * refunded // charged
-    wanted = target - (payment.reversed_micros + payment.uncollected_micros)
+    covered = payment.reversed_micros + payment.uncollected_micros
+    wanted = target - (covered - _claims(payment.disputes))
+    room = payment.credits_micros - covered
+    disputes, handed = _hand_over(payment.disputes, wanted - room)
     status = "refunded" if refunded >= charged and payment.status == "paid" else payment.status
     return await _reverse(
-        session, event, payment, wanted, status=status, why="refund", charge_id=_ref(obj, "id")
+        session,
+        event,
+        payment,
+        min(wanted, room),
+        key=f"stripe:{event.id}:reversal",
+        status=status,
+        why="refund",
+        charge_id=_ref(obj, "id"),
+        disputes=disputes,
+        handed_over=handed,
     )
 
 
@@ -290,7 +317,28 @@ async def _dispute_created(
     payment = await _payment_for_charge(session, obj, charge_id=_ref(obj, "charge"))
     if not isinstance(payment, PaymentRecord):
         return payment
+    stripe_id = _ref(obj, "id")
+    dispute_id = stripe_id or event.id
+    known = payment.disputes.get(dispute_id, DisputeState())
+    if known.created:
+        return _ignored(f"dispute {dispute_id} was already applied")
     disputed = min(_int(obj, "amount") or payment.amount_cents, payment.amount_cents)
+    state = known.model_copy(
+        update={
+            "created": True,
+            "amount_cents": disputed,
+            "status": known.status if known.outcome else _status(obj),
+        }
+    )
+    if known.outcome in REINSTATING:
+        await repo.update_payment(
+            session, payment.id, {"disputes": _dump({**payment.disputes, dispute_id: state})}
+        )
+        return EventResult(
+            result="recorded",
+            payment_id=payment.id,
+            detail=f"dispute {dispute_id} already closed {known.outcome}: nothing to take",
+        )
     share = payment.credits_micros * disputed // payment.amount_cents
     room = payment.credits_micros - (payment.reversed_micros + payment.uncollected_micros)
     return await _reverse(
@@ -298,10 +346,131 @@ async def _dispute_created(
         event,
         payment,
         min(share, room),
+        key=f"stripe:dispute:{stripe_id}" if stripe_id else f"stripe:{event.id}:reversal",
         status="disputed",
         why="dispute",
         charge_id=_ref(obj, "charge"),
+        dispute=(dispute_id, state),
     )
+
+
+async def _dispute_closed(session: AsyncSession, event: StripeEventRecord, obj: Obj) -> EventResult:
+    """Settle one dispute: won (or an inquiry closed without funds withdrawn) gives back what
+    it took and forgets what it left uncollected; any other outcome keeps the reversal."""
+    payment = await _payment_for_charge(session, obj, charge_id=_ref(obj, "charge"))
+    if not isinstance(payment, PaymentRecord):
+        return payment
+    dispute_id = _ref(obj, "id")
+    if dispute_id is None:
+        return _ignored("a dispute without an id cannot be matched to what it took")
+    outcome = _status(obj)
+    known = payment.disputes.get(dispute_id, DisputeState())
+    if known.outcome is not None:
+        return _ignored(f"dispute {dispute_id} already closed {known.outcome}")
+    won = outcome in REINSTATING
+    # What this dispute holds, never more than the payment has booked: a win gives back
+    # exactly that and nothing else.
+    back = min(known.taken_micros, payment.reversed_micros) if won else 0
+    forgiven = min(known.uncollected_micros, payment.uncollected_micros) if won else 0
+    state = known.model_copy(
+        update={"outcome": outcome, "status": outcome, "reinstated_micros": back}
+    )
+    disputes = {**payment.disputes, dispute_id: state}
+    values: dict[str, Any] = {"disputes": _dump(disputes)}
+    if known.created and won:
+        reversed_after = payment.reversed_micros - back
+        uncollected_after = payment.uncollected_micros - forgiven
+        values.update(
+            reversed_micros=reversed_after,
+            uncollected_micros=uncollected_after,
+            status=_status_after(payment, disputes, reversed_after + uncollected_after),
+        )
+    entry = await post_reinstatement(
+        session,
+        payment.org_id,
+        back,
+        key=f"stripe:dispute:{dispute_id}:reinstated",
+        reason=f"Stripe dispute {outcome} ({event.id})",
+        reference=f"payment:{payment.id}",
+    )
+    await repo.update_payment(session, payment.id, values)
+    await record(
+        session, SYSTEM, "payments.dispute_won" if won else "payments.dispute_closed",
+        org_id=payment.org_id, target_type="payment", target_id=payment.id,
+        before={"reversed_micros": payment.reversed_micros,
+                "uncollected_micros": payment.uncollected_micros, "status": payment.status},
+        after={"event_id": event.id, "dispute_id": dispute_id, "outcome": outcome,
+               "applied": known.created, "reinstated_micros": back,
+               "forgiven_micros": forgiven, "entry_id": entry.id if entry else None,
+               "status": values.get("status", payment.status)},
+        reason=f"Stripe dispute {outcome}",
+    )  # fmt: skip
+    if not known.created:
+        detail = f"dispute {dispute_id} closed {outcome} before its creation arrived"
+        return EventResult(result="recorded", payment_id=payment.id, detail=detail)
+    if not won:
+        detail = f"dispute {dispute_id} closed {outcome}: the reversal stands"
+        return EventResult(result="recorded", payment_id=payment.id, detail=detail)
+    detail = f"reinstated {back} micros" + (f", forgave {forgiven} uncollected" if forgiven else "")
+    return EventResult(result="reinstated", payment_id=payment.id, detail=detail)
+
+
+def _status(obj: Obj) -> str:
+    value = obj.get("status")
+    return value if isinstance(value, str) and value else "unknown"
+
+
+def _claims(disputes: dict[str, DisputeState]) -> int:
+    """What the payment's disputes hold of its reversed + uncollected micros: everything
+    they took or left uncollected, except what won disputes gave back."""
+    return sum(
+        d.taken_micros + d.uncollected_micros
+        for d in disputes.values()
+        if d.outcome not in REINSTATING
+    )
+
+
+def _hand_over(
+    disputes: dict[str, DisputeState], needed: int
+) -> tuple[dict[str, DisputeState], int]:
+    """Move up to `needed` micros of open disputes' claims to a refund (taken before
+    uncollected, so a win gives back less and the refund keeps real credits). No money
+    moves: the payment's totals stay, only who holds them changes."""
+    book = dict(disputes)
+    moved = 0
+    for dispute_id in sorted(book):
+        d = book[dispute_id]
+        if moved >= needed:
+            break
+        if not d.created or d.outcome is not None:
+            continue
+        taken = min(d.taken_micros, needed - moved)
+        short = min(d.uncollected_micros, needed - moved - taken)
+        if taken + short == 0:
+            continue
+        book[dispute_id] = d.model_copy(
+            update={
+                "taken_micros": d.taken_micros - taken,
+                "uncollected_micros": d.uncollected_micros - short,
+                "to_refunds_micros": d.to_refunds_micros + taken + short,
+            }
+        )
+        moved += taken + short
+    return book, moved
+
+
+def _status_after(payment: PaymentRecord, disputes: dict[str, DisputeState], covered: int) -> str:
+    """A payment's status once a dispute is won: still disputed while another dispute is open
+    or was lost, refunded if refunds cover all its credits, paid otherwise."""
+    if any(d.created and d.outcome not in REINSTATING for d in disputes.values()):
+        return "disputed"
+    if covered - _claims(disputes) >= payment.credits_micros:
+        return "refunded"
+    return "paid"
+
+
+def _dump(disputes: dict[str, DisputeState]) -> dict[str, Any]:
+    return {k: v.model_dump() for k, v in disputes.items()}
 
 
 async def _payment_for_charge(
@@ -331,15 +500,24 @@ async def _reverse(
     payment: PaymentRecord,
     wanted: int,
     *,
+    key: str,
     status: str,
     why: str,
     charge_id: str | None,
+    dispute: tuple[str, DisputeState] | None = None,
+    disputes: dict[str, DisputeState] | None = None,
+    handed_over: int = 0,
 ) -> EventResult:
+    """Take `wanted` (clamped to available credit) under `key` and book it on the payment.
+
+    `dispute` is the dispute this reversal is for: it is recorded holding what was taken and
+    left uncollected. `disputes` replaces the payment's dispute book (a refund that took
+    `handed_over` micros over from open disputes)."""
     entry, taken = await post_reversal(
         session,
         payment.org_id,
         wanted,
-        key=f"stripe:{event.id}:reversal",
+        key=key,
         reason=f"Stripe {why} ({event.id})",
         reference=f"payment:{payment.id}",
     )
@@ -349,21 +527,38 @@ async def _reverse(
         "reversed_micros": payment.reversed_micros + taken,
         "uncollected_micros": payment.uncollected_micros + short,
     }
+    book = dict(payment.disputes if disputes is None else disputes)
+    if dispute is not None:
+        dispute_id, state = dispute
+        book[dispute_id] = state.model_copy(
+            update={"taken_micros": taken, "uncollected_micros": short}
+        )
+    if book != payment.disputes:
+        values["disputes"] = _dump(book)
     if charge_id and payment.charge_id is None:
         values["charge_id"] = charge_id
     await repo.update_payment(session, payment.id, values)
-    if wanted > 0:
+    if wanted > 0 or handed_over > 0:
+        after: dict[str, Any] = {
+            "event_id": event.id, "wanted_micros": wanted, "reversed_micros": taken,
+            "uncollected_micros": short, "entry_id": entry.id if entry else None,
+            "status": status,
+        }  # fmt: skip
+        if dispute is not None:
+            after["dispute_id"] = dispute[0]
+        if handed_over:
+            after["from_disputes_micros"] = handed_over
         await record(
             session, SYSTEM, f"payments.{why}", org_id=payment.org_id,
             target_type="payment", target_id=payment.id,
             before={"reversed_micros": payment.reversed_micros,
                     "uncollected_micros": payment.uncollected_micros, "status": payment.status},
-            after={"event_id": event.id, "wanted_micros": wanted, "reversed_micros": taken,
-                   "uncollected_micros": short, "entry_id": entry.id if entry else None,
-                   "status": status},
+            after=after,
             reason=f"Stripe {why}",
         )  # fmt: skip
     detail = f"reversed {taken} micros" + (f", {short} uncollected" if short else "")
+    if handed_over:
+        detail += f", {handed_over} taken over from open disputes"
     return EventResult(result="reversed", payment_id=payment.id, detail=detail)
 
 
@@ -376,4 +571,5 @@ HANDLERS: dict[str, Handler] = {
     "payment_intent.payment_failed": _intent_failed,
     "charge.refunded": _charge_refunded,
     "charge.dispute.created": _dispute_created,
+    "charge.dispute.closed": _dispute_closed,
 }

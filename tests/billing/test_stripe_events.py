@@ -257,3 +257,286 @@ async def test_an_event_whose_workflow_never_started_is_started_by_the_redeliver
     assert again.status_code == 200 and again.json()["duplicate"] is True
     assert (await billing.processed(event["id"])).outcome.result == "credited"
     assert await balance(billing.resources, user.org_id) == (10_000 * MICROS, 10_000 * MICROS)
+
+
+# --- dispute outcomes ----------------------------------------------------------------------
+
+
+async def _entries(billing: Billing, org_id: uuid.UUID) -> list[tuple[str, int, int, str]]:
+    """(kind, amount, balance_after, key) of the org's ledger, oldest first."""
+    found = await rows(
+        billing.resources,
+        "SELECT kind, amount_micros, balance_after_micros, idempotency_key FROM ledger_entries"
+        " WHERE org_id = :o ORDER BY id",
+        o=org_id,
+    )
+    return [
+        (r["kind"], r["amount_micros"], r["balance_after_micros"], r["idempotency_key"])
+        for r in found
+    ]
+
+
+async def _payment(billing: Billing, payment_id: uuid.UUID) -> dict[str, object]:
+    (row,) = await rows(
+        billing.resources,
+        "SELECT status, reversed_micros, uncollected_micros, disputes FROM payments WHERE id = :p",
+        p=payment_id,
+    )
+    return dict(row)
+
+
+async def _apply(billing: Billing, event: dict[str, object]) -> str:
+    resp = await billing.deliver(event)
+    assert resp.status_code == 200, resp.text
+    return (await billing.processed(str(event["id"]))).outcome.result
+
+
+def _dispute_id(event: dict[str, object]) -> str:
+    data = event["data"]
+    assert isinstance(data, dict)
+    return str(data["object"]["id"])
+
+
+async def _bought(billing: Billing, package_id: str) -> tuple[uuid.UUID, uuid.UUID, str]:
+    """A paid purchase: (org id, payment id, PaymentIntent id)."""
+    user = await signup(billing.client)
+    out = await billing.buy(user, package_id)
+    intent = billing.fake.session(out["payment"]["checkout_session_id"])["payment_intent"]
+    return user.org_id, uuid.UUID(out["payment"]["id"]), intent
+
+
+async def test_a_won_dispute_gives_back_exactly_what_it_took(billing: Billing) -> None:
+    org, payment_id, intent = await _bought(billing, "pro_50")  # 55,000 credits for $50
+    dispute = billing.fake.disputed(intent, 2_000)  # 2/5 of the charge: 22,000 credits
+    dp = _dispute_id(dispute)
+    assert await _apply(billing, dispute) == "reversed"
+    assert await balance(billing.resources, org) == (33_000 * MICROS, 33_000 * MICROS)
+    assert (await _payment(billing, payment_id))["status"] == "disputed"
+
+    won = billing.fake.dispute_closed(dispute, "won")
+    assert await _apply(billing, won) == "reinstated"
+    assert await balance(billing.resources, org) == (55_000 * MICROS, 55_000 * MICROS)
+    assert (await _entries(billing, org))[1:] == [
+        ("reversal", -22_000 * MICROS, 33_000 * MICROS, f"stripe:dispute:{dp}"),
+        ("reversal", 22_000 * MICROS, 55_000 * MICROS, f"stripe:dispute:{dp}:reinstated"),
+    ]
+    payment = await _payment(billing, payment_id)
+    assert (payment["status"], payment["reversed_micros"], payment["uncollected_micros"]) == (
+        "paid",
+        0,
+        0,
+    )
+    disputes = payment["disputes"]
+    assert isinstance(disputes, dict)
+    assert disputes[dp]["outcome"] == "won"
+    assert disputes[dp]["taken_micros"] == disputes[dp]["reinstated_micros"] == 22_000 * MICROS
+    audits = await rows(
+        billing.resources,
+        "SELECT after FROM audit_events WHERE org_id = :o AND action = 'payments.dispute_won'",
+        o=org,
+    )
+    assert [a["after"]["reinstated_micros"] for a in audits] == [22_000 * MICROS]
+
+    # Re-deliveries and second events about the same dispute change nothing.
+    assert (await billing.deliver(won)).json()["duplicate"] is True
+    again = billing.fake.dispute_closed(dispute, "won")
+    recreated = billing.fake.event("charge.dispute.created", dispute["data"]["object"])
+    assert await _apply(billing, again) == "ignored"
+    assert await _apply(billing, recreated) == "ignored"
+    assert await balance(billing.resources, org) == (55_000 * MICROS, 55_000 * MICROS)
+    assert len(await _entries(billing, org)) == 3
+    books = await assert_books_balance(billing.resources.sessions, org)
+    assert books.balance == 55_000 * MICROS
+
+
+async def test_a_won_dispute_that_could_not_collect_everything_gives_back_only_what_it_took(
+    billing: Billing,
+) -> None:
+    org, payment_id, intent = await _bought(billing, "pro_50")
+    # 40,000 of the 55,000 credits are held by in-flight requests: the dispute of the whole
+    # charge can take only the 15,000 available and leaves 40,000 uncollected.
+    hold = await Ledger(billing.resources.sessions).reserve(
+        org, 40_000 * MICROS, key=f"inflight:{uuid.uuid4()}", expires_in=timedelta(minutes=5)
+    )
+    dispute = billing.fake.disputed(intent, 5_000)
+    dp = _dispute_id(dispute)
+    assert await _apply(billing, dispute) == "reversed"
+    assert await balance(billing.resources, org) == (40_000 * MICROS, 0)
+    payment = await _payment(billing, payment_id)
+    assert (payment["reversed_micros"], payment["uncollected_micros"]) == (
+        15_000 * MICROS,
+        40_000 * MICROS,
+    )
+
+    assert await _apply(billing, billing.fake.dispute_closed(dispute, "won")) == "reinstated"
+    assert await balance(billing.resources, org) == (55_000 * MICROS, 15_000 * MICROS)
+    assert (await _entries(billing, org))[1:] == [
+        ("reversal", -15_000 * MICROS, 40_000 * MICROS, f"stripe:dispute:{dp}"),
+        ("reversal", 15_000 * MICROS, 55_000 * MICROS, f"stripe:dispute:{dp}:reinstated"),
+    ]
+    payment = await _payment(billing, payment_id)
+    assert (payment["status"], payment["reversed_micros"], payment["uncollected_micros"]) == (
+        "paid",
+        0,
+        0,
+    )
+
+    await Ledger(billing.resources.sessions).void(hold.hold.id)
+    assert await balance(billing.resources, org) == (55_000 * MICROS, 55_000 * MICROS)
+    await assert_books_balance(billing.resources.sessions, org)
+
+
+async def test_a_lost_dispute_keeps_its_reversal_in_either_order(billing: Billing) -> None:
+    org, payment_id, intent = await _bought(billing, "pro_50")
+    dispute = billing.fake.disputed(intent, 5_000)
+    assert await _apply(billing, dispute) == "reversed"
+    before = await _payment(billing, payment_id)
+    assert await _apply(billing, billing.fake.dispute_closed(dispute, "lost")) == "recorded"
+    assert await balance(billing.resources, org) == (0, 0)
+    after = await _payment(billing, payment_id)
+    assert (after["status"], after["reversed_micros"], after["uncollected_micros"]) == (
+        "disputed",
+        55_000 * MICROS,
+        0,
+    )
+    assert {k: v for k, v in before.items() if k != "disputes"} == {
+        k: v for k, v in after.items() if k != "disputes"
+    }
+    # A contradicting late "won" for the same dispute does not reopen it.
+    assert await _apply(billing, billing.fake.dispute_closed(dispute, "won")) == "ignored"
+    assert await balance(billing.resources, org) == (0, 0)
+    assert [e[0] for e in await _entries(billing, org)] == ["purchase", "reversal"]
+
+    # The loss delivered before its creation: the creation still takes the share.
+    org2, payment2, intent2 = await _bought(billing, "starter_10")
+    dispute2 = billing.fake.disputed(intent2, 1_000)
+    assert await _apply(billing, billing.fake.dispute_closed(dispute2, "lost")) == "recorded"
+    assert await balance(billing.resources, org2) == (10_000 * MICROS, 10_000 * MICROS)
+    assert await _apply(billing, dispute2) == "reversed"
+    assert await balance(billing.resources, org2) == (0, 0)
+    paid2 = await _payment(billing, payment2)
+    assert (paid2["status"], paid2["reversed_micros"]) == ("disputed", 10_000 * MICROS)
+    for o in (org, org2):
+        await assert_books_balance(billing.resources.sessions, o)
+
+
+async def test_a_win_delivered_before_its_dispute_takes_nothing_and_gives_nothing(
+    billing: Billing,
+) -> None:
+    user = await signup(billing.client)
+    out = await billing.checkout(user, "pro_50")
+    payment_id = uuid.UUID(out["payment"]["id"])
+    completed = billing.fake.completed(out["payment"]["checkout_session_id"])
+    intent = billing.fake.session(out["payment"]["checkout_session_id"])["payment_intent"]
+    dispute = billing.fake.disputed(intent, 5_000)
+    won = billing.fake.dispute_closed(dispute, "won")
+
+    # The outcome overtakes both the dispute and the payment's own credit: it waits for the
+    # credit (rule 3), then is recorded; the dispute arriving last takes nothing.
+    assert (await billing.deliver(won)).status_code == 200
+    won_report = billing.processed(won["id"])
+    assert await _apply(billing, completed) == "credited"
+    report = await won_report
+    assert report.outcome.result == "recorded" and report.attempts >= 2
+    assert await _apply(billing, dispute) == "recorded"
+    for e in (won, dispute):  # re-deliveries
+        assert (await billing.deliver(e)).json()["duplicate"] is True
+    assert await _apply(billing, billing.fake.dispute_closed(dispute, "won")) == "ignored"
+    recreated = billing.fake.event("charge.dispute.created", dispute["data"]["object"])
+    assert await _apply(billing, recreated) == "ignored"
+
+    assert await balance(billing.resources, user.org_id) == (55_000 * MICROS, 55_000 * MICROS)
+    assert [e[0] for e in await _entries(billing, user.org_id)] == ["purchase"]
+    payment = await _payment(billing, payment_id)
+    assert (payment["status"], payment["reversed_micros"], payment["uncollected_micros"]) == (
+        "paid",
+        0,
+        0,
+    )
+    await assert_books_balance(billing.resources.sessions, user.org_id)
+
+
+async def test_a_refund_after_a_won_dispute_still_takes_the_refunded_share(
+    billing: Billing,
+) -> None:
+    org, payment_id, intent = await _bought(billing, "pro_50")
+    dispute = billing.fake.disputed(intent, 2_500)
+    assert await _apply(billing, dispute) == "reversed"
+    assert await _apply(billing, billing.fake.dispute_closed(dispute, "won")) == "reinstated"
+    assert await balance(billing.resources, org) == (55_000 * MICROS, 55_000 * MICROS)
+
+    refund = billing.fake.refunded(intent, 5_000)
+    assert await _apply(billing, refund) == "reversed"
+    assert await balance(billing.resources, org) == (0, 0)
+    payment = await _payment(billing, payment_id)
+    assert (payment["status"], payment["reversed_micros"], payment["uncollected_micros"]) == (
+        "refunded",
+        55_000 * MICROS,
+        0,
+    )
+    assert [(e[1], e[2]) for e in await _entries(billing, org)] == [
+        (55_000 * MICROS, 55_000 * MICROS),
+        (-27_500 * MICROS, 27_500 * MICROS),
+        (27_500 * MICROS, 55_000 * MICROS),
+        (-55_000 * MICROS, 0),
+    ]
+    await assert_books_balance(billing.resources.sessions, org)
+
+
+async def test_refunds_and_disputes_add_up_in_either_order(billing: Billing) -> None:
+    """A refund made before a dispute but delivered after it still takes its share, and the
+    dispute's later win gives back only the dispute's part."""
+    org, payment_id, intent = await _bought(billing, "pro_50")
+    dispute = billing.fake.disputed(intent, 2_500)  # the half that was not refunded
+    refund = billing.fake.refunded(intent, 2_500)
+    assert await _apply(billing, dispute) == "reversed"
+    assert await _apply(billing, refund) == "reversed"
+    assert await balance(billing.resources, org) == (0, 0)
+
+    assert await _apply(billing, billing.fake.dispute_closed(dispute, "won")) == "reinstated"
+    assert await balance(billing.resources, org) == (27_500 * MICROS, 27_500 * MICROS)
+    payment = await _payment(billing, payment_id)
+    assert (payment["status"], payment["reversed_micros"], payment["uncollected_micros"]) == (
+        "paid",
+        27_500 * MICROS,
+        0,
+    )
+    await assert_books_balance(billing.resources.sessions, org)
+
+
+async def test_an_inquiry_refunded_before_it_closes_gives_nothing_back(billing: Billing) -> None:
+    """Refunding settles an inquiry (it closes `warning_closed`): the credits its creation
+    took now stand for the refund, so the close must not give them back."""
+    org, payment_id, intent = await _bought(billing, "starter_10")  # 10,000 credits for $10
+    hold = await Ledger(billing.resources.sessions).reserve(
+        org, 4_000 * MICROS, key=f"inflight:{uuid.uuid4()}", expires_in=timedelta(minutes=5)
+    )
+    inquiry = billing.fake.disputed(intent, 1_000, status="warning_needs_response")
+    dp = _dispute_id(inquiry)
+    assert await _apply(billing, inquiry) == "reversed"  # takes 6,000, 4,000 uncollected
+    refund = billing.fake.refunded(intent, 1_000)
+    assert await _apply(billing, refund) == "reversed"
+    payment = await _payment(billing, payment_id)
+    assert (payment["status"], payment["reversed_micros"], payment["uncollected_micros"]) == (
+        "disputed",
+        6_000 * MICROS,
+        4_000 * MICROS,
+    )
+
+    closed = billing.fake.dispute_closed(inquiry, "warning_closed")
+    assert await _apply(billing, closed) == "reinstated"
+    assert await balance(billing.resources, org) == (4_000 * MICROS, 0)
+    payment = await _payment(billing, payment_id)
+    assert (payment["status"], payment["reversed_micros"], payment["uncollected_micros"]) == (
+        "refunded",
+        6_000 * MICROS,
+        4_000 * MICROS,
+    )
+    disputes = payment["disputes"]
+    assert isinstance(disputes, dict)
+    assert disputes[dp]["to_refunds_micros"] == 10_000 * MICROS
+    assert disputes[dp]["reinstated_micros"] == 0
+    assert [e[3] for e in await _entries(billing, org)][1:] == [f"stripe:dispute:{dp}"]
+
+    await Ledger(billing.resources.sessions).void(hold.hold.id)
+    await assert_books_balance(billing.resources.sessions, org)

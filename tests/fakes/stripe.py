@@ -5,8 +5,9 @@ format: form-encoded bodies with bracketed keys, Bearer auth, `Idempotency-Key` 
 Stripe's error envelope (a declined off-session card is a 402 `card_error`). The real
 `stripe` library talks to it through `base_addresses={"api": fake.base_url}`.
 
-Tests drive the rest of the lifecycle with the event builders (`completed`, `refunded`, ...)
-which also update the fake's objects, and sign the payloads exactly as Stripe does.
+Tests drive the rest of the lifecycle with the event builders (`completed`, `refunded`,
+`disputed`, `dispute_closed`, ...) which also update the fake's objects, and sign the
+payloads exactly as Stripe does.
 """
 
 from __future__ import annotations
@@ -314,7 +315,8 @@ class FakeStripe:
             charge["refunded"] = amount_refunded >= charge["amount"]
             return self.event("charge.refunded", charge)
 
-    def disputed(self, intent_id: str, amount: int) -> Obj:
+    def disputed(self, intent_id: str, amount: int, *, status: str = "needs_response") -> Obj:
+        """`charge.dispute.created`; `status="warning_needs_response"` makes it an inquiry."""
         with self._lock:
             charge = self._charge(intent_id)
             dispute = {
@@ -325,10 +327,16 @@ class FakeStripe:
                 "charge": charge["id"],
                 "payment_intent": intent_id,
                 "reason": "fraudulent",
-                "status": "needs_response",
+                "status": status,
                 "metadata": {},
             }
             return self.event("charge.dispute.created", dispute)
+
+    def dispute_closed(self, dispute: Obj, status: str) -> Obj:
+        """`charge.dispute.closed` for the dispute of a `disputed` event (or the dispute
+        object itself), with its final status: won, lost, warning_closed, ..."""
+        obj = dispute["data"]["object"] if dispute.get("object") == "event" else dispute
+        return self.event("charge.dispute.closed", {**obj, "status": status})
 
 
 def signed(
