@@ -6,7 +6,7 @@ event order. Existing rows start with no disputes recorded.
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-24 10:12:31.000000
+Create Date: 2026-11-23 08:00:00.000000
 """
 
 from collections.abc import Sequence
