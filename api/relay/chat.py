@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -13,6 +12,7 @@ from api.auth import ApiKeyAuth, api_key_principal
 from api.deps import ResourcesDep, get_resources
 from api.errors import domain_error_response
 from api.runtime import Resources
+from domain import json_exact
 from domain.enterprise import governance
 from domain.errors import DomainError, InvalidRequest, PermissionDenied
 from domain.keys.auth import KeyPrincipal
@@ -25,8 +25,8 @@ router = APIRouter(prefix="/v1", tags=["relay"])
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
-        return orjson.loads(raw)  # strict JSON: NaN and Infinity are refused here
-    except orjson.JSONDecodeError:
+        return json_exact.loads(raw)  # strict JSON: NaN and Infinity are refused here
+    except json_exact.JSONDecodeError:
         raise InvalidRequest("request body is not valid JSON") from None
 
 
@@ -34,7 +34,7 @@ class _Json(JSONResponse):
     """The upstream's answer re-encoded with orjson (several times faster than `json`)."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return json_exact.dumps(content)
 
 
 async def _serve_chat(

@@ -19,9 +19,9 @@ from functools import lru_cache
 from typing import Any, NoReturn
 
 import httpx
-import orjson
 from yarl import URL
 
+from domain import json_exact
 from domain.providers.aiohttp_transport import UpstreamClient
 from domain.providers.base import Upstream, UpstreamError, Usage
 from domain.providers.errors import (
@@ -162,8 +162,8 @@ async def post_json(
             failed, failed.text, api_key=upstream.api_key, upstream_request_id=rid
         )
     try:
-        body = orjson.loads(content)
-    except orjson.JSONDecodeError:
+        body = json_exact.loads(content)
+    except json_exact.JSONDecodeError:
         body = None
     if not isinstance(body, dict):
         raise malformed(
@@ -362,8 +362,8 @@ class SseChatStream(ABC):
 
     def _json(self, event: SseEvent) -> Any:
         try:
-            return orjson.loads(event.data)
-        except orjson.JSONDecodeError:
+            return json_exact.loads(event.data)
+        except json_exact.JSONDecodeError:
             raise self._malformed("event data is not JSON", event.data) from None
 
     def _malformed(self, detail: str, raw: str) -> UpstreamError:

@@ -19,8 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
-
+from domain import json_exact
 from domain.providers import UpstreamError, Usage, estimate_prompt_tokens, estimate_text_tokens
 from domain.relay.billing import finish_success
 from domain.relay.service import Opened, Relay
@@ -30,7 +29,7 @@ _DONE = object()
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
+    return b"data: " + json_exact.dumps(payload) + b"\n\n"
 
 
 def _usage_of(opened: Opened) -> Usage:

@@ -76,6 +76,23 @@ async def test_json_chat_is_billed_exactly(
     assert str(log["upstream_request_id"]).startswith("req_")
 
 
+async def test_unknown_fields_reach_the_upstream_unchanged_even_beyond_64_bits(
+    client: httpx.AsyncClient, resources: Resources, fake: FakeProvider
+) -> None:
+    tenant = await _setup(resources, fake)
+    seed = 2**70 + 1  # a fast JSON parser alone would round this to a float
+    extra = {"seed": seed, "metadata": {"trace": "12345678901234567890123", "n": -seed}}
+    resp = await client.post(
+        "/v1/chat/completions",
+        json={"model": "gpt-test", "messages": [HELLO], **extra},
+        headers=tenant.auth,
+    )
+    assert resp.status_code == 200, resp.text
+    (sent,) = fake.calls("/v1/chat/completions")
+    assert json.loads(sent.raw)["seed"] == seed
+    assert json.loads(sent.raw)["metadata"] == extra["metadata"]
+
+
 async def test_stream_forwards_chunks_and_bills_usage(
     client: httpx.AsyncClient, resources: Resources, fake: FakeProvider
 ) -> None:
