@@ -8,9 +8,11 @@ channel) exactly when the chat relay would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
 from urllib.parse import quote
@@ -179,6 +181,31 @@ class MediaAdapter(Protocol):
         media_type: MediaType,
         upstream_job_id: str,
     ) -> MediaOutcome: ...
+
+    def content_needs_channel(self, media_type: MediaType) -> bool:
+        """Whether a succeeded job's result can only be fetched with the channel's own
+        credentials: its URLs must then never reach a customer, who downloads it through
+        `content` instead (`GET /v1/tasks/{id}/content`)."""
+        ...
+
+    async def content(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        upstream_job_id: str,
+    ) -> MediaContent:
+        """Opens a succeeded job's result for streaming; only where `content_needs_channel`."""
+        ...
+
+
+def content_not_served(provider: str, media_type: MediaType) -> UpstreamError:
+    """For adapters whose results are public URLs or inline bytes: nothing to download."""
+    return UpstreamError(
+        "invalid_request",
+        f"{provider} {media_type} results are not downloaded through the gateway",
+        retryable=False,
+    )
 
 
 # -- outcome helpers --------------------------------------------------------------------------
@@ -382,3 +409,95 @@ async def send(
         )
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     return Reply(response.status_code, bytes(data), content_type, rid, diagnostics)
+
+
+# -- downloading a result ----------------------------------------------------------------------
+
+_MIME_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+\-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+\-]{0,126}")
+OCTET_STREAM = "application/octet-stream"
+
+
+def clean_content_type(value: str | None) -> str:
+    """A bare `type/subtype` safe to send on as a header, else application/octet-stream."""
+    bare = (value or "").split(";")[0].strip().lower()
+    return bare if _MIME_RE.fullmatch(bare) else OCTET_STREAM
+
+
+class MediaContent:
+    """A result opened upstream: status and headers read, the body not yet.
+
+    The body is streamed, never held whole (videos run to hundreds of megabytes): iterate
+    `chunks()` once. `aclose()` releases the upstream connection; it is idempotent and must be
+    called whether or not the body was read.
+    """
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        headers = response.headers
+        self.upstream_request_id = request_id(headers)
+        self.content_type = clean_content_type(headers.get("content-type"))
+        # `chunks()` yields decoded bytes, so an encoded body's length says nothing about them.
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        length = headers.get("content-length", "").strip()
+        known = encoding == "identity" and length.isascii() and length.isdigit()
+        self.content_length = int(length) if known else None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives. A failure part way is `dropped` and not retryable: bytes
+        have already been handed on, so the caller must abort rather than end cleanly."""
+        try:
+            async for piece in self._response.aiter_bytes():
+                if piece:
+                    yield piece
+        except httpx.HTTPError as exc:
+            raise transport_error(
+                exc, output_started=True, upstream_request_id=self.upstream_request_id
+            ) from None
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"MediaContent(content_type={self.content_type!r}, "
+            f"content_length={self.content_length!r}, "
+            f"upstream_request_id={self.upstream_request_id!r})"
+        )
+
+
+async def open_content(http: httpx.AsyncClient, upstream: Upstream, url: str) -> MediaContent:
+    """GET a result with the channel's credentials, returning once the headers are in.
+
+    Non-2xx answers become the usual classified `UpstreamError` (a 404 is `not_found`); the
+    error body is read bounded and redacted like any other. Redirects are not followed: the
+    request carries the channel's key, which must never travel to another host.
+    """
+    try:
+        req = http.build_request(
+            "GET", url, headers=auth_headers(upstream), timeout=timeout_for(upstream)
+        )
+    except httpx.InvalidURL:
+        raise UpstreamError(
+            "connect", "the upstream channel's base URL is invalid", retryable=True
+        ) from None
+    try:
+        response = await http.send(req, stream=True)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc) from None
+    if 200 <= response.status_code < 300:
+        return MediaContent(response)
+    rid = request_id(response.headers)
+    data = bytearray()
+    try:
+        # A partial error body is still worth classifying.
+        with contextlib.suppress(httpx.HTTPError):
+            async for piece in response.aiter_bytes():
+                data += piece
+                if len(data) > ERROR_BODY_LIMIT:
+                    break
+    finally:
+        await response.aclose()
+    raw = bytes(data[:ERROR_BODY_LIMIT]).decode("utf-8", "replace")
+    raise error_from_response(response, raw, api_key=upstream.api_key, upstream_request_id=rid)

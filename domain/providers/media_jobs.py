@@ -13,11 +13,13 @@ import httpx
 
 from domain.providers.base import Upstream
 from domain.providers.media_base import (
+    MediaContent,
     MediaOutcome,
     MediaSubmission,
     MediaType,
     Reply,
     base_url,
+    content_not_served,
     failed_outcome,
     job_path,
     no_output,
@@ -61,6 +63,18 @@ class JobsMediaAdapter:
         url = f"{base_url(upstream)}/jobs/{job_path(upstream_job_id)}"
         reply = await send(http, upstream, "GET", url)
         return _outcome(reply, reply.json_object(upstream), upstream, media_type)
+
+    def content_needs_channel(self, media_type: MediaType) -> bool:
+        return False  # results are URLs the provider serves publicly
+
+    async def content(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        upstream_job_id: str,
+    ) -> MediaContent:
+        raise content_not_served(upstream.provider, media_type)
 
 
 def _outcome(

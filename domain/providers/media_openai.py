@@ -15,14 +15,17 @@ import httpx
 from domain.providers.base import Upstream
 from domain.providers.errors import invalid_request
 from domain.providers.media_base import (
+    MediaContent,
     MediaOutcome,
     MediaSubmission,
     MediaType,
     Reply,
     base_url,
+    content_not_served,
     failed_outcome,
     job_path,
     no_output,
+    open_content,
     progress_from,
     send,
     wire_model,
@@ -68,6 +71,23 @@ class OpenAIMediaAdapter:
         base = _base(upstream)
         reply = await send(http, upstream, "GET", f"{base}/videos/{job_path(upstream_job_id)}")
         return _video_outcome(reply, reply.json_object(upstream), upstream, base)
+
+    def content_needs_channel(self, media_type: MediaType) -> bool:
+        # Images come back as public URLs or inline data and speech inline; a finished video
+        # stays upstream at /videos/{id}/content, behind the channel's key.
+        return media_type == "video"
+
+    async def content(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        upstream_job_id: str,
+    ) -> MediaContent:
+        if media_type != "video":
+            raise content_not_served(upstream.provider, media_type)
+        url = f"{_base(upstream)}/videos/{job_path(upstream_job_id)}/content"
+        return await open_content(http, upstream, url)
 
 
 async def _image(
@@ -130,8 +150,9 @@ def _video_outcome(
     if seconds is None or not isinstance(job_id, str) or not job_id:
         # Billing needs the length; guessing could overcharge, so fail (and refund) instead.
         raise reply.malformed("completed video without id or seconds", upstream, retryable=False)
-    # The content endpoint needs the channel's key: the workflow must download and re-host
-    # it before showing a customer anything.
+    # Only the channel's key opens this URL, so it is kept for operators and never shown to a
+    # customer: `content_needs_channel` makes the task views point at the gateway's own
+    # `/v1/tasks/{id}/content`, which streams it through `content` with that key.
     url = f"{base}/videos/{job_path(job_id)}/content"
     return MediaOutcome(status="succeeded", progress=100, urls=[url], units=seconds)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import secrets
@@ -29,9 +30,24 @@ JobOutcome = Literal["succeeded", "failed"]
 _Flavor = Literal["openai", "anthropic", "gemini"]
 _Body = dict[str, Any]
 
+VIDEO_CONTENT_BYTES = 48 * 1024 + 123  # a few KB, not a multiple of any chunk size
+VIDEO_CONTENT_CHUNKS = 4
 DEFAULT_REPLY_WORDS = 8
 LONG_REPLY_WORDS = 40
 MODEL_IDS = ("gpt-4o-mini", "gpt-4o", "gpt-long-test", "o3-mini")
+
+
+def fake_video_bytes(job_id: str) -> bytes:
+    """What `GET /v1/videos/{id}/content` serves: an MP4 `ftyp` box, then bytes derived from
+    the job id, so each video is distinct and a test can check every byte arrived."""
+    head = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+    seed = hashlib.sha256(job_id.encode()).digest()
+    body = bytearray(head)
+    counter = 0
+    while len(body) < VIDEO_CONTENT_BYTES:
+        body += hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
+        counter += 1
+    return bytes(body[:VIDEO_CONTENT_BYTES])
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,11 @@ class FakeProvider:
         self.requests: list[RecordedRequest] = []
         self.job_polls_until_done: int = 2
         self.job_outcome: JobOutcome = "succeeded"
+        # Video downloads: expired content answers 404; a gate, while set and not yet open,
+        # holds the body after its first chunk; aborts count downloads the client cut short.
+        self.video_content_expired = False
+        self.video_content_gate: threading.Event | None = None
+        self.video_content_aborts = 0
         self._faults: list[Fault] = []
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
@@ -148,10 +169,18 @@ class FakeProvider:
             self._jobs.clear()
             self.job_polls_until_done = 2
             self.job_outcome = "succeeded"
+            self.video_content_expired = False
+            self.video_content_gate = None
+            self.video_content_aborts = 0
 
     def calls(self, path_prefix: str) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.path.startswith(path_prefix)]
+
+    def video_ids(self) -> list[str]:
+        """The OpenAI video jobs created so far, oldest first."""
+        with self._lock:
+            return [j.id for j in self._jobs.values() if j.api == "openai"]
 
     # -- used by the handler threads -------------------------------------------------------
 
@@ -183,6 +212,15 @@ class FakeProvider:
                 return None
             job.polls += 1
             return _Job(**vars(job))
+
+    def _peek_job(self, job_id: str, api: str) -> _Job | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return None if job is None or job.api != api else _Job(**vars(job))
+
+    def _count_video_abort(self) -> None:
+        with self._lock:
+            self.video_content_aborts += 1
 
 
 class _Server(ThreadingHTTPServer):
@@ -503,6 +541,9 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET":
             if path == "/v1/models":
                 return self._openai_models, False
+            ident = path.removeprefix("/v1/videos/").removesuffix("/content")
+            if path.startswith("/v1/videos/") and path.endswith("/content") and "/" not in ident:
+                return partial(self._openai_video_content, ident), False
             for prefix, getter in (
                 ("/v1/videos/", self._openai_video_get),
                 ("/jobs/", self._job_get),
@@ -619,6 +660,38 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             view["completed_at"] = job.created + 1
         self._send_json(200, view)
+
+    def _openai_video_content(self, job_id: str, body: _Body) -> None:
+        """The finished video's bytes, in several writes (a real download arrives in pieces)."""
+        provider = self.server.provider
+        job = provider._peek_job(job_id, "openai")
+        if job is None:
+            self._error(404, f"Video {job_id} not found.")
+            return
+        if job.polls <= job.polls_needed or job.outcome != "succeeded":
+            self._error(400, f"Video {job_id} is not completed.")
+            return
+        if provider.video_content_expired:
+            self._error(404, f"The content of video {job_id} has expired.")
+            return
+        data = fake_video_bytes(job_id)
+        if self._mid_stream is not None:  # drop_mid_stream: half the promised bytes, then FIN
+            self._send_bytes(200, "video/mp4", data)
+            return
+        size = -(-len(data) // VIDEO_CONTENT_CHUNKS)
+        pieces = [data[i : i + size] for i in range(0, len(data), size)]
+        try:
+            self.wfile.write(self._head(200, "video/mp4", len(data)) + pieces[0])
+            self.wfile.flush()
+            gate = provider.video_content_gate
+            if gate is not None:
+                gate.wait(timeout=10)
+            for piece in pieces[1:]:
+                self.wfile.write(piece)
+                self.wfile.flush()
+        except OSError:  # the client hung up mid-download
+            provider._count_video_abort()
+            self.close_connection = True
 
     @staticmethod
     def _video_view(job: _Job, status: str, progress: int) -> _Body:
