@@ -127,5 +127,6 @@ class TaskActivities:
             status=result.status,
             charged_micros=result.charged_micros,
             refunded_micros=result.refunded_micros,
-            payload=task_view(task),
+            # Callbacks have no request: absolute download URLs need OXINF_PUBLIC_BASE_URL.
+            payload=task_view(task, base_url=self._deps.settings.public_base_url),
         )

@@ -26,3 +26,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def public_base_url(request: Request, resources: Resources) -> str:
+    """Where clients reach this API, for URLs we hand out: the configured public URL
+    (`OXINF_PUBLIC_BASE_URL`), else the base URL the request came in on."""
+    return (resources.settings.public_base_url or str(request.base_url)).rstrip("/")

@@ -11,11 +11,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import SessionDep
+from api.deps import ResourcesDep, SessionDep, public_base_url
 from domain.errors import InvalidRequest, NotFound
 from domain.pricing.cost import format_credits
 from domain.tasks import service as tasks
@@ -224,8 +224,10 @@ async def get_request(request_id: str, ctx: OrgCtx, session: SessionDep) -> Requ
 
 @router.get("/tasks")
 async def list_tasks(
+    request: Request,
     ctx: OrgCtx,
     session: SessionDep,
+    resources: ResourcesDep,
     cursor: str | None = Query(default=None, max_length=100),
     limit: int = Query(default=50, ge=1, le=200),
     status: Literal["pending", "processing", "succeeded", "failed", "canceled"] | None = None,
@@ -233,9 +235,14 @@ async def list_tasks(
     page, next_cursor = await tasks.list_tasks(
         session, ctx.org.id, status=status, cursor=cursor, limit=limit
     )
-    return {"object": "list", "data": [task_view(t) for t in page], "next_cursor": next_cursor}
+    base = public_base_url(request, resources)
+    data = [task_view(t, base_url=base) for t in page]
+    return {"object": "list", "data": data, "next_cursor": next_cursor}
 
 
 @router.get("/tasks/{task_id}")
-async def get_task(task_id: uuid.UUID, ctx: OrgCtx, session: SessionDep) -> dict[str, Any]:
-    return task_view(await tasks.get_task(session, ctx.org.id, task_id))
+async def get_task(
+    task_id: uuid.UUID, request: Request, ctx: OrgCtx, session: SessionDep, resources: ResourcesDep
+) -> dict[str, Any]:
+    task = await tasks.get_task(session, ctx.org.id, task_id)
+    return task_view(task, base_url=public_base_url(request, resources))

@@ -8,19 +8,20 @@ import base64
 import contextlib
 import json
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from api.auth import ApiKeyAuth
-from api.deps import ResourcesDep
+from api.deps import ResourcesDep, public_base_url
 from api.errors import error_response
-from api.relay.tasks import submit_task
+from api.relay.tasks import TasksKey, get_task_content, submit_task
 from api.runtime import Resources
 from domain.errors import InvalidRequest
 from domain.keys.auth import KeyPrincipal
 from domain.tasks import service as tasks
+from domain.tasks.views import result_urls
 from schema.tasks import Task
 
 router = APIRouter(prefix="/v1", tags=["media shims"])
@@ -129,7 +130,7 @@ async def images_generations(
     )
 
 
-def _video(task: Task) -> dict[str, Any]:
+def _video(task: Task, base_url: str) -> dict[str, Any]:
     seconds = task.input.get("seconds", 4)
     return {
         "id": str(task.id),
@@ -142,7 +143,7 @@ def _video(task: Task) -> dict[str, Any]:
         "created_at": int(task.created_at.timestamp()) if task.created_at else 0,
         "completed_at": int(task.finished_at.timestamp()) if task.finished_at else None,
         "error": task.error,
-        "urls": (task.result or {}).get("urls") or [],
+        "urls": result_urls(task, base_url),
     }
 
 
@@ -156,15 +157,29 @@ async def create_video(request: Request, key: ApiKeyAuth, resources: ResourcesDe
     if body.get("size"):
         task_input["size"] = body["size"]
     task, headers = await _submit(resources, key, request, "video", body, task_input)
-    return JSONResponse(_video(task), headers=headers)
+    return JSONResponse(_video(task, public_base_url(request, resources)), headers=headers)
 
 
 @router.get("/videos/{video_id}")
 async def get_video(
-    video_id: uuid.UUID, key: ApiKeyAuth, resources: ResourcesDep
+    video_id: uuid.UUID, request: Request, key: ApiKeyAuth, resources: ResourcesDep
 ) -> dict[str, Any]:
     async with resources.sessions() as session:
-        return _video(await tasks.get_task(session, key.org_id, video_id))
+        task = await tasks.get_task(session, key.org_id, video_id)
+    return _video(task, public_base_url(request, resources))
+
+
+@router.get("/videos/{video_id}/content", response_model=None)
+async def get_video_content(
+    video_id: uuid.UUID,
+    key: TasksKey,
+    resources: ResourcesDep,
+    variant: Annotated[str, Query(max_length=40)] = "video",
+) -> Response:
+    """`client.videos.download_content(id)` of the OpenAI SDK: the video task's content."""
+    if variant != "video":
+        raise InvalidRequest("only variant=video can be downloaded", param="variant")
+    return await get_task_content(video_id, key, resources)
 
 
 @router.post("/audio/speech", response_model=None)

@@ -7,18 +7,21 @@ import logging
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, Field
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.auth import ApiKeyAuth
-from api.deps import ResourcesDep
+from api.deps import ResourcesDep, public_base_url
 from api.runtime import Resources
 from domain.errors import ServiceUnavailable
 from domain.keys.auth import KeyPrincipal
+from domain.providers.media_base import MediaContent
 from domain.ratelimit import service as ratelimit
+from domain.tasks import content
 from domain.tasks import service as tasks
 from domain.tasks.views import task_view
 from schema.tasks import Task
@@ -33,6 +36,14 @@ class TaskIn(BaseModel):
     model: str = Field(min_length=1, max_length=200)
     input: dict[str, Any]
     callback_url: str | None = Field(default=None, max_length=2000)
+
+
+async def tasks_key(key: ApiKeyAuth) -> KeyPrincipal:
+    tasks.require_scope(key)
+    return key
+
+
+TasksKey = Annotated[KeyPrincipal, Depends(tasks_key)]
 
 
 def task_config(resources: Resources) -> tasks.TaskConfig:
@@ -109,17 +120,65 @@ async def create_task(
         callback_url=body.callback_url, idempotency_key=idempotency_key,
         request_id=request.state.request_id,
     )  # fmt: skip
-    return JSONResponse(task_view(task), status_code=202, headers=headers)
+    view = task_view(task, base_url=public_base_url(request, resources))
+    return JSONResponse(view, status_code=202, headers=headers)
 
 
 @router.get("/tasks/{task_id}")
-async def get_task(task_id: uuid.UUID, key: ApiKeyAuth, resources: ResourcesDep) -> dict[str, Any]:
+async def get_task(
+    task_id: uuid.UUID, request: Request, key: ApiKeyAuth, resources: ResourcesDep
+) -> dict[str, Any]:
     async with resources.sessions() as session:
-        return task_view(await tasks.get_task(session, key.org_id, task_id), include_content=True)
+        task = await tasks.get_task(session, key.org_id, task_id)
+    return task_view(task, include_content=True, base_url=public_base_url(request, resources))
+
+
+@router.get("/tasks/{task_id}/content", response_model=None)
+async def get_task_content(
+    task_id: uuid.UUID,
+    key: TasksKey,
+    resources: ResourcesDep,
+    index: Annotated[int, Query(ge=0, le=1000, description="which result, for n > 1")] = 0,
+) -> Response:
+    """The task's result itself: stored bytes and channel-held videos are sent from here,
+    public URLs are a 307 to the URL (see `domain.tasks.content`)."""
+    found = await content.open_task_content(
+        resources.sessions, resources.http, resources.secret_box, resources.relay.cfg,
+        key.org_id, task_id, index=index,
+    )  # fmt: skip
+    return content_response(found)
+
+
+def content_response(found: content.TaskContent) -> Response:
+    if isinstance(found, content.Redirect):
+        return RedirectResponse(found.url, status_code=307)
+    disposition = {"Content-Disposition": f'attachment; filename="{found.filename}"'}
+    if isinstance(found, content.Inline):
+        return Response(found.data, media_type=found.content_type, headers=disposition)
+    return UpstreamDownload(found.content, disposition)
+
+
+class UpstreamDownload(StreamingResponse):
+    """Streams an upstream download through, chunk by chunk, and always closes it: when the
+    body is done, when the client hangs up, and when the upstream fails part way (the error
+    propagates so the server aborts the response instead of ending it as if complete)."""
+
+    def __init__(self, upstream: MediaContent, headers: dict[str, str]) -> None:
+        if upstream.content_length is not None:
+            headers = {**headers, "Content-Length": str(upstream.content_length)}
+        super().__init__(upstream.chunks(), media_type=upstream.content_type, headers=headers)
+        self.upstream = upstream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.upstream.aclose()
 
 
 @router.get("/tasks")
 async def list_tasks(
+    request: Request,
     key: ApiKeyAuth,
     resources: ResourcesDep,
     status: Literal["pending", "processing", "succeeded", "failed", "canceled"] | None = None,
@@ -130,12 +189,14 @@ async def list_tasks(
         page, next_cursor = await tasks.list_tasks(
             session, key.org_id, status=status, cursor=cursor, limit=limit
         )
-    return {"object": "list", "data": [task_view(t) for t in page], "next_cursor": next_cursor}
+    base = public_base_url(request, resources)
+    data = [task_view(t, base_url=base) for t in page]
+    return {"object": "list", "data": data, "next_cursor": next_cursor}
 
 
 @router.post("/tasks/{task_id}/cancel")
 async def cancel_task(
-    task_id: uuid.UUID, key: ApiKeyAuth, resources: ResourcesDep
+    task_id: uuid.UUID, request: Request, key: ApiKeyAuth, resources: ResourcesDep
 ) -> dict[str, Any]:
     """Cancels a running task and waits for its refund; a finished task is returned as is."""
     async with resources.sessions() as session:
@@ -147,4 +208,5 @@ async def cancel_task(
         with contextlib.suppress(WorkflowUpdateFailedError, RPCError):
             await handle.execute_update(MediaTaskWorkflow.cancel)
     async with resources.sessions() as session:
-        return task_view(await tasks.get_task(session, key.org_id, task_id), include_content=True)
+        task = await tasks.get_task(session, key.org_id, task_id)
+    return task_view(task, include_content=True, base_url=public_base_url(request, resources))

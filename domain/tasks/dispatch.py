@@ -18,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.crypto import SecretBox
 from domain.errors import NotFound
 from domain.pricing import repository as pricing_repo
-from domain.providers import UpstreamError
+from domain.providers import Upstream, UpstreamError
 from domain.providers.media import MediaOutcome, MediaType, media_adapter_for
 from domain.relay.plan import RelayConfig, order_channels, platform_upstream
 from domain.routing import repository as channels_repo
 from domain.tasks import repository as repo
 from domain.tasks import service
 from schema.db import SessionFactory
+from schema.tasks import Task
 
 log = logging.getLogger("oxinf.tasks")
 
@@ -111,19 +112,42 @@ async def poll(
     """One look at the upstream job; progress is recorded while it runs."""
     async with sessions() as session:
         task = await repo.get(session, task_id)
-        if task is None or task.channel_id is None or task.upstream_job_id is None:
+        if task is None:
             raise NotFound("task has no upstream job")
-        channel = await channels_repo.get_channel(session, task.channel_id)
-        if channel is None:
-            raise NotFound("the task's channel was deleted")
-    upstream = platform_upstream(channel, task.model, box, cfg)
-    outcome = await media_adapter_for(channel.provider).poll(
-        http, upstream, media_type(task.type), task.upstream_job_id
+        job = await upstream_job(session, task, box, cfg)
+    outcome = await media_adapter_for(job.provider).poll(
+        http, job.upstream, media_type(task.type), job.job_id
     )
     if outcome.status == "processing" and outcome.progress != task.progress:
         async with sessions.begin() as session:
             await service.record_progress(session, task_id, outcome.progress)
     return outcome
+
+
+@dataclass(frozen=True)
+class UpstreamJob:
+    provider: str
+    upstream: Upstream
+    job_id: str
+
+
+async def upstream_job(
+    session: AsyncSession, task: Task, box: SecretBox, cfg: RelayConfig
+) -> UpstreamJob:
+    """Where the task's upstream job lives and the credentials that open it: those of the
+    channel that accepted it (`tasks.channel_id`), decrypted here and never stored or shown.
+
+    Polls and result downloads both go through this, so they always ask the upstream that
+    holds the job with the key that created it. Tasks run on platform channels only
+    (`tasks.billing` is always `platform`; task routing has no BYOK path).
+    """
+    if task.channel_id is None or task.upstream_job_id is None:
+        raise NotFound("task has no upstream job")
+    channel = await channels_repo.get_channel(session, task.channel_id)
+    if channel is None:
+        raise NotFound("the task's channel was deleted")
+    upstream = platform_upstream(channel, task.model, box, cfg)
+    return UpstreamJob(channel.provider, upstream, task.upstream_job_id)
 
 
 def media_type(value: str) -> MediaType:

@@ -56,6 +56,12 @@ class TaskConfig:
         return timedelta(seconds=self.deadlines_s.get(task_type, 1800))
 
 
+def require_scope(key: KeyPrincipal) -> None:
+    """Creating and downloading tasks need the scope."""
+    if "tasks" not in key.scopes:
+        raise PermissionDenied("this key lacks the tasks scope")
+
+
 def workflow_id(task_id: uuid.UUID) -> str:
     return f"task-{task_id}"
 
@@ -77,8 +83,7 @@ async def create_task(
     request_id: str,
 ) -> tuple[Task, bool]:
     """Returns the task and whether this call created it (False: an idempotent replay)."""
-    if "tasks" not in key.scopes:
-        raise PermissionDenied("this key lacks the tasks scope")
+    require_scope(key)
     if task_type not in TASK_TYPES:
         raise InvalidField(f"type must be one of {', '.join(TASK_TYPES)}", param="type")
     if not isinstance(model, str) or not model:

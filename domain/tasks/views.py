@@ -1,17 +1,62 @@
-"""The customer-facing shape of a task: no channels, upstream ids or internal errors."""
+"""The customer-facing shape of a task: no channels, upstream ids or internal errors.
+
+Result URLs are ones the customer can open. Where the gateway itself serves a result (speech
+stored on the task, or a video that only the channel's key can fetch upstream) the task shows
+the gateway's download URL, `/v1/tasks/{id}/content`, never the upstream's.
+"""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from domain.pricing.cost import format_credits
-from schema.tasks import Task
+from domain.providers.media import media_adapter_for
+from schema.tasks import TASK_TYPES, Task
 
 
-def task_view(task: Task, *, include_content: bool = False) -> dict[str, Any]:
-    result = None
+def content_url(task_id: uuid.UUID, base_url: str | None = None) -> str:
+    """The gateway's download URL: absolute under `base_url`, else a path from the API root."""
+    path = f"/v1/tasks/{task_id}/content"
+    return f"{base_url.rstrip('/')}{path}" if base_url else path
+
+
+def held_upstream(task: Task) -> bool:
+    """A succeeded task whose result only the channel's credentials can fetch upstream: it is
+    downloaded through the gateway, and its stored (upstream) URLs are never shown."""
+    if task.status != "succeeded" or task.provider is None or task.type not in TASK_TYPES:
+        return False
+    try:
+        adapter = media_adapter_for(task.provider)
+    except ValueError:
+        return False
+    return adapter.content_needs_channel(task.type)  # type: ignore[arg-type]
+
+
+def stored_bytes(task: Task) -> bool:
+    """A succeeded task whose result bytes are stored on the task itself (speech)."""
+    return task.status == "succeeded" and bool((task.result or {}).get("content_b64"))
+
+
+def served_by_gateway(task: Task) -> bool:
+    return stored_bytes(task) or held_upstream(task)
+
+
+def result_urls(task: Task, base_url: str | None = None) -> list[str]:
+    if served_by_gateway(task):
+        return [content_url(task.id, base_url)]
+    return list((task.result or {}).get("urls") or [])
+
+
+def task_view(
+    task: Task, *, include_content: bool = False, base_url: str | None = None
+) -> dict[str, Any]:
+    """`base_url` makes the gateway's download URL absolute (the API's public base URL)."""
+    result: dict[str, Any] | None = None
     if task.result is not None:
-        result = {"urls": task.result.get("urls") or []}
+        result = {"urls": result_urls(task, base_url)}
+        if served_by_gateway(task):
+            result["content_url"] = content_url(task.id, base_url)
         if task.result.get("content_type"):
             result["content_type"] = task.result["content_type"]
         if include_content and task.result.get("content_b64"):

@@ -27,7 +27,7 @@ from api.runtime import Resources
 from api.temporal import TemporalHandle
 from domain.callbacks.secrets import get_or_create
 from domain.callbacks.signing import verify
-from tests.fakes.provider import FakeProvider
+from tests.fakes.provider import FakeProvider, fake_video_bytes
 from tests.fixtures.relay import balance, ledger_sums_hold, make_tenant, pending_holds
 from tests.fixtures.tasks import (
     UNIT_PRICES,
@@ -263,6 +263,10 @@ async def test_openai_sdk_through_the_media_shims(
                 break
             await asyncio.sleep(0.05)
         assert video.status == "completed"
+        # The SDK downloads with the platform key; 0xinf fetches it with the channel's.
+        download = await sdk.videos.download_content(video.id)
+        (job_id,) = media_fake.video_ids()
+        assert download.content == fake_video_bytes(job_id)
         speech = await sdk.audio.speech.create(model="tts-sdk", voice="alloy", input="hello there")
         assert len(speech.content) > 0
 
