@@ -162,7 +162,7 @@ async def create_video(request: Request, key: ApiKeyAuth, resources: ResourcesDe
 
 @router.get("/videos/{video_id}")
 async def get_video(
-    video_id: uuid.UUID, request: Request, key: ApiKeyAuth, resources: ResourcesDep
+    video_id: uuid.UUID, request: Request, key: TasksKey, resources: ResourcesDep
 ) -> dict[str, Any]:
     async with resources.sessions() as session:
         task = await tasks.get_task(session, key.org_id, video_id)

@@ -126,7 +126,7 @@ async def create_task(
 
 @router.get("/tasks/{task_id}")
 async def get_task(
-    task_id: uuid.UUID, request: Request, key: ApiKeyAuth, resources: ResourcesDep
+    task_id: uuid.UUID, request: Request, key: TasksKey, resources: ResourcesDep
 ) -> dict[str, Any]:
     async with resources.sessions() as session:
         task = await tasks.get_task(session, key.org_id, task_id)
@@ -179,7 +179,7 @@ class UpstreamDownload(StreamingResponse):
 @router.get("/tasks")
 async def list_tasks(
     request: Request,
-    key: ApiKeyAuth,
+    key: TasksKey,
     resources: ResourcesDep,
     status: Literal["pending", "processing", "succeeded", "failed", "canceled"] | None = None,
     cursor: str | None = Query(default=None, max_length=100),
@@ -196,7 +196,7 @@ async def list_tasks(
 
 @router.post("/tasks/{task_id}/cancel")
 async def cancel_task(
-    task_id: uuid.UUID, request: Request, key: ApiKeyAuth, resources: ResourcesDep
+    task_id: uuid.UUID, request: Request, key: TasksKey, resources: ResourcesDep
 ) -> dict[str, Any]:
     """Cancels a running task and waits for its refund; a finished task is returned as is."""
     async with resources.sessions() as session:

@@ -57,7 +57,7 @@ class TaskConfig:
 
 
 def require_scope(key: KeyPrincipal) -> None:
-    """Creating and downloading tasks need the scope."""
+    """Creating, reading, listing, cancelling and downloading tasks all need the scope."""
     if "tasks" not in key.scopes:
         raise PermissionDenied("this key lacks the tasks scope")
 

@@ -202,8 +202,16 @@ async def test_another_orgs_task_is_not_found_and_a_key_without_the_scope_is_ref
             s, tenant.ctx, resources.identity.pepper, name="chat", scopes=["llm:inference"]
         )
     headers = {"authorization": f"Bearer {chat_only}"}
-    for path in (f"/v1/tasks/{task_id}/content",):
-        resp = await api.client.get(path, headers=headers)
+    reads = [
+        ("GET", f"/v1/tasks/{task_id}/content"),
+        ("GET", f"/v1/tasks/{task_id}"),
+        ("GET", "/v1/tasks"),
+        ("POST", f"/v1/tasks/{task_id}/cancel"),
+        ("GET", f"/v1/videos/{task_id}"),
+        ("GET", f"/v1/videos/{task_id}/content"),
+    ]
+    for method, path in reads:
+        resp = await api.client.request(method, path, headers=headers)
         assert resp.status_code == 403, (path, resp.text)
         assert resp.json()["error"]["code"] == "permission_denied"
 
