@@ -97,9 +97,11 @@ class FakeProvider:
         self.requests: list[RecordedRequest] = []
         self.job_polls_until_done: int = 2
         self.job_outcome: JobOutcome = "succeeded"
-        # Video downloads: expired content answers 404; a gate, while set and not yet open,
-        # holds the body after its first chunk; aborts count downloads the client cut short.
+        # Video downloads: expired content answers 404; chunked drops Content-Length; a gate,
+        # while set and not yet open, holds the body after its first chunk; aborts count
+        # downloads the client cut short.
         self.video_content_expired = False
+        self.video_content_chunked = False
         self.video_content_gate: threading.Event | None = None
         self.video_content_aborts = 0
         self._faults: list[Fault] = []
@@ -170,6 +172,7 @@ class FakeProvider:
             self.job_polls_until_done = 2
             self.job_outcome = "succeeded"
             self.video_content_expired = False
+            self.video_content_chunked = False
             self.video_content_gate = None
             self.video_content_aborts = 0
 
@@ -675,20 +678,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"The content of video {job_id} has expired.")
             return
         data = fake_video_bytes(job_id)
-        if self._mid_stream is not None:  # drop_mid_stream: half the promised bytes, then FIN
-            self._send_bytes(200, "video/mp4", data)
+        chunked = provider.video_content_chunked
+        if self._mid_stream is not None and not chunked:
+            self._send_bytes(200, "video/mp4", data)  # half the promised bytes, then FIN
             return
         size = -(-len(data) // VIDEO_CONTENT_CHUNKS)
         pieces = [data[i : i + size] for i in range(0, len(data), size)]
+
+        def frame(piece: bytes) -> bytes:
+            return b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
+
         try:
-            self.wfile.write(self._head(200, "video/mp4", len(data)) + pieces[0])
+            head = self._head(200, "video/mp4", None if chunked else len(data))
+            self.wfile.write(head + frame(pieces[0]))
             self.wfile.flush()
+            if self._mid_stream is not None:  # chunked: one piece, then FIN without the end
+                self._abort()
+                return
             gate = provider.video_content_gate
             if gate is not None:
                 gate.wait(timeout=10)
             for piece in pieces[1:]:
-                self.wfile.write(piece)
+                self.wfile.write(frame(piece))
                 self.wfile.flush()
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
         except OSError:  # the client hung up mid-download
             provider._count_video_abort()
             self.close_connection = True

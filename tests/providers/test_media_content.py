@@ -22,15 +22,18 @@ async def finished_video(http: httpx.AsyncClient, fake: FakeProvider) -> tuple[U
     return upstream, sub.upstream_job_id
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_openai_video_content_streams_with_the_channel_key(
-    fake: FakeProvider, http: httpx.AsyncClient
+    fake: FakeProvider, http: httpx.AsyncClient, chunked: bool
 ) -> None:
     upstream, job_id = await finished_video(http, fake)
+    fake.video_content_chunked = chunked
     adapter = media_adapter_for("openai")
     assert adapter.content_needs_channel("video")
 
     content = await adapter.content(http, upstream, "video", job_id)
-    assert (content.content_type, content.content_length) == ("video/mp4", VIDEO_CONTENT_BYTES)
+    length = None if chunked else VIDEO_CONTENT_BYTES
+    assert (content.content_type, content.content_length) == ("video/mp4", length)
     assert content.upstream_request_id is not None
     body = b"".join([piece async for piece in content.chunks()])
     assert body == fake_video_bytes(job_id)
@@ -74,13 +77,15 @@ async def test_upstream_failure_is_classified_and_redacted(
     assert "[redacted]" in (err.raw_excerpt or "")
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_a_drop_mid_body_fails_the_read_rather_than_ending_it(
-    fake: FakeProvider, http: httpx.AsyncClient
+    fake: FakeProvider, http: httpx.AsyncClient, chunked: bool
 ) -> None:
     upstream, job_id = await finished_video(http, fake)
+    fake.video_content_chunked = chunked
     fake.add_fault(Fault(kind="drop_mid_stream", path=f"/v1/videos/{job_id}/content"))
     content = await media_adapter_for("openai").content(http, upstream, "video", job_id)
-    assert content.content_length == VIDEO_CONTENT_BYTES
+    assert content.content_length == (None if chunked else VIDEO_CONTENT_BYTES)
     received = bytearray()
     with pytest.raises(UpstreamError) as info:
         async for piece in content.chunks():

@@ -314,11 +314,15 @@ async def test_the_download_streams_as_the_upstream_sends_it(
     assert body == fake_video_bytes(job_id)
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_an_upstream_drop_mid_body_aborts_the_download(
-    api: TaskApi, resources: Resources, media_fake: FakeProvider
+    api: TaskApi, resources: Resources, media_fake: FakeProvider, chunked: bool
 ) -> None:
+    """Never a short body that looks complete: without a Content-Length to betray it, only
+    aborting the response tells the client the download broke."""
     tenant = await openai_tenant(resources, media_fake)
     task_id, job_id = await succeeded_video(api, tenant, media_fake)
+    media_fake.video_content_chunked = chunked
     media_fake.add_fault(Fault(kind="drop_mid_stream", path=f"/v1/videos/{job_id}/content"))
 
     received = bytearray()
@@ -328,6 +332,7 @@ async def test_an_upstream_drop_mid_body_aborts_the_download(
                 "GET", f"/v1/tasks/{task_id}/content", headers=tenant.auth
             ) as resp:
                 assert resp.status_code == 200  # the headers were out before the drop
+                assert ("content-length" in resp.headers) is not chunked
                 async for chunk in resp.aiter_bytes():
                     received += chunk
         # The server is fine afterwards, and the next download is whole.
