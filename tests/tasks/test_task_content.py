@@ -283,6 +283,15 @@ async def test_an_upstream_failure_is_a_sanitized_502(
     assert_nothing_upstream_in(resp.text, media_fake, job_id)
     assert resp.headers["content-type"] == "application/json"
 
+    # A provider asking us to back off: still 502, and its Retry-After reaches the client.
+    media_fake.add_fault(
+        Fault(kind="status", path=f"/v1/videos/{job_id}/content", status=429, retry_after="7")
+    )
+    limited = await api.content(tenant, task_id)
+    assert (limited.status_code, limited.json()["error"]["code"]) == (502, "upstream_error")
+    assert limited.headers["retry-after"] == "7"
+    assert (await api.content(tenant, task_id)).content == fake_video_bytes(job_id)
+
 
 # -- over a real socket: the body is streamed, and a broken upstream is never a clean end ----
 
