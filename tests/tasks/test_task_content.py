@@ -21,6 +21,7 @@ from api.runtime import Resources
 from api.temporal import TemporalHandle
 from domain.keys.service import create_key
 from tests.fakes.provider import VIDEO_CONTENT_BYTES, FakeProvider, Fault, fake_video_bytes
+from tests.fixtures.portal import PASSWORD
 from tests.fixtures.relay import Tenant, live_server, make_tenant
 from tests.fixtures.tasks import add_jobs_channel, add_media_model, running_worker
 
@@ -110,7 +111,13 @@ async def test_video_task_views_show_the_gateway_download_url_not_the_upstreams(
     assert listed.json()["data"][0]["result"]["urls"] == [ours]
     shim = await api.client.get(f"/v1/videos/{task_id}", headers=tenant.auth)
     assert shim.json()["urls"] == [ours]
-    for resp in (view, listed, shim):
+    login = await api.client.post(
+        "/portal/v1/auth/login", json={"email": tenant.ctx.user.email, "password": PASSWORD}
+    )
+    session = {"authorization": f"Bearer {login.json()['token']}"}
+    portal = await api.client.get(f"/portal/v1/tasks/{task_id}", headers=session)
+    assert portal.json()["result"]["urls"] == [ours]
+    for resp in (view, listed, shim, portal):
         assert_nothing_upstream_in(resp.text, media_fake, job_id)
 
 
@@ -137,6 +144,8 @@ async def test_openai_video_content_is_streamed_with_the_channel_key(
         f"/v1/videos/{task_id}/content", headers=tenant.auth, params={"variant": "thumbnail"}
     )
     assert (other.status_code, other.json()["error"]["param"]) == (400, "variant")
+    beyond = await api.content(tenant, task_id, index=1)
+    assert (beyond.status_code, beyond.json()["error"]["code"]) == (404, "not_found")
 
 
 async def test_speech_content_is_the_stored_audio(
@@ -181,6 +190,26 @@ async def test_public_url_results_redirect_to_the_chosen_url(
     beyond = await api.content(tenant, task_id, index=2)
     assert beyond.status_code == 404
     assert beyond.json()["error"]["message"].endswith("has 2 result(s); there is none at index 2")
+
+
+async def test_an_inline_image_is_decoded_and_sent(
+    api: TaskApi, resources: Resources, media_fake: FakeProvider
+) -> None:
+    """OpenAI images that come back as b64_json are stored as data: URLs; the download is
+    the image itself."""
+    await add_media_model(resources, "img-oa", "image")
+    await add_jobs_channel(resources, media_fake, "openai", ["img-oa"], provider="openai")
+    tenant = await make_tenant(resources)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    body = {"data": [{"b64_json": base64.b64encode(png).decode()}], "output_format": "png"}
+    media_fake.add_fault(Fault(kind="status", path="/v1/images", status=200, body=body))
+    task_id = await api.submit(tenant, type="image", model="img-oa", input={"prompt": "a fox"})
+    assert (await api.finished(tenant, task_id))["result"]["urls"][0].startswith("data:image/png")
+
+    resp = await api.content(tenant, task_id)
+    assert resp.status_code == 200, resp.text
+    assert (resp.content, resp.headers["content-type"]) == (png, "image/png")
+    assert resp.headers["content-disposition"] == f'attachment; filename="{task_id}.png"'
 
 
 async def test_another_orgs_task_is_not_found_and_a_key_without_the_scope_is_refused(
