@@ -208,6 +208,23 @@ def content_not_served(provider: str, media_type: MediaType) -> UpstreamError:
     )
 
 
+class NoHeldContent:
+    """The `content` half of `MediaAdapter` for providers whose results are URLs anyone may
+    open, or bytes stored inline on the task: nothing is ever fetched with the channel's key."""
+
+    def content_needs_channel(self, media_type: MediaType) -> bool:
+        return False
+
+    async def content(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        upstream_job_id: str,
+    ) -> MediaContent:
+        raise content_not_served(upstream.provider, media_type)
+
+
 # -- outcome helpers --------------------------------------------------------------------------
 
 

@@ -21,11 +21,10 @@ import httpx
 from domain.providers.base import Upstream, UpstreamError
 from domain.providers.errors import invalid_request
 from domain.providers.media_base import (
-    MediaContent,
     MediaOutcome,
     MediaSubmission,
     MediaType,
-    content_not_served,
+    NoHeldContent,
     wire_model,
 )
 from domain.providers.media_input import VIDEO_MAX_SECONDS, checked_input, speech_units
@@ -52,7 +51,7 @@ def silent_wav() -> bytes:
     return buffer.getvalue()
 
 
-class DemoMediaAdapter:
+class DemoMediaAdapter(NoHeldContent):  # URLs for show; speech is inline
     async def submit(
         self,
         http: httpx.AsyncClient,
@@ -96,15 +95,3 @@ class DemoMediaAdapter:
             raise UpstreamError("not_found", "no such demo video job", retryable=False)
         url = f"{DEMO_HOST}/videos/{match.group(2)}.mp4"
         return MediaOutcome(status="succeeded", progress=100, urls=[url], units=seconds)
-
-    def content_needs_channel(self, media_type: MediaType) -> bool:
-        return False  # URLs for show, and speech is inline
-
-    async def content(
-        self,
-        http: httpx.AsyncClient,
-        upstream: Upstream,
-        media_type: MediaType,
-        upstream_job_id: str,
-    ) -> MediaContent:
-        raise content_not_served(upstream.provider, media_type)

@@ -13,13 +13,12 @@ import httpx
 
 from domain.providers.base import Upstream
 from domain.providers.media_base import (
-    MediaContent,
     MediaOutcome,
     MediaSubmission,
     MediaType,
+    NoHeldContent,
     Reply,
     base_url,
-    content_not_served,
     failed_outcome,
     job_path,
     no_output,
@@ -35,7 +34,7 @@ _SUCCEEDED = frozenset({"succeeded", "completed", "success"})
 _FAILED = frozenset({"failed", "error", "canceled", "cancelled", "expired"})
 
 
-class JobsMediaAdapter:
+class JobsMediaAdapter(NoHeldContent):  # results are URLs the provider serves publicly
     async def submit(
         self,
         http: httpx.AsyncClient,
@@ -63,18 +62,6 @@ class JobsMediaAdapter:
         url = f"{base_url(upstream)}/jobs/{job_path(upstream_job_id)}"
         reply = await send(http, upstream, "GET", url)
         return _outcome(reply, reply.json_object(upstream), upstream, media_type)
-
-    def content_needs_channel(self, media_type: MediaType) -> bool:
-        return False  # results are URLs the provider serves publicly
-
-    async def content(
-        self,
-        http: httpx.AsyncClient,
-        upstream: Upstream,
-        media_type: MediaType,
-        upstream_job_id: str,
-    ) -> MediaContent:
-        raise content_not_served(upstream.provider, media_type)
 
 
 def _outcome(
