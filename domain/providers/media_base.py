@@ -369,14 +369,15 @@ def base_url(upstream: Upstream, default: str | None = None) -> str:
     return base.rstrip("/")
 
 
-async def send(
+async def _open(
     http: httpx.AsyncClient,
     upstream: Upstream,
     method: Literal["GET", "POST"],
     url: str,
     payload: dict[str, Any] | None = None,
-) -> Reply:
-    """One call, fully read (bounded); non-2xx becomes the same UpstreamError chat gets."""
+) -> httpx.Response:
+    """Sends with the channel's credentials and returns once the headers are in (the body
+    still to read); failures to build or send are the classified `UpstreamError`s."""
     try:
         req = http.build_request(
             method, url, json=payload, headers=auth_headers(upstream), timeout=timeout_for(upstream)
@@ -391,9 +392,20 @@ async def send(
             "connect", "the upstream channel's base URL is invalid", retryable=True
         ) from None
     try:
-        response = await http.send(req, stream=True)
+        return await http.send(req, stream=True)
     except httpx.HTTPError as exc:
         raise transport_error(exc) from None
+
+
+async def send(
+    http: httpx.AsyncClient,
+    upstream: Upstream,
+    method: Literal["GET", "POST"],
+    url: str,
+    payload: dict[str, Any] | None = None,
+) -> Reply:
+    """One call, fully read (bounded); non-2xx becomes the same UpstreamError chat gets."""
+    response = await _open(http, upstream, method, url, payload)
     rid = request_id(response.headers)
     diagnostics = diagnostics_from(response.headers)
     failed = response.status_code >= 300
@@ -491,18 +503,7 @@ async def open_content(http: httpx.AsyncClient, upstream: Upstream, url: str) ->
     error body is read bounded and redacted like any other. Redirects are not followed: the
     request carries the channel's key, which must never travel to another host.
     """
-    try:
-        req = http.build_request(
-            "GET", url, headers=auth_headers(upstream), timeout=timeout_for(upstream)
-        )
-    except httpx.InvalidURL:
-        raise UpstreamError(
-            "connect", "the upstream channel's base URL is invalid", retryable=True
-        ) from None
-    try:
-        response = await http.send(req, stream=True)
-    except httpx.HTTPError as exc:
-        raise transport_error(exc) from None
+    response = await _open(http, upstream, "GET", url)
     if 200 <= response.status_code < 300:
         return MediaContent(response)
     rid = request_id(response.headers)
