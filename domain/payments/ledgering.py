@@ -72,22 +72,7 @@ async def post_reversal(
     )
     if moved is None:  # pragma: no cover - the account row is locked by us
         raise Conflict("credit account changed concurrently; retry")
-    entry = await ledger_repo.insert_entry(
-        session,
-        {
-            "org_id": org_id,
-            "kind": "reversal",
-            "amount_micros": -take,
-            "balance_after_micros": moved[0],
-            "idempotency_key": key,
-            "actor": STRIPE_ACTOR,
-            "reason": reason,
-            "reference": reference,
-        },
-    )
-    if entry is None:
-        await ledger_repo.move_account(session, org_id, balance_delta=take, available_delta=take)
-        raise Conflict("reversal key already used; retry")
+    entry = await _reversal_entry(session, org_id, -take, moved[0], key, reason, reference)
     return entry, take
 
 
@@ -121,13 +106,27 @@ async def post_reinstatement(
     )
     if moved is None:
         raise NotFound("credit account not found")
+    return await _reversal_entry(session, org_id, amount_micros, moved[0], key, reason, reference)
+
+
+async def _reversal_entry(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    amount_micros: int,
+    balance_after: int,
+    key: str,
+    reason: str,
+    reference: str,
+) -> Entry:
+    """Books an account move already made as a `reversal` entry; if the key turns out to be
+    taken, undoes the move and raises `Conflict` (the caller's transaction retries)."""
     entry = await ledger_repo.insert_entry(
         session,
         {
             "org_id": org_id,
             "kind": "reversal",
             "amount_micros": amount_micros,
-            "balance_after_micros": moved[0],
+            "balance_after_micros": balance_after,
             "idempotency_key": key,
             "actor": STRIPE_ACTOR,
             "reason": reason,
@@ -138,5 +137,5 @@ async def post_reinstatement(
         await ledger_repo.move_account(
             session, org_id, balance_delta=-amount_micros, available_delta=-amount_micros
         )
-        raise Conflict("reinstatement key already used; retry")
+        raise Conflict(f"ledger key {key} already used; retry")
     return entry
