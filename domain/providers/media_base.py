@@ -397,6 +397,23 @@ async def _open(
         raise transport_error(exc) from None
 
 
+async def _failure(response: httpx.Response, upstream: Upstream) -> UpstreamError:
+    """A non-2xx answer as the same classified, redacted `UpstreamError` chat gets; the error
+    body is read bounded, and a partial one is still worth classifying."""
+    data = bytearray()
+    try:
+        with contextlib.suppress(httpx.HTTPError):
+            async for piece in response.aiter_bytes():
+                data += piece
+                if len(data) > ERROR_BODY_LIMIT:
+                    break
+    finally:
+        await response.aclose()
+    raw = bytes(data[:ERROR_BODY_LIMIT]).decode("utf-8", "replace")
+    rid = request_id(response.headers)
+    return error_from_response(response, raw, api_key=upstream.api_key, upstream_request_id=rid)
+
+
 async def send(
     http: httpx.AsyncClient,
     upstream: Upstream,
@@ -406,10 +423,11 @@ async def send(
 ) -> Reply:
     """One call, fully read (bounded); non-2xx becomes the same UpstreamError chat gets."""
     response = await _open(http, upstream, method, url, payload)
+    if response.status_code >= 300:
+        raise await _failure(response, upstream)
     rid = request_id(response.headers)
     diagnostics = diagnostics_from(response.headers)
-    failed = response.status_code >= 300
-    limit = ERROR_BODY_LIMIT if failed else MAX_RESPONSE_BYTES
+    limit = MAX_RESPONSE_BYTES
     data = bytearray()
     too_big = False
     try:
@@ -419,13 +437,9 @@ async def send(
                 too_big = True
                 break
     except httpx.HTTPError as exc:
-        if not failed:  # a partial error body is still worth classifying
-            raise transport_error(exc, upstream_request_id=rid, diagnostics=diagnostics) from None
+        raise transport_error(exc, upstream_request_id=rid, diagnostics=diagnostics) from None
     finally:
         await response.aclose()
-    if failed:
-        raw = bytes(data[:limit]).decode("utf-8", "replace")
-        raise error_from_response(response, raw, api_key=upstream.api_key, upstream_request_id=rid)
     if too_big:
         raise UpstreamError(
             "malformed",
@@ -506,16 +520,4 @@ async def open_content(http: httpx.AsyncClient, upstream: Upstream, url: str) ->
     response = await _open(http, upstream, "GET", url)
     if 200 <= response.status_code < 300:
         return MediaContent(response)
-    rid = request_id(response.headers)
-    data = bytearray()
-    try:
-        # A partial error body is still worth classifying.
-        with contextlib.suppress(httpx.HTTPError):
-            async for piece in response.aiter_bytes():
-                data += piece
-                if len(data) > ERROR_BODY_LIMIT:
-                    break
-    finally:
-        await response.aclose()
-    raw = bytes(data[:ERROR_BODY_LIMIT]).decode("utf-8", "replace")
-    raise error_from_response(response, raw, api_key=upstream.api_key, upstream_request_id=rid)
+    raise await _failure(response, upstream)
