@@ -29,7 +29,13 @@ RECHARGE_REARMED = "payments.recharge_rearmed"
 
 STRIPE_EVENT_WORKFLOW = "StripeEvent"
 AUTO_RECHARGE_WORKFLOW = "AutoRecharge"
-NON_RETRYABLE = ["PaymentMismatch", "NotFound", "InvalidRequest", "InvalidField"]
+NON_RETRYABLE = [
+    "PaymentMismatch",
+    "LedgerKeyMismatch",
+    "NotFound",
+    "InvalidRequest",
+    "InvalidField",
+]
 
 
 def stripe_event_workflow_id(event_id: str) -> str:

@@ -22,12 +22,19 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, DomainError, NotFound
 from domain.ledger import repository as ledger_repo
 from domain.ledger import service as ledger
 from domain.ledger.models import Entry, Posting
 
 STRIPE_ACTOR = "system:stripe"
+
+
+class LedgerKeyMismatch(DomainError):
+    """A payment's ledger key is held by an entry that is not this payment's: a data fault
+    for ops, never a replay to paper over."""
+
+    code = "conflict"
 
 
 async def post_purchase(
@@ -55,11 +62,20 @@ async def post_reversal(
     reason: str,
     reference: str,
 ) -> tuple[Entry | None, int]:
-    """Take up to `wanted_micros` from available credit: (entry or None, micros taken)."""
+    """Take up to `wanted_micros` from available credit: (entry or None, micros taken).
+
+    A replay returns the first entry, but only if it is this org's reversal for this payment:
+    ledger keys are global, and an entry of another org or payment under the same key would
+    let this payment's reversal vanish without reaching its own ledger.
+    """
     if wanted_micros <= 0:
         return None, 0
     previous = await ledger_repo.entry_by_key(session, key)
     if previous is not None:
+        if (previous.org_id, previous.kind, previous.reference) != (org_id, "reversal", reference):
+            raise LedgerKeyMismatch(
+                f"ledger key {key} belongs to another org or payment; reversal not booked"
+            )
         return previous, -previous.amount_micros
     account = await ledger_repo.get_account(session, org_id, lock=True)
     if account is None:
@@ -94,11 +110,11 @@ async def post_reinstatement(
         return None
     previous = await ledger_repo.entry_by_key(session, key)
     if previous is not None:
-        if (previous.org_id, previous.kind, previous.amount_micros) != (
-            org_id,
-            "reversal",
-            amount_micros,
-        ):
+        if (previous.org_id, previous.kind, previous.reference) != (org_id, "reversal", reference):
+            raise LedgerKeyMismatch(
+                f"ledger key {key} belongs to another org or payment; reinstatement not booked"
+            )
+        if previous.amount_micros != amount_micros:
             raise Conflict("reinstatement key already used for a different amount")
         return previous
     moved = await ledger_repo.move_account(
