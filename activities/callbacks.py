@@ -16,11 +16,11 @@ from workflows.callbacks import DELIVER, DeliveryRequest, DeliveryResult
 
 
 def callback_config(settings: Settings) -> CallbackConfig:
-    if settings.callback_allow_private and settings.env == "production":
+    if settings.tenant_egress_allow_private and settings.env == "production":
         # The escape hatch turns the worker into an SSRF proxy; refuse to start with it.
-        raise ConfigError("OXINF_CALLBACK_ALLOW_PRIVATE must not be set in production")
+        raise ConfigError("OXINF_TENANT_EGRESS_ALLOW_PRIVATE must not be set in production")
     return CallbackConfig(
-        allow_private=settings.callback_allow_private,
+        egress=settings.tenant_egress,
         connect_timeout_s=settings.callback_connect_timeout_s,
         read_timeout_s=settings.callback_read_timeout_s,
         max_response_bytes=settings.callback_max_response_bytes,

@@ -20,6 +20,7 @@ from temporalio.client import Client
 from api.settings import ConfigError, Settings
 from api.temporal import TemporalHandle
 from domain.crypto import MemoSecretBox, SecretBox
+from domain.egress.policy import EgressPolicy
 from domain.identity.service import IdentityConfig
 from domain.keys.auth import KeyAuthenticator
 from domain.ledger import service as ledger
@@ -49,17 +50,26 @@ PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "htt
                    "all_proxy")  # fmt: skip
 
 
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "timeout": httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0),
+    "limits": httpx.Limits(max_connections=512, max_keepalive_connections=128),
+    "follow_redirects": False,
+}
+
+
 def build_http_client() -> httpx.AsyncClient:
     """The upstream client: httpx's API over aiohttp's pool (see `AiohttpTransport`), or
     plain httpx when the environment names a proxy, since only httpx honours it."""
-    options: dict[str, Any] = {
-        "timeout": httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0),
-        "limits": httpx.Limits(max_connections=512, max_keepalive_connections=128),
-        "follow_redirects": False,
-    }
     if any(os.environ.get(name) for name in PROXY_VARIABLES):
-        return httpx.AsyncClient(**options)
-    return UpstreamClient(**options)
+        return httpx.AsyncClient(**_CLIENT_OPTIONS)
+    return UpstreamClient(**_CLIENT_OPTIONS)
+
+
+def build_tenant_http_client(policy: EgressPolicy) -> httpx.AsyncClient:
+    """The client for tenant-chosen base URLs (BYOK): every connection resolved and checked
+    by the egress policy and pinned to the checked address. Never through a proxy, which
+    would resolve the name again where the policy cannot see it."""
+    return UpstreamClient(**_CLIENT_OPTIONS, egress=policy)
 
 
 def identity_config(settings: Settings) -> IdentityConfig:
@@ -97,6 +107,7 @@ class Resources:
     secret_box: SecretBox = field(init=False)
     key_auth: KeyAuthenticator = field(init=False)
     relay: Relay = field(init=False)
+    tenant_http: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
         self.identity = identity_config(self.settings)
@@ -109,7 +120,11 @@ class Resources:
         )
         # Routing opens the same channel secrets on every call: the relay's box remembers them.
         routing_box = MemoSecretBox(self.settings.encryption_key_list)
-        self.relay = Relay(self.sessions, self.http, routing_box, relay_config(self.settings))
+        self.tenant_http = build_tenant_http_client(self.settings.tenant_egress)
+        self.relay = Relay(
+            self.sessions, self.http, routing_box, relay_config(self.settings),
+            tenant_http=self.tenant_http,
+        )  # fmt: skip
         self.relay.on_settled = self._after_settle
 
     def _after_settle(self, org_id: uuid.UUID) -> Awaitable[None] | None:
@@ -131,6 +146,7 @@ class Resources:
         await self.relay.aclose()
         await self.key_auth.drain()
         await self.http.aclose()
+        await self.tenant_http.aclose()
         await self.engine.dispose()
 
 

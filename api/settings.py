@@ -12,12 +12,13 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.egress.policy import EgressPolicy
 from domain.payments.packages import DEFAULT_PACKAGES, CreditPackage
 
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "dev", "test"}
@@ -121,9 +122,17 @@ class Settings(BaseSettings):
     task_deadline_audio_s: int = 600
     shim_wait_s: float = 60.0
 
-    callback_allow_private: bool = Field(
+    tenant_egress_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "comma-separated host names (or IPs) tenants may point BYOK base URLs and "
+            "callbacks at although they are private, e.g. an org's on-prem Ollama; plain "
+            "http and any port are allowed for them"
+        ),
+    )
+    tenant_egress_allow_private: bool = Field(
         default=False,
-        description="tests only: let callbacks reach loopback/private hosts over plain http",
+        description="tests only: tenant URLs may reach any host over plain http",
     )
     callback_connect_timeout_s: float = 5.0
     callback_read_timeout_s: float = 10.0
@@ -131,6 +140,13 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("tenant_egress_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
@@ -154,6 +170,11 @@ class Settings(BaseSettings):
             except ValueError:
                 problems.append("OXINF_ENCRYPTION_KEYS holds a value that is not a Fernet key")
                 break
+        if self.tenant_egress_allow_private:
+            problems.append(
+                "OXINF_TENANT_EGRESS_ALLOW_PRIVATE is for tests only; name the private hosts "
+                "tenants may reach in OXINF_TENANT_EGRESS_ALLOW_HOSTS"
+            )
         if problems:
             raise ConfigError("refusing to start in production: " + "; ".join(problems))
         return self
@@ -162,6 +183,13 @@ class Settings(BaseSettings):
     def encryption_key_list(self) -> list[str]:
         raw = self.encryption_keys.get_secret_value()
         return [k.strip() for k in raw.split(",") if k.strip()]
+
+    @property
+    def tenant_egress(self) -> EgressPolicy:
+        """Where tenant-chosen URLs (BYOK base URLs, callbacks) may lead."""
+        return EgressPolicy.of(
+            self.tenant_egress_allow_hosts, allow_private=self.tenant_egress_allow_private
+        )
 
     @property
     def temporal_target(self) -> str:

@@ -52,6 +52,7 @@ async def resources(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Re
     yield res
     await res.relay.aclose()
     await res.http.aclose()
+    await res.tenant_http.aclose()
 
 
 @pytest.fixture(autouse=True)

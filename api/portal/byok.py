@@ -51,7 +51,10 @@ class ByokList(BaseModel):
 async def put_key(
     body: ByokIn, response: Response, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
 ) -> ByokOut:
-    row, created = await byok.put_key(session, ctx, resources.secret_box, **body.model_dump())
+    row, created = await byok.put_key(
+        session, ctx, resources.secret_box, **body.model_dump(),
+        egress=resources.settings.tenant_egress,
+    )  # fmt: skip
     await session.commit()
     resources.relay.forget_org(ctx.org.id)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK

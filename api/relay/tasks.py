@@ -54,7 +54,7 @@ def task_config(resources: Resources) -> tasks.TaskConfig:
             "video": s.task_deadline_video_s,
             "audio": s.task_deadline_audio_s,
         },
-        callback_allow_private=s.callback_allow_private,
+        egress=s.tenant_egress,
     )
 
 

@@ -11,6 +11,7 @@ from domain.audit.service import record
 from domain.byok import repository as repo
 from domain.byok.validation import validate
 from domain.crypto import SecretBox, mask_secret
+from domain.egress.policy import STRICT, EgressPolicy
 from domain.errors import NotFound
 from domain.identity.service import OrgContext
 from schema.keys import ByokKey
@@ -46,9 +47,10 @@ async def put_key(
     api_key: str,
     label: str | None,
     base_url: str | None,
+    egress: EgressPolicy = STRICT,
 ) -> tuple[ByokKey, bool]:
     ctx.require("admin")
-    key, base_url = validate(provider, api_key, base_url)
+    key, base_url = validate(provider, api_key, base_url, egress=egress)
     before = await repo.get(session, ctx.org.id, provider)
     created = await repo.upsert(
         session,

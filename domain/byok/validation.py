@@ -4,8 +4,8 @@ instead of as an upstream 401 in the middle of someone's traffic."""
 from __future__ import annotations
 
 import re
-from urllib.parse import urlparse
 
+from domain.egress.policy import STRICT, EgressPolicy, check_base_url
 from domain.errors import InvalidField
 
 PROVIDERS = ("openai", "anthropic", "google", "openrouter", "ollama", "openai_compatible")
@@ -19,8 +19,14 @@ _FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
 _GENERIC = re.compile(r"^[\x21-\x7e]{8,500}$")  # printable, no spaces
 
 
-def validate(provider: str, api_key: str, base_url: str | None) -> tuple[str, str | None]:
-    """Returns the cleaned (key, base_url) or raises `invalid_request` naming the problem."""
+def validate(
+    provider: str, api_key: str, base_url: str | None, *, egress: EgressPolicy = STRICT
+) -> tuple[str, str | None]:
+    """Returns the cleaned (key, base_url) or raises `invalid_request` naming the problem.
+
+    A base URL is where the relay will send the tenant's calls from inside our network, so
+    it must pass the tenant egress policy (public https unless an operator allowed the host).
+    """
     if provider not in PROVIDERS:
         raise InvalidField(f"provider must be one of {', '.join(PROVIDERS)}", param="provider")
     key = api_key.strip()
@@ -40,12 +46,7 @@ def validate(provider: str, api_key: str, base_url: str | None) -> tuple[str, st
     if needs_url and not base_url:
         raise InvalidField(f"{provider} needs a base_url", param="base_url")
     if base_url is not None:
-        base_url = base_url.strip().rstrip("/")
-        parsed = urlparse(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise InvalidField("base_url must be an http(s) URL", param="base_url")
-        if parsed.username or parsed.password:
-            raise InvalidField("base_url must not embed credentials", param="base_url")
         if not needs_url:
             raise InvalidField(f"{provider} does not take a base_url", param="base_url")
+        base_url = check_base_url(base_url, policy=egress)
     return key, base_url

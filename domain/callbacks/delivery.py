@@ -27,18 +27,21 @@ import httpx
 from domain.callbacks import repository as repo
 from domain.callbacks import secrets
 from domain.callbacks.signing import sign
-from domain.callbacks.ssrf import (
-    ParsedTarget,
+from domain.crypto import SecretBox
+from domain.egress.policy import (
+    STRICT,
+    EgressPolicy,
     ResolutionFailed,
+    Target,
     UnsafeAddress,
     check_url,
-    resolve_public_all,
+    resolve_checked,
 )
-from domain.crypto import SecretBox
 from domain.errors import InvalidField
 from schema.db import SessionFactory
 from workflows.callbacks import CallbackJob, Decision, DeliveryResult, Outcome
 
+PARAM = "callback_url"
 EXCERPT_CHARS = 1024
 ERROR_CHARS = 500
 USER_AGENT = "0xinf-webhooks/1.0"
@@ -46,7 +49,7 @@ USER_AGENT = "0xinf-webhooks/1.0"
 
 @dataclass(frozen=True)
 class CallbackConfig:
-    allow_private: bool = False  # tests only: loopback/private targets and plain http
+    egress: EgressPolicy = STRICT  # where tenant URLs may lead (`domain.egress.policy`)
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
     max_response_bytes: int = 64 * 1024
@@ -161,7 +164,7 @@ async def _attempt(
     http: httpx.AsyncClient, config: CallbackConfig, job: CallbackJob, secret: str
 ) -> _Outcome:
     try:
-        target = check_url(job.url, allow_private=config.allow_private)
+        target = check_url(job.url, param=PARAM, policy=config.egress)
     except InvalidField as exc:
         # The URL text itself is now unacceptable; it is fixed for this job, so retrying
         # could never succeed.
@@ -170,10 +173,11 @@ async def _attempt(
         addresses = [target.literal_ip]
     else:
         try:
-            addresses = await resolve_public_all(
+            addresses = await resolve_checked(
                 target.host,
                 target.port,
-                allow_private=config.allow_private,
+                param=PARAM,
+                policy=config.egress,
                 timeout_s=config.connect_timeout_s,
             )
         except UnsafeAddress as exc:
@@ -200,7 +204,7 @@ async def _attempt(
 async def _send(
     http: httpx.AsyncClient,
     config: CallbackConfig,
-    target: ParsedTarget,
+    target: Target,
     addresses: list[str],
     headers: dict[str, str],
     body: bytes,

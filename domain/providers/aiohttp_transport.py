@@ -24,6 +24,8 @@ import aiohttp
 import httpx
 from yarl import URL
 
+from domain.egress.pinning import GuardedResolver, check_host, refusal_of
+from domain.egress.policy import EgressPolicy
 from domain.providers.h1 import H1Pool
 
 # Most specific first: the first match decides which httpx error the caller sees.
@@ -49,6 +51,9 @@ def _mapped(request: httpx.Request | str) -> Iterator[None]:
         yield
     except (TimeoutError, aiohttp.ClientError) as exc:
         req = request if isinstance(request, httpx.Request) else httpx.Request("POST", request)
+        refused = refusal_of(exc)
+        if refused is not None:
+            raise refused from None
         for source, target in _ERRORS:
             if isinstance(exc, source):
                 raise target(f"{type(exc).__name__}: {exc}", request=req) from exc
@@ -77,7 +82,15 @@ class _ResponseBody(httpx.AsyncByteStream):
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Sends httpx requests through one lazily created `aiohttp.ClientSession`."""
 
-    def __init__(self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits,
+        ssl_context: ssl.SSLContext | None = None,
+        egress: EgressPolicy | None = None,
+    ) -> None:
+        """`egress`: send only where the tenant egress policy allows (BYOK base URLs)."""
+        self._egress = egress
         self._limit = limits.max_connections or 0
         self._keepalive_s = limits.keepalive_expiry
         # httpx's own default context (certifi's CA bundle), so both transports trust alike.
@@ -95,6 +108,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 limit_per_host=0,
                 keepalive_timeout=self._keepalive_s if self._keepalive_s is not None else 15.0,
                 ssl=self._ssl,
+                # Tenant URLs: every new connection resolves through the policy, uncached.
+                resolver=GuardedResolver(self._egress) if self._egress else None,
+                use_dns_cache=self._egress is None,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -126,6 +142,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return found
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._egress is not None:
+            check_host(request.url, self._egress)  # IP-like hosts bypass the resolver
         body = await request.aread()  # bounded bodies only: JSON, or media parts we built
         headers = [
             (name.decode("latin-1"), value.decode("latin-1"))
@@ -166,14 +184,20 @@ class UpstreamClient(httpx.AsyncClient):
     (see `domain.providers.transport.post_json`)."""
 
     def __init__(
-        self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None, **kwargs: Any
+        self,
+        *,
+        limits: httpx.Limits,
+        ssl_context: ssl.SSLContext | None = None,
+        egress: EgressPolicy | None = None,
+        **kwargs: Any,
     ) -> None:
-        self.fast = AiohttpTransport(limits=limits, ssl_context=ssl_context)
+        self.fast = AiohttpTransport(limits=limits, ssl_context=ssl_context, egress=egress)
         self.json = H1Pool(
             max_connections=limits.max_connections or 512,
             keepalive_s=limits.keepalive_expiry if limits.keepalive_expiry is not None else 15.0,
             ssl_context=ssl_context or httpx.create_ssl_context(),
             max_idle=limits.max_keepalive_connections,
+            egress=egress,
         )
         super().__init__(limits=limits, transport=self.fast, **kwargs)
 

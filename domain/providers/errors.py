@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from domain.egress.pinning import EgressRefused
 from domain.providers.base import ErrorKind, UpstreamError
 
 MESSAGE_LIMIT = 300
@@ -228,6 +229,11 @@ def transport_error(
     diagnostics: Mapping[str, str] | None = None,
 ) -> UpstreamError:
     """Transport failures; once output reached the client nothing can be retried."""
+    if isinstance(exc, EgressRefused):
+        # The tenant pointed us somewhere we never go: their setting, not a channel fault.
+        return UpstreamError(
+            "invalid_request", f"refused by the egress policy: {exc}", retryable=False
+        )
     kind: ErrorKind
     if output_started:
         kind = "dropped"

@@ -29,6 +29,9 @@ import httptools
 import httpx
 from yarl import URL
 
+from domain.egress.pinning import check_host, pinned_addresses
+from domain.egress.policy import EgressPolicy
+
 Headers = list[tuple[bytes, bytes]]
 Reply = tuple[int, Headers, bytes]
 _OURS = frozenset(("host", "content-length", "transfer-encoding", "connection", "accept-encoding"))
@@ -156,7 +159,11 @@ class H1Pool:
         keepalive_s: float,
         ssl_context: ssl.SSLContext,
         max_idle: int | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
+        """`egress`: connect only where the tenant egress policy allows, to the address it
+        checked (`domain.egress.pinning`)."""
+        self._egress = egress
         self._max = max_connections
         self._max_idle = max_idle if max_idle is not None else max_connections
         self._keepalive_s = keepalive_s
@@ -180,6 +187,8 @@ class H1Pool:
     ) -> Reply:
         """(status, raw headers, body) of one POST; see the module docstring for failures."""
         origin = _origin(url)
+        if self._egress is not None:
+            check_host(str(url), self._egress)
         request = self._head(origin, url, headers, len(body)) + body
         conn = await self._checkout(origin, limits)
         try:
@@ -275,15 +284,25 @@ class H1Pool:
         tls = self._ssl if scheme == "https" else None
         try:
             async with asyncio.timeout(connect_s):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(origin), host, port, ssl=tls,
-                    server_hostname=host if tls else None,
-                )  # fmt: skip
+                # Tenant URLs connect to the address the policy checked, never re-resolved;
+                # the name still goes to TLS (SNI and certificate) and the Host header.
+                targets = [host]
+                if self._egress is not None:
+                    targets = await pinned_addresses(host, port, self._egress)
+                failure: Exception | None = None
+                for target in targets:
+                    try:
+                        _, conn = await loop.create_connection(
+                            lambda: _Connection(origin), target, port, ssl=tls,
+                            server_hostname=host if tls else None,
+                        )  # fmt: skip
+                        return conn
+                    except (OSError, ValueError) as exc:  # refused, unreachable, DNS, TLS
+                        failure = exc
+                assert failure is not None
+                raise httpx.ConnectError(f"{type(failure).__name__}: {failure}") from None
         except TimeoutError:
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
-        except (OSError, ValueError) as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError)
-            raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from None
-        return conn
 
     async def _release(self, conn: _Connection) -> None:
         parked = sum(len(idle) for idle in self._idle.values())

@@ -67,6 +67,8 @@ class Route:
     provider: str
     upstream: Upstream
     channel: Channel | None  # None for BYOK
+    # The base URL is the tenant's own (a BYOK base_url): sent through the egress policy.
+    tenant_url: bool = False
 
     @property
     def channel_id(self) -> uuid.UUID | None:
@@ -197,7 +199,7 @@ def _byok_routes(secrets: dict[str, ByokSecret], model: ModelInfo, cfg: RelayCon
         model=model.name,
         timeout_s=cfg.upstream_timeout_s,
     )
-    return [Route("byok", chosen.provider, upstream, None)]
+    return [Route("byok", chosen.provider, upstream, None, tenant_url=bool(chosen.base_url))]
 
 
 class OnDemandSession:

@@ -94,7 +94,10 @@ class Relay:
         *,
         rng: random.Random | None = None,
         direct: DirectPool | None = None,
+        tenant_http: httpx.AsyncClient | None = None,
     ) -> None:
+        """`tenant_http` carries calls to tenant-chosen base URLs (BYOK), through the
+        tenant egress policy; without it such routes are refused."""
         self.sessions = sessions
         # The hot path's statements skip SQLAlchemy: the settles (durable) run here.
         self.direct = direct or DirectPool(engine_of(sessions))
@@ -105,6 +108,7 @@ class Relay:
         # Concurrent calls' settles share one statement and one WAL flush.
         self.settles = GroupCommit(partial(relay_repo.settle_and_log_many, self.direct))
         self.http = http
+        self.tenant_http = tenant_http
         self.box = box
         self.cfg = cfg
         self.rng = rng or random.Random()  # noqa: S311  (load spreading, not security)
@@ -290,7 +294,8 @@ class Relay:
 
         async def call(route: Route, mr: ModelRoutes | None) -> Any:
             body, model = _wire_request(plan, route, mr)
-            return await adapter_for(route.provider).chat(self.http, route.upstream, body, model)
+            http = self._client_for(route)
+            return await adapter_for(route.provider).chat(http, route.upstream, body, model)
 
         route, model, model_routes, result = await self._run(plan, hold, attempts, call)
         snapshot = model_routes.snapshot if model_routes else plan.snapshot
@@ -320,12 +325,22 @@ class Relay:
 
         async def call(route: Route, mr: ModelRoutes | None) -> ChatStream:
             body, model = _wire_request(plan, route, mr)
-            return await adapter_for(route.provider).stream(self.http, route.upstream, body, model)
+            http = self._client_for(route)
+            return await adapter_for(route.provider).stream(http, route.upstream, body, model)
 
         route, model, model_routes, stream = await self._run(plan, hold, attempts, call)
         return Opened(
             plan, route, model, model_routes, stream, hold, attempts, _headers(plan, route.billing)
         )
+
+    def _client_for(self, route: Route) -> httpx.AsyncClient:
+        if not route.tenant_url:
+            return self.http
+        if self.tenant_http is None:
+            raise UpstreamError(
+                "invalid_request", "tenant base URLs are not enabled here", retryable=False
+            )
+        return self.tenant_http
 
     def forget_channels(self) -> None:
         """Breaker state changed here: route the next call from fresh channel rows."""

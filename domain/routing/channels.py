@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import urlparse
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit.service import Actor, record
 from domain.crypto import SecretBox, mask_secret
+from domain.egress.policy import OPERATOR, check_base_url
 from domain.errors import Conflict, InvalidField, NotFound
 from domain.routing import repository as repo
 from schema.channels import CHANNEL_PROVIDERS, Channel
@@ -37,13 +37,7 @@ def _validate(values: dict[str, Any], *, provider: str) -> dict[str, Any]:
             f"provider must be one of {', '.join(CHANNEL_PROVIDERS)}", param="provider"
         )
     if "base_url" in values and values["base_url"] is not None:
-        url = str(values["base_url"]).strip().rstrip("/")
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise InvalidField("base_url must be an http(s) URL", param="base_url")
-        if parsed.username or parsed.password:
-            raise InvalidField("base_url must not embed credentials", param="base_url")
-        values["base_url"] = url
+        values["base_url"] = check_base_url(str(values["base_url"]), policy=OPERATOR)
     if "types" in values:
         types = sorted(set(values["types"]))
         if not types or set(types) - set(CHANNEL_TYPES):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.callbacks.ssrf import check_url
+from domain.egress.policy import STRICT, EgressPolicy, check_url
 from domain.enterprise import governance
 from domain.errors import (
     Conflict,
@@ -50,7 +50,7 @@ class TaskConfig:
         default_factory=lambda: {"image": 600, "video": 1800, "audio": 600}
     )
     hold_margin_s: int = 3600
-    callback_allow_private: bool = False
+    egress: EgressPolicy = STRICT  # where callback URLs may lead
 
     def deadline(self, task_type: str) -> timedelta:
         return timedelta(seconds=self.deadlines_s.get(task_type, 1800))
@@ -96,7 +96,7 @@ async def create_task(
         raise ModelNotAllowed(f"this key may not use model {model!r}", param="model")
     cleaned = validate_media_input(task_type, task_input)  # type: ignore[arg-type]
     if callback_url is not None:
-        check_url(callback_url, allow_private=cfg.callback_allow_private)
+        check_url(callback_url, param="callback_url", policy=cfg.egress)
 
     if idempotency_key is not None:
         async with sessions() as session:

@@ -17,6 +17,7 @@ from api.runtime import Resources
 from api.settings import Settings
 from domain.callbacks import repository as callbacks_repo
 from domain.callbacks.delivery import CallbackConfig
+from domain.egress.policy import EgressPolicy
 from schema.base import table_of
 from schema.db import SessionFactory
 from schema.tasks import CallbackAttempt, Task
@@ -27,7 +28,9 @@ TASKS = table_of(Task)
 
 # Loopback receivers need the test-only escape hatch, set explicitly; timeouts are short so
 # the slow-receiver tests finish in about a second.
-LOOPBACK = CallbackConfig(allow_private=True, connect_timeout_s=1.0, read_timeout_s=1.0)
+LOOPBACK = CallbackConfig(
+    egress=EgressPolicy(allow_private=True), connect_timeout_s=1.0, read_timeout_s=1.0
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ async def task(resources: Resources) -> FinishedTask:
 def loopback_settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={
-            "callback_allow_private": True,
+            "tenant_egress_allow_private": True,
             "callback_connect_timeout_s": 1.0,
             "callback_read_timeout_s": 2.0,
         }

@@ -20,6 +20,7 @@ from domain.callbacks.delivery import (
     encode_body,
 )
 from domain.callbacks.signing import verify
+from domain.egress.policy import STRICT
 from tests.callbacks.conftest import LOOPBACK, FinishedTask, attempts, make_task, task_status
 from tests.callbacks.receiver import Receiver, Reply, loopback_v4_reachable_as, make_cert
 from workflows.callbacks import DeliveryResult
@@ -162,7 +163,7 @@ async def test_nothing_is_sent_again_once_delivered(
 async def test_without_the_escape_hatch_loopback_is_refused_at_send_time(
     resources: Resources, http: httpx.AsyncClient, task: FinishedTask
 ) -> None:
-    strict = replace(LOOPBACK, allow_private=False)
+    strict = replace(LOOPBACK, egress=STRICT)
     with Receiver([Reply(200)]) as rx:
         plain = await _deliver(resources, http, task, rx.url(), attempt=1, config=strict)
         literal = await _deliver(

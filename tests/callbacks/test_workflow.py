@@ -20,6 +20,7 @@ from activities.deps import ActivityDeps
 from api.runtime import Resources
 from api.settings import ConfigError, Settings
 from domain.callbacks.start import build_payload, callback_job, start_callback
+from domain.egress.policy import STRICT
 from tests.callbacks.conftest import FinishedTask, attempts, task_status
 from tests.callbacks.parent_workflow import CallbackParentWorkflow
 from tests.callbacks.receiver import Receiver, Reply
@@ -220,8 +221,8 @@ def test_registered_with_the_worker(resources: Resources) -> None:
 
 
 def test_the_escape_hatch_is_off_by_default_and_refused_in_production(settings: Settings) -> None:
-    assert Settings.model_fields["callback_allow_private"].default is False
-    assert callback_config(settings).allow_private is False
-    prod = settings.model_copy(update={"env": "production", "callback_allow_private": True})
+    assert Settings.model_fields["tenant_egress_allow_private"].default is False
+    assert callback_config(settings).egress == STRICT
+    prod = settings.model_copy(update={"env": "production", "tenant_egress_allow_private": True})
     with pytest.raises(ConfigError):
         callback_config(prod)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.egress.fake_dns import fake_dns  # noqa: F401
 from tests.fakes.provider import FakeProvider
 
 

@@ -81,13 +81,15 @@ async def e2e(
     queue = f"e2e-{uuid.uuid4()}"
     saved = resources.temporal, resources.settings
     resources.settings = resources.settings.model_copy(
-        update={"task_queue": queue, "callback_allow_private": True, "shim_wait_s": 20.0}
+        update={"task_queue": queue, "tenant_egress_allow_private": True, "shim_wait_s": 20.0}
     )
     resources.temporal = TemporalHandle(resources.settings, dev_server_env.client)
     app = create_app(resources=resources)
     try:
         async with (
-            running_worker(dev_server_env.client, resources, queue, callback_allow_private=True),
+            running_worker(
+                dev_server_env.client, resources, queue, tenant_egress_allow_private=True
+            ),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
         ):
             yield c, app
