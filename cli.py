@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -401,5 +403,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     return func(args)
 
 
+def entry() -> None:
+    """The `oxinf` executable: run the command, flush, and leave with `os._exit`.
+
+    temporalio's native client can abort the interpreter at exit ("Fatal Python error:
+    PyGILState_Release", sdk-python #300) about one run in four under CPU load, after the
+    command has done its work; skipping interpreter teardown makes the exit code the
+    command's own. Everything worth keeping is flushed first.
+    """
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse errors, sys.exit("message") in commands
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            code = 1
+        else:
+            code = exc.code or 0
+    except KeyboardInterrupt:
+        code = 130
+    except Exception:
+        traceback.print_exc()
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
