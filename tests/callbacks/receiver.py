@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 
 @dataclass(frozen=True)
@@ -188,3 +189,12 @@ def loopback_v4_reachable_as(name: str) -> bool:
     except OSError:
         return False
     return any(ipaddress.ip_address(i[4][0]) == ipaddress.ip_address("127.0.0.1") for i in infos)
+
+
+def receiver_accepts(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """What an off-the-shelf Standard Webhooks receiver decides about one delivery."""
+    try:
+        Webhook(secret).verify(body, headers, json_parse=False)
+    except WebhookVerificationError:
+        return False
+    return True

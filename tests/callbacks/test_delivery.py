@@ -19,10 +19,10 @@ from domain.callbacks.delivery import (
     deliver,
     encode_body,
 )
-from domain.callbacks.signing import verify
 from domain.egress.policy import STRICT
 from tests.callbacks.conftest import LOOPBACK, FinishedTask, attempts, make_task, task_status
 from tests.callbacks.receiver import Receiver, Reply, loopback_v4_reachable_as, make_cert
+from tests.callbacks.receiver import receiver_accepts as verify
 from workflows.callbacks import DeliveryResult
 
 

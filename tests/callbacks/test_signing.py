@@ -1,13 +1,17 @@
-"""Standard Webhooks signatures: the published vector, round trips, tampering, staleness."""
+"""Standard Webhooks signatures: the published vector, round trips, tampering, staleness,
+each judged by the `standardwebhooks` library as a receiver would judge it."""
 
 from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC, datetime
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
-from domain.callbacks.signing import SignatureError, new_secret, secret_bytes, sign, verify
+from domain.callbacks.signing import SignatureError, new_secret, secret_bytes, sign
+from tests.callbacks.receiver import receiver_accepts as verify
 
 # The Standard Webhooks / Svix reference test vector: reproducing it is what shows an
 # off-the-shelf receiver library will accept our signatures (a round trip would not).
@@ -24,8 +28,8 @@ def _headers(msg_id: str, ts: int, signature: str) -> dict[str, str]:
 
 def test_the_published_vector_reproduces() -> None:
     assert sign(VECTOR_SECRET, VECTOR_ID, VECTOR_TS, VECTOR_BODY) == VECTOR_SIG
-    headers = _headers(VECTOR_ID, VECTOR_TS, VECTOR_SIG)
-    assert verify(VECTOR_SECRET, headers, VECTOR_BODY, now=VECTOR_TS + 10)
+    at = datetime.fromtimestamp(VECTOR_TS, UTC)
+    assert Webhook(VECTOR_SECRET).sign(VECTOR_ID, at, VECTOR_BODY) == VECTOR_SIG
 
 
 def test_round_trip_and_multiple_signatures() -> None:
@@ -68,9 +72,6 @@ def test_stale_or_future_timestamps_fail() -> None:
         assert not verify(secret, _headers("msg_1", ts, sign(secret, "msg_1", ts, body)), body)
     old = now - 200
     assert verify(secret, _headers("msg_1", old, sign(secret, "msg_1", old, body)), body)
-    assert not verify(
-        secret, _headers("msg_1", old, sign(secret, "msg_1", old, body)), body, tolerance_s=100
-    )
 
 
 def test_missing_headers_and_bad_secrets() -> None:

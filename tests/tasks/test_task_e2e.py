@@ -26,7 +26,7 @@ from api.app import create_app
 from api.runtime import Resources
 from api.temporal import TemporalHandle
 from domain.callbacks.secrets import get_or_create
-from domain.callbacks.signing import verify
+from tests.callbacks.receiver import receiver_accepts as verify
 from tests.fakes.provider import FakeProvider, fake_video_bytes
 from tests.fixtures.relay import balance, ledger_sums_hold, make_tenant, pending_holds
 from tests.fixtures.tasks import (
