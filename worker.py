@@ -76,6 +76,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         task.submit,
         task.poll,
         task.finalize,
+        task.reconcile,
         task.recover_stuck,
         payments.apply_stripe_event,
         payments.prepare_recharge,

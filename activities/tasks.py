@@ -1,13 +1,18 @@
 """Activities of the media task workflow: thin wrappers around `domain.tasks`.
 
-Each is idempotent: submit never resubmits a task that has an upstream job, poll only reads,
-and finalize writes a terminal state once (a replay returns the first result).
+Each is idempotent: submit never resubmits a task that has an upstream job (and resolves an
+attempt a dead worker left unanswered before trying anything new), poll only reads, finalize
+writes a terminal state once (a replay returns the first result), and reconcile skips
+orphans it already knows.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
@@ -19,21 +24,46 @@ from api.runtime import relay_config
 from domain.crypto import SecretBox
 from domain.providers import UpstreamError
 from domain.providers.media import MediaOutcome
-from domain.tasks import dispatch, repository, service
+from domain.tasks import dispatch, orphans, repository, service
 from domain.tasks.views import task_view
 from workflows.media import (
     FINALIZE,
     POLL,
+    RECONCILE,
     RECOVER_STUCK,
     SUBMIT,
+    SUBMIT_HEARTBEAT,
     UPSTREAM_REJECTED,
     FinalizeInput,
     MediaTaskWorkflow,
     PollResult,
+    ReconcileResult,
     SubmitResult,
     TaskDone,
     TaskRef,
 )
+
+# Several beats per heartbeat timeout, so one slow beat on a busy machine is not a death.
+BEAT_EVERY_S = SUBMIT_HEARTBEAT.total_seconds() / 5
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    """Heartbeats while the body runs (an upstream call that may take minutes), so Temporal
+    tells a slow call from a dead worker."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(BEAT_EVERY_S)
+
+    beats = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beats.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beats
 
 
 def _outcome_dict(outcome: MediaOutcome | None) -> dict[str, object] | None:
@@ -50,15 +80,34 @@ class TaskActivities:
     @activity.defn(name=SUBMIT)
     async def submit(self, ref: TaskRef) -> SubmitResult:
         try:
-            done = await dispatch.submit(
-                self._deps.sessions, self._deps.http, self._box, self._cfg,
-                uuid.UUID(ref.task_id), self._rng,
-            )  # fmt: skip
+            async with heartbeating():
+                done = await dispatch.submit(
+                    self._deps.sessions, self._deps.http, self._box, self._cfg,
+                    uuid.UUID(ref.task_id), self._rng,
+                )  # fmt: skip
         except dispatch.AllChannelsFailed as exc:
             raise ApplicationError(f"every channel failed: {exc}") from None
         return SubmitResult(
-            status=done.status, outcome=_outcome_dict(done.outcome), error=done.error
+            status=done.status,
+            outcome=_outcome_dict(done.outcome),
+            error=done.error,
+            reconcile_after_s=done.reconcile_after_s,
         )
+
+    @activity.defn(name=RECONCILE)
+    async def reconcile(self, ref: TaskRef) -> ReconcileResult:
+        """Finds and cancels upstream jobs the task does not use; retried (by raising) while
+        a lookup fails or a cancellation is still pending."""
+        try:
+            done = await orphans.reconcile(
+                self._deps.sessions, self._deps.http, self._box, self._cfg,
+                uuid.UUID(ref.task_id),
+            )  # fmt: skip
+        except UpstreamError as err:
+            raise ApplicationError(f"upstream lookup failed: {err.message}") from None
+        if done.still_open:
+            raise ApplicationError(f"{done.still_open} orphan job(s) not cancelled yet")
+        return ReconcileResult(found=done.found, canceled=done.canceled, still_open=0)
 
     @activity.defn(name=POLL)
     async def poll(self, ref: TaskRef) -> PollResult:

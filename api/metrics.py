@@ -56,12 +56,17 @@ class GaugeCache:
                 self.at = time.monotonic()
             return self.lines
 
+    def expire(self) -> None:
+        self.at = -math.inf
 
-_GAUGES = GaugeCache()
+
+GAUGES = GaugeCache()
 
 
-def _gauge(name: str, help_text: str, samples: Iterable[tuple[Labels, int]]) -> list[str]:
-    out = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+def _gauge(
+    name: str, help_text: str, samples: Iterable[tuple[Labels, int]], kind: str = "gauge"
+) -> list[str]:
+    out = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     out += [sample(name, labels, value) for labels, value in samples]
     return out
 
@@ -75,6 +80,7 @@ async def gauge_lines(sessions: SessionFactory) -> list[str]:
         tasks = await ops_repo.tasks_by_status(s, now - DAY)
         ledger = await ops_repo.ledger_by_kind(s, now - HOUR)
         by_model = await ops_repo.requests_by_model(s, now - REQUEST_WINDOW)
+        orphans_found, orphans_canceled = await ops_repo.orphan_jobs(s)
     out: list[str] = []
     out += _gauge("oxinf_pending_holds", "Holds not yet settled or voided.", [((), holds)])
     out += _gauge("oxinf_pending_holds_micros", "Credits reserved by pending holds.", [((), held)])
@@ -100,6 +106,12 @@ async def gauge_lines(sessions: SessionFactory) -> list[str]:
         "oxinf_ledger_amount_micros_1h",
         "Sum of ledger amounts posted in the last hour, by kind.",
         [((("kind", k),), total) for k, (_, total) in sorted(ledger.items())],
+    )
+    out += _gauge(
+        "oxinf_task_upstream_orphans_total",
+        "Upstream media jobs made for tasks that did not use them: found, and cancelled.",
+        [((("event", "found"),), orphans_found), ((("event", "canceled"),), orphans_canceled)],
+        kind="counter",
     )
     out += _gauge(
         "oxinf_relay_requests_5m",
@@ -129,5 +141,5 @@ def _check_scraper(request: Request, resources: Resources) -> None:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request, resources: ResourcesDep) -> Response:
     _check_scraper(request, resources)
-    lines = [*REGISTRY.lines(), *await _GAUGES.get(resources.sessions)]
+    lines = [*REGISTRY.lines(), *await GAUGES.get(resources.sessions)]
     return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

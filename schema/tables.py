@@ -9,7 +9,7 @@ from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage, CostCen
 from schema.payments import OrgBilling, Payment, StripeEvent, UsageMonthly
 from schema.pricing import Model, ModelPrice
 from schema.requests import RateLimitWindow, RequestAttempt, RequestDetail, RequestLog
-from schema.tasks import CallbackAttempt, Task, WebhookSecret
+from schema.tasks import CallbackAttempt, Task, TaskOrphanJob, TaskSubmission, WebhookSecret
 
 __all__ = [
     "ApiKey",
@@ -39,6 +39,8 @@ __all__ = [
     "RequestLog",
     "StripeEvent",
     "Task",
+    "TaskOrphanJob",
+    "TaskSubmission",
     "UsageMonthly",
     "User",
     "WebhookSecret",

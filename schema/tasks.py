@@ -6,13 +6,24 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, text
+from sqlalchemy import CheckConstraint, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from schema.columns import bigserial_pk, fk_uuid, jsonb, micros, pk_uuid, sd, ts
 
 TASK_TYPES = ("image", "video", "audio")
 TASK_STATUSES = ("pending", "processing", "succeeded", "failed", "canceled")
+# submitting: sent, or about to be, with no answer yet (or the answer was lost);
+# accepted: the task's upstream job (or synchronous result) came from this attempt;
+# refused: the provider answered with an error, so no job exists under its key;
+# abandoned: no answer ever came and the task moved on; a job may still exist under its key;
+# superseded: answered, but the task already had its job (or had ended): that job is an orphan.
+SUBMISSION_STATES = ("submitting", "accepted", "refused", "abandoned", "superseded")
+# found: an upstream job for the task that the task does not use, not yet cancelled;
+# canceled: the provider stopped it; finished: it ran to the end before we could stop it;
+# uncancelable: the provider offers no way to stop it; cancel_failed: to be tried again.
+ORPHAN_STATES = ("found", "canceled", "finished", "uncancelable", "cancel_failed")
+ORPHAN_REASONS = ("duplicate", "lost_race", "task_finished")
 
 
 class Task(SQLModel, table=True):
@@ -61,6 +72,78 @@ class Task(SQLModel, table=True):
     created_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
     updated_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
     finished_at: datetime | None = Field(default=None, sa_column=ts())
+
+
+class TaskSubmission(SQLModel, table=True):
+    """One attempt to hand a task to an upstream, written before the request leaves.
+
+    The key sent upstream (`Idempotency-Key` header and, where the API has one, its client
+    reference) is `task-{task id}-{attempt}`, so a worker that dies mid-call leaves enough
+    behind for the next one to find the job instead of creating another. An attempt whose
+    answer was lost is sent again under the same key (`sends` counts them).
+    """
+
+    __tablename__ = "task_submissions"
+    __table_args__ = (
+        CheckConstraint(f"state IN {SUBMISSION_STATES}", name="state"),
+        CheckConstraint("attempt >= 1 AND sends >= 1", name="counts"),
+        UniqueConstraint("task_id", "attempt"),
+        # At most one attempt gives the task its job.
+        Index(
+            "uq_task_submissions_accepted",
+            "task_id",
+            unique=True,
+            postgresql_where=text("state = 'accepted'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=bigserial_pk())
+    task_id: uuid.UUID = Field(sa_column=fk_uuid("tasks.id", ondelete="CASCADE", index=False))
+    org_id: uuid.UUID = Field(sa_column=fk_uuid("orgs.id", ondelete="CASCADE", index=False))
+    attempt: int
+    idempotency_key: str = Field(max_length=200)
+    channel_id: uuid.UUID | None = Field(default=None)
+    provider: str = Field(max_length=40)
+    state: str = Field(default="submitting", max_length=20, sa_column_kwargs=sd("'submitting'"))
+    sends: int = Field(default=1, sa_column_kwargs=sd("1"))
+    upstream_job_id: str | None = Field(default=None, max_length=200)
+    # True when the job was found by looking it up after a lost answer, not in an answer.
+    adopted: bool = Field(default=False, sa_column_kwargs=sd("false"))
+    # A synchronous provider's answer (images, speech), kept until the task settles so a
+    # retried activity returns it instead of paying for it again.
+    outcome: dict[str, Any] | None = Field(default=None, sa_column=jsonb())
+    error: str | None = Field(default=None, max_length=500)
+    created_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
+    last_sent_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
+    resolved_at: datetime | None = Field(default=None, sa_column=ts())
+
+
+class TaskOrphanJob(SQLModel, table=True):
+    """An upstream job created for a task that the task does not use: found under one of its
+    keys next to the adopted job, or answered to an attempt that lost the race to another.
+    Each is cancelled upstream (the platform pays for it otherwise) and counted in
+    `/metrics`."""
+
+    __tablename__ = "task_orphan_jobs"
+    __table_args__ = (
+        CheckConstraint(f"state IN {ORPHAN_STATES}", name="state"),
+        CheckConstraint(f"reason IN {ORPHAN_REASONS}", name="reason"),
+        UniqueConstraint("task_id", "upstream_job_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=bigserial_pk())
+    task_id: uuid.UUID = Field(sa_column=fk_uuid("tasks.id", ondelete="CASCADE", index=False))
+    org_id: uuid.UUID = Field(sa_column=fk_uuid("orgs.id", ondelete="CASCADE", index=False))
+    attempt: int | None = Field(default=None)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    channel_id: uuid.UUID | None = Field(default=None)
+    provider: str = Field(max_length=40)
+    upstream_job_id: str = Field(max_length=200)
+    reason: str = Field(max_length=20)
+    state: str = Field(default="found", max_length=20, sa_column_kwargs=sd("'found'"))
+    error: str | None = Field(default=None, max_length=500)
+    created_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
+    resolved_at: datetime | None = Field(default=None, sa_column=ts())
 
 
 class WebhookSecret(SQLModel, table=True):

@@ -306,6 +306,77 @@ def test_job_failures(client: httpx.Client, provider: FakeProvider) -> None:
     assert client.get("/jobs/job_missing", headers=OPENAI_AUTH).status_code == 404
 
 
+def _create(client: httpx.Client, key: str | None, reference: str | None = None) -> httpx.Response:
+    body: dict[str, Any] = {"model": "m", "type": "video", "input": {"seconds": 2}}
+    if reference is not None:
+        body["client_reference"] = reference
+    headers = {**OPENAI_AUTH, **({"Idempotency-Key": key} if key else {})}
+    return client.post("/jobs", json=body, headers=headers)
+
+
+def test_job_idempotency_key_replays_the_first_job(
+    client: httpx.Client, provider: FakeProvider
+) -> None:
+    first = _create(client, "task-1-1", "task-1-1")
+    again = _create(client, "task-1-1", "task-1-1")
+    other = _create(client, "task-1-2")
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] != other.json()["id"]
+    assert [j.id for j in provider.live_jobs()] == [first.json()["id"], other.json()["id"]]
+    assert _create(client, None).json()["id"] != _create(client, None).json()["id"]
+
+
+def test_job_keys_ignored_lookup_by_reference_and_cancel(
+    client: httpx.Client, provider: FakeProvider
+) -> None:
+    provider.honour_idempotency_keys = False
+    ids = [_create(client, "task-2-1", "task-2-1").json()["id"] for _ in range(2)]
+    assert len(set(ids)) == 2
+    found = client.get("/jobs", params={"client_reference": "task-2-1"}, headers=OPENAI_AUTH)
+    assert [j["id"] for j in found.json()["data"]] == ids
+    assert {j["status"] for j in found.json()["data"]} == {"processing"}
+    none = client.get("/jobs", params={"client_reference": "task-9-1"}, headers=OPENAI_AUTH)
+    assert none.json()["data"] == []
+    assert client.get("/jobs", headers=OPENAI_AUTH).status_code == 400
+
+    canceled = client.post(f"/jobs/{ids[1]}/cancel", headers=OPENAI_AUTH)
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+    assert poll(client, ids[1])["status"] == "canceled"
+    assert [j.id for j in provider.live_jobs()] == ids[:1]
+    assert [poll(client, ids[0])["status"] for _ in range(3)][-1] == "succeeded"
+    assert client.post(f"/jobs/{ids[0]}/cancel", headers=OPENAI_AUTH).status_code == 409
+    assert client.post("/jobs/job_missing/cancel", headers=OPENAI_AUTH).status_code == 404
+
+
+def test_video_idempotency_key_and_delete(client: httpx.Client, provider: FakeProvider) -> None:
+    headers = {**OPENAI_AUTH, "Idempotency-Key": "task-3-1"}
+    body = {"model": "sora-2", "prompt": "x"}
+    first = client.post("/v1/videos", json=body, headers=headers).json()["id"]
+    replay = client.post("/v1/videos", json=body, headers=headers)
+    assert replay.json()["id"] == first and replay.headers["idempotent-replayed"] == "true"
+    deleted = client.delete(f"/v1/videos/{first}", headers=OPENAI_AUTH)
+    assert deleted.json() == {"id": first, "object": "video.deleted", "deleted": True}
+    assert client.get(f"/v1/videos/{first}", headers=OPENAI_AUTH).status_code == 404
+    assert provider.live_jobs() == []
+
+
+def test_slow_answer_fault_creates_the_job_then_holds_the_answer(
+    client: httpx.Client, provider: FakeProvider
+) -> None:
+    provider.add_fault(Fault("slow_answer", path="/jobs", method="POST", delay_s=1.0))
+    with pytest.raises(httpx.ReadTimeout):
+        client.post(
+            "/jobs",
+            json={"type": "image", "input": {}},
+            headers={**OPENAI_AUTH, "Idempotency-Key": "task-4-1"},
+            timeout=0.2,
+        )
+    assert len(provider.live_jobs()) == 1  # created before the answer was lost
+    assert provider.answers_held == 1
+    assert client.get("/jobs/" + provider.jobs()[0].id, headers=OPENAI_AUTH).status_code == 200
+
+
 # -- auth, routing, bad input -----------------------------------------------------------------
 
 

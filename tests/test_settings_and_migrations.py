@@ -7,15 +7,22 @@ import secrets
 from pathlib import Path
 
 import pytest
+from alembic import command
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from api.app import create_app
 from api.settings import ConfigError, Settings
 from schema.db import create_engine
-from schema.migrate import DatabaseNotMigrated, head_revision, upgrade
+from schema.migrate import (
+    DatabaseNotMigrated,
+    alembic_config,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 from tests.fixtures.db import create_database, drop_database
 
 GOOD = {
@@ -111,6 +118,37 @@ async def test_0004_turns_membership_labels_into_departments_and_cost_centers(
         assert len(depts) == 1 and depts[0].lower() == "r&d"
         assert len(ccs) == 1 and ccs[0].lower() == "cc-1"
         assert tuple(assigned) == (2, 2)
+    finally:
+        await engine.dispose()
+        await drop_database(server_url, name)
+
+
+def _downgrade(sync_conn: Connection, target: str) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = sync_conn
+    command.downgrade(cfg, target)
+
+
+async def test_0006_task_submissions_downgrade_and_upgrade_again(server_url: str) -> None:
+    """The migration is reversible: down to 0005 drops both tables, up again recreates them."""
+    name = "oxinf_mig0006_" + secrets.token_hex(3)
+    url = await create_database(server_url, name)
+    engine = create_engine(url, pool_size=1)
+    tables = text(
+        "SELECT count(*) FROM information_schema.tables"
+        " WHERE table_name IN ('task_submissions', 'task_orphan_jobs')"
+    )
+    try:
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            assert (await conn.execute(tables)).scalar_one() == 2
+        async with engine.begin() as conn:
+            await conn.run_sync(_downgrade, "0005")
+        assert await current_revision(engine) == "0005"
+        async with engine.connect() as conn:
+            assert (await conn.execute(tables)).scalar_one() == 0
+        await upgrade(engine)
+        assert await current_revision(engine) == head_revision() == "0006"
     finally:
         await engine.dispose()
         await drop_database(server_url, name)

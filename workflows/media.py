@@ -4,6 +4,11 @@ Deterministic code only: every side effect is an activity named by string, input
 results are plain pydantic models. Polling is a loop of short activities separated by
 growing workflow timers, bounded by the task's deadline; a run that polls for long hands
 over to a fresh one (continue-as-new) so history never grows without bound.
+
+Submit heartbeats, so a worker killed inside the upstream call is noticed within
+`SUBMIT_HEARTBEAT` and the retry (on any worker) resolves the attempt it left behind rather
+than submitting anew. When the submit says an earlier attempt may have left a job upstream,
+a last step looks for it once the task has settled and cancels it (`tasks.reconcile`).
 """
 
 from __future__ import annotations
@@ -24,10 +29,18 @@ from workflows.callbacks import CallbackJob, start_callback_child, webhook_id_fo
 SUBMIT = "tasks.submit"
 POLL = "tasks.poll"
 FINALIZE = "tasks.finalize"
+RECONCILE = "tasks.reconcile"
 RECOVER_STUCK = "tasks.recover_stuck"
 UPSTREAM_REJECTED = "UpstreamRejected"
 MAX_POLL_PAUSE = timedelta(seconds=30)
 HISTORY_LIMIT = 2_000
+# Bounds the whole submit (several channels, each up to the upstream timeout); a dead worker
+# is noticed by the heartbeat instead.
+SUBMIT_TIMEOUT = timedelta(minutes=10)
+SUBMIT_HEARTBEAT = timedelta(seconds=10)
+# A submit that failed outright may have left attempts unanswered: look after this long.
+RECONCILE_AFTER_FAILED_SUBMIT = timedelta(minutes=2)
+RECONCILE_PATCH = "reconcile-upstream-jobs"
 
 
 class TaskRef(BaseModel):
@@ -42,6 +55,14 @@ class SubmitResult(BaseModel):
     status: str
     outcome: dict[str, Any] | None = None
     error: dict[str, str] | None = None
+    # Set when an earlier attempt may have left a job upstream: look for it after this long.
+    reconcile_after_s: int | None = None
+
+
+class ReconcileResult(BaseModel):
+    found: int
+    canceled: int
+    still_open: int
 
 
 class PollResult(BaseModel):
@@ -75,6 +96,7 @@ class MediaTaskWorkflow:
     def __init__(self) -> None:
         self._cancel = False
         self._done: TaskDone | None = None
+        self._reconcile_at: datetime | None = None
 
     @workflow.run
     async def run(self, ref: TaskRef) -> TaskDone:
@@ -91,6 +113,8 @@ class MediaTaskWorkflow:
         self._done = done
         if ref.callback_url and done.payload is not None:
             await self._callback(ref, done)
+        if self._reconcile_at is not None and workflow.patched(RECONCILE_PATCH):
+            await self._reconcile(ref, self._reconcile_at)
         return done
 
     async def _work(self, ref: TaskRef, started: datetime) -> FinalizeInput:
@@ -102,7 +126,8 @@ class MediaTaskWorkflow:
                 SUBMIT,
                 ref,
                 result_type=SubmitResult,
-                start_to_close_timeout=timedelta(seconds=60),
+                start_to_close_timeout=SUBMIT_TIMEOUT,
+                heartbeat_timeout=SUBMIT_HEARTBEAT,
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=2),
                     maximum_attempts=4,
@@ -110,7 +135,10 @@ class MediaTaskWorkflow:
                 ),
             )
         except ActivityError:
+            self._reconcile_at = workflow.now() + RECONCILE_AFTER_FAILED_SUBMIT
             return fail("service_unavailable", "no upstream channel accepted the task")
+        if submitted.reconcile_after_s is not None:
+            self._reconcile_at = workflow.now() + timedelta(seconds=submitted.reconcile_after_s)
         if self._cancel:
             return FinalizeInput(task_id=ref.task_id, status="canceled")
         if submitted.status == "failed":
@@ -168,6 +196,31 @@ class MediaTaskWorkflow:
             pause = min(pause * 3 // 2, MAX_POLL_PAUSE)
             if workflow.info().get_current_history_length() > HISTORY_LIMIT and not self._cancel:
                 workflow.continue_as_new(ref.model_copy(update={"deadline_at": deadline}))
+
+    async def _reconcile(self, ref: TaskRef, at: datetime) -> None:
+        """Best effort once the money is settled: a failure is logged, never the task's."""
+        wait = at - workflow.now()
+        if wait > timedelta(0):
+            await workflow.sleep(wait)
+        try:
+            found: ReconcileResult = await workflow.execute_activity(
+                RECONCILE,
+                ref,
+                result_type=ReconcileResult,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=5),
+                    maximum_interval=timedelta(minutes=1),
+                    maximum_attempts=5,
+                ),
+            )
+        except ActivityError as err:
+            workflow.logger.warning("upstream reconciliation gave up: %s", err.cause)
+            return
+        if found.found:
+            workflow.logger.warning(
+                "orphan upstream jobs: %d found, %d cancelled", found.found, found.canceled
+            )
 
     async def _callback(self, ref: TaskRef, done: TaskDone) -> None:
         task_id, event = uuid.UUID(ref.task_id), f"task.{done.status}"

@@ -140,6 +140,16 @@ _REQUESTS_BY_MODEL = text(
 )
 
 
+_ORPHANS = text("SELECT count(*), count(*) FILTER (WHERE state = 'canceled') FROM task_orphan_jobs")
+
+
+async def orphan_jobs(session: AsyncSession) -> tuple[int, int]:
+    """Upstream jobs tasks did not use, ever: (found, cancelled). The table only grows by
+    rare accidents, so counting it whole stays cheap."""
+    found, canceled = (await session.execute(_ORPHANS)).one()
+    return int(found), int(canceled)
+
+
 async def pending_holds(session: AsyncSession) -> tuple[int, int]:
     count, micros = (await session.execute(_PENDING_HOLDS)).one()
     return int(count), int(micros)

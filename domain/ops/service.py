@@ -28,7 +28,7 @@ from domain.tasks import repository as tasks_repo
 from domain.usage import repository as usage_repo
 from schema.ledger import Hold, LedgerEntry
 from schema.requests import RequestAttempt, RequestLog
-from schema.tasks import CallbackAttempt, Task
+from schema.tasks import CallbackAttempt, Task, TaskOrphanJob, TaskSubmission
 
 log = logging.getLogger("oxinf.ops")
 
@@ -73,11 +73,16 @@ async def task_view(session: AsyncSession, task_id: uuid.UUID) -> dict[str, Any]
     holds = await repo.holds_for(session, task.org_id, reference, hold_ids)
     entries = await repo.entries_for(session, reference, sorted({h.id for h in holds}))
     callbacks = await callbacks_repo.list_attempts(session, task.org_id, task.id)
+    attempts = await tasks_repo.submissions(session, task.id)
+    orphans = await tasks_repo.orphans(session, task.id)
     return {
         "task": row(task),
         "holds": [row(h) for h in holds],
         "ledger_entries": [row(e) for e in entries],
         "callback_attempts": [row(c) for c in callbacks],
+        # A synchronous result can run to megabytes; the task row holds it once settled.
+        "upstream_submissions": [row(a) | {"outcome": None} for a in attempts],
+        "orphan_jobs": [row(o) for o in orphans],
     }
 
 
@@ -143,6 +148,34 @@ def _callback_entry(c: CallbackAttempt) -> dict[str, Any]:
         "data": {"event": c.event, "attempt": c.attempt, "http_status": c.http_status,
                  "latency_ms": c.latency_ms, "error": c.error, "url": c.url},
     }  # fmt: skip
+
+
+def _submission_entries(s: TaskSubmission) -> list[dict[str, Any]]:
+    """When each attempt went upstream (with the key it carried) and how it ended."""
+    sent = {"attempt": s.attempt, "idempotency_key": s.idempotency_key,
+            "channel_id": s.channel_id, "provider": s.provider}  # fmt: skip
+    out = [{"at": s.created_at, "source": "upstream", "event": "upstream.submitting", "data": sent}]
+    if s.resolved_at is not None:
+        out.append(
+            {"at": s.resolved_at, "source": "upstream", "event": f"upstream.{s.state}",
+             "data": sent | {"upstream_job_id": s.upstream_job_id, "sends": s.sends,
+                             "adopted": s.adopted, "error": s.error}}
+        )  # fmt: skip
+    return out
+
+
+def _orphan_entries(o: TaskOrphanJob) -> list[dict[str, Any]]:
+    found = {"upstream_job_id": o.upstream_job_id, "reason": o.reason, "attempt": o.attempt,
+             "idempotency_key": o.idempotency_key, "channel_id": o.channel_id,
+             "provider": o.provider}  # fmt: skip
+    out = [{"at": o.created_at, "source": "upstream", "event": "upstream.orphan_found",
+            "data": found}]  # fmt: skip
+    if o.resolved_at is not None:
+        out.append(
+            {"at": o.resolved_at, "source": "upstream", "event": f"upstream.orphan_{o.state}",
+             "data": {"upstream_job_id": o.upstream_job_id, "error": o.error}}
+        )  # fmt: skip
+    return out
 
 
 def _sorted(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -249,6 +282,10 @@ async def task_timeline(
     timeline += [_entry(e) for e in await repo.entries_for(session, f"task:{task.id}", [])]
     timeline += [_callback_entry(c) for c in await callbacks_repo.list_attempts(
         session, task.org_id, task.id)]  # fmt: skip
+    for attempt in await tasks_repo.submissions(session, task.id):
+        timeline += _submission_entries(attempt)
+    for orphan in await tasks_repo.orphans(session, task.id):
+        timeline += _orphan_entries(orphan)
     workflow_id = task.workflow_id or f"task-{task.id}"
     link = temporal_link(ui_base, namespace, workflow_id)
     events, unavailable = await workflow_history(get_client, workflow_id)

@@ -164,7 +164,13 @@ class MediaSubmission:
         )
 
 
+CancelOutcome = Literal["canceled", "finished", "unsupported"]
+
+
 class MediaAdapter(Protocol):
+    # Whether `find` can look jobs up by the key they were submitted under.
+    finds_by_reference: bool
+
     async def submit(
         self,
         http: httpx.AsyncClient,
@@ -172,7 +178,35 @@ class MediaAdapter(Protocol):
         media_type: MediaType,
         model: str,
         input: dict[str, Any],
-    ) -> MediaSubmission: ...
+        *,
+        idempotency_key: str,
+    ) -> MediaSubmission:
+        """Sends `idempotency_key` wherever the provider accepts one (the `Idempotency-Key`
+        header, a client reference field), so a resend under the same key, or a lookup by
+        it, can reach the job a lost answer described."""
+        ...
+
+    async def find(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        idempotency_key: str,
+    ) -> list[str] | None:
+        """The ids of the jobs submitted under `idempotency_key`, oldest first; None when
+        the provider offers no such lookup."""
+        ...
+
+    async def cancel(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        upstream_job_id: str,
+    ) -> CancelOutcome:
+        """Stops a job nobody will poll. `finished`: too late, it already ran; a job the
+        provider no longer knows counts as `canceled`. Other failures raise."""
+        ...
 
     async def poll(
         self,
@@ -206,6 +240,35 @@ def content_not_served(provider: str, media_type: MediaType) -> UpstreamError:
         f"{provider} {media_type} results are not downloaded through the gateway",
         retryable=False,
     )
+
+
+class NoLookup:
+    """The `find`/`cancel` half of `MediaAdapter` for providers with neither: a retried submit
+    relies on the resent idempotency key alone."""
+
+    finds_by_reference = False
+
+    async def find(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        idempotency_key: str,
+    ) -> list[str] | None:
+        return None
+
+    async def cancel(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        upstream_job_id: str,
+    ) -> CancelOutcome:
+        return "unsupported"
+
+
+def idempotency_headers(key: str) -> dict[str, str]:
+    return {"Idempotency-Key": key}
 
 
 class NoHeldContent:
@@ -369,18 +432,26 @@ def base_url(upstream: Upstream, default: str | None = None) -> str:
     return base.rstrip("/")
 
 
+Method = Literal["GET", "POST", "DELETE"]
+
+
 async def _open(
     http: httpx.AsyncClient,
     upstream: Upstream,
-    method: Literal["GET", "POST"],
+    method: Method,
     url: str,
     payload: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """Sends with the channel's credentials and returns once the headers are in (the body
     still to read); failures to build or send are the classified `UpstreamError`s."""
     try:
         req = http.build_request(
-            method, url, json=payload, headers=auth_headers(upstream), timeout=timeout_for(upstream)
+            method,
+            url,
+            json=payload,
+            headers={**auth_headers(upstream), **(headers or {})},
+            timeout=timeout_for(upstream),
         )
     except (TypeError, ValueError):
         # e.g. NaN, which Python's json parser lets into an input but JSON forbids.
@@ -417,12 +488,14 @@ async def _failure(response: httpx.Response, upstream: Upstream) -> UpstreamErro
 async def send(
     http: httpx.AsyncClient,
     upstream: Upstream,
-    method: Literal["GET", "POST"],
+    method: Method,
     url: str,
     payload: dict[str, Any] | None = None,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> Reply:
     """One call, fully read (bounded); non-2xx becomes the same UpstreamError chat gets."""
-    response = await _open(http, upstream, method, url, payload)
+    response = await _open(http, upstream, method, url, payload, headers)
     if response.status_code >= 300:
         raise await _failure(response, upstream)
     rid = request_id(response.headers)

@@ -25,6 +25,7 @@ from domain.providers.media_base import (
     MediaSubmission,
     MediaType,
     NoHeldContent,
+    NoLookup,
     wire_model,
 )
 from domain.providers.media_input import VIDEO_MAX_SECONDS, checked_input, speech_units
@@ -51,7 +52,9 @@ def silent_wav() -> bytes:
     return buffer.getvalue()
 
 
-class DemoMediaAdapter(NoHeldContent):  # URLs for show; speech is inline
+class DemoMediaAdapter(NoLookup, NoHeldContent):  # URLs for show; speech is inline
+    """A resubmit is free and gives the same answer, so keys and lookups are not needed."""
+
     async def submit(
         self,
         http: httpx.AsyncClient,
@@ -59,6 +62,8 @@ class DemoMediaAdapter(NoHeldContent):  # URLs for show; speech is inline
         media_type: MediaType,
         model: str,
         input: dict[str, Any],
+        *,
+        idempotency_key: str,
     ) -> MediaSubmission:
         cleaned = checked_input(media_type, input)
         digest = _digest(media_type, wire_model(upstream, model), cleaned)

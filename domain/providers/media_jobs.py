@@ -3,16 +3,23 @@
 One shape for every media type, so the adapter passes the cleaned input through untouched
 and bills what the provider says it produced; providers that bill differently per type
 report `units` themselves.
+
+Submissions carry the task's key twice: as `Idempotency-Key` (a provider that honours it
+answers a resend with the job it already made) and as `client_reference`, which
+`GET /jobs?client_reference=` finds again when an answer was lost; `POST /jobs/{id}/cancel`
+stops a job the task will not use.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from domain.providers.base import Upstream
+from domain.providers.base import Upstream, UpstreamError
 from domain.providers.media_base import (
+    CancelOutcome,
     MediaOutcome,
     MediaSubmission,
     MediaType,
@@ -20,6 +27,7 @@ from domain.providers.media_base import (
     Reply,
     base_url,
     failed_outcome,
+    idempotency_headers,
     job_path,
     no_output,
     progress_from,
@@ -35,6 +43,8 @@ _FAILED = frozenset({"failed", "error", "canceled", "cancelled", "expired"})
 
 
 class JobsMediaAdapter(NoHeldContent):  # results are URLs the provider serves publicly
+    finds_by_reference = True
+
     async def submit(
         self,
         http: httpx.AsyncClient,
@@ -42,10 +52,19 @@ class JobsMediaAdapter(NoHeldContent):  # results are URLs the provider serves p
         media_type: MediaType,
         model: str,
         input: dict[str, Any],
+        *,
+        idempotency_key: str,
     ) -> MediaSubmission:
         cleaned = checked_input(media_type, input)
-        payload = {"model": wire_model(upstream, model), "type": media_type, "input": cleaned}
-        reply = await send(http, upstream, "POST", f"{base_url(upstream)}/jobs", payload)
+        payload = {
+            "model": wire_model(upstream, model),
+            "type": media_type,
+            "input": cleaned,
+            "client_reference": idempotency_key,
+        }
+        url = f"{base_url(upstream)}/jobs"
+        headers = idempotency_headers(idempotency_key)
+        reply = await send(http, upstream, "POST", url, payload, headers=headers)
         body = reply.json_object(upstream)
         job_id = reply.job_id(body, upstream, "job")
         diagnostics = {**reply.diagnostics, "upstream-job-id": job_id[:200]}
@@ -62,6 +81,39 @@ class JobsMediaAdapter(NoHeldContent):  # results are URLs the provider serves p
         url = f"{base_url(upstream)}/jobs/{job_path(upstream_job_id)}"
         reply = await send(http, upstream, "GET", url)
         return _outcome(reply, reply.json_object(upstream), upstream, media_type)
+
+    async def find(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        idempotency_key: str,
+    ) -> list[str] | None:
+        url = f"{base_url(upstream)}/jobs?client_reference={quote(idempotency_key, safe='')}"
+        reply = await send(http, upstream, "GET", url)
+        data = reply.json_object(upstream).get("data")
+        if not isinstance(data, list):
+            raise reply.malformed("job list has no data list", upstream)
+        ids = [j.get("id") for j in data if isinstance(j, dict)]
+        return [i for i in ids if isinstance(i, str) and i]
+
+    async def cancel(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        upstream_job_id: str,
+    ) -> CancelOutcome:
+        url = f"{base_url(upstream)}/jobs/{job_path(upstream_job_id)}/cancel"
+        try:
+            await send(http, upstream, "POST", url)
+        except UpstreamError as err:
+            if err.status == 404:
+                return "canceled"  # nothing left running upstream
+            if err.status == 409:
+                return "finished"
+            raise
+        return "canceled"
 
 
 def _outcome(

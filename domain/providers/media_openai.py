@@ -3,6 +3,10 @@
 Images and speech answer synchronously, so `submit` returns a terminal outcome and there is
 nothing to poll; only video is a job. Unknown input fields reach the upstream unchanged, as in
 the chat adapter, so new OpenAI parameters work without a gateway release.
+
+Every submit carries the task's `Idempotency-Key`. OpenAI has no lookup by a client
+reference, so after a lost answer the same request goes out again under the same key; a
+video nobody will poll is stopped by deleting it.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from typing import Any
 
 import httpx
 
-from domain.providers.base import Upstream
+from domain.providers.base import Upstream, UpstreamError
 from domain.providers.errors import invalid_request
 from domain.providers.media_base import (
+    CancelOutcome,
     MediaContent,
     MediaOutcome,
     MediaSubmission,
@@ -23,6 +28,7 @@ from domain.providers.media_base import (
     base_url,
     content_not_served,
     failed_outcome,
+    idempotency_headers,
     job_path,
     no_output,
     open_content,
@@ -42,6 +48,8 @@ def _base(upstream: Upstream) -> str:
 
 
 class OpenAIMediaAdapter:
+    finds_by_reference = False
+
     async def submit(
         self,
         http: httpx.AsyncClient,
@@ -49,15 +57,46 @@ class OpenAIMediaAdapter:
         media_type: MediaType,
         model: str,
         input: dict[str, Any],
+        *,
+        idempotency_key: str,
     ) -> MediaSubmission:
         cleaned = checked_input(media_type, input)
         base = _base(upstream)
         wire = wire_model(upstream, model)
+        headers = idempotency_headers(idempotency_key)
         if media_type == "image":
-            return await _image(http, upstream, base, {**cleaned, "model": wire})
+            return await _image(http, upstream, base, {**cleaned, "model": wire}, headers)
         if media_type == "video":
-            return await _video(http, upstream, base, wire, cleaned)
-        return await _speech(http, upstream, base, wire, cleaned)
+            return await _video(http, upstream, base, wire, cleaned, headers)
+        return await _speech(http, upstream, base, wire, cleaned, headers)
+
+    async def find(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        idempotency_key: str,
+    ) -> list[str] | None:
+        return None
+
+    async def cancel(
+        self,
+        http: httpx.AsyncClient,
+        upstream: Upstream,
+        media_type: MediaType,
+        upstream_job_id: str,
+    ) -> CancelOutcome:
+        if media_type != "video":
+            return "unsupported"  # images and speech are done by the time they answer
+        try:
+            await send(
+                http, upstream, "DELETE", f"{_base(upstream)}/videos/{job_path(upstream_job_id)}"
+            )
+        except UpstreamError as err:
+            if err.status == 404:
+                return "canceled"
+            raise
+        return "canceled"
 
     async def poll(
         self,
@@ -91,9 +130,14 @@ class OpenAIMediaAdapter:
 
 
 async def _image(
-    http: httpx.AsyncClient, upstream: Upstream, base: str, payload: dict[str, Any]
+    http: httpx.AsyncClient,
+    upstream: Upstream,
+    base: str,
+    payload: dict[str, Any],
+    headers: dict[str, str],
 ) -> MediaSubmission:
-    reply = await send(http, upstream, "POST", f"{base}/images/generations", payload)
+    url = f"{base}/images/generations"
+    reply = await send(http, upstream, "POST", url, payload, headers=headers)
     body = reply.json_object(upstream)
     data = body.get("data")
     if not isinstance(data, list):
@@ -120,12 +164,17 @@ async def _image(
 
 
 async def _video(
-    http: httpx.AsyncClient, upstream: Upstream, base: str, model: str, cleaned: dict[str, Any]
+    http: httpx.AsyncClient,
+    upstream: Upstream,
+    base: str,
+    model: str,
+    cleaned: dict[str, Any],
+    headers: dict[str, str],
 ) -> MediaSubmission:
     # The real endpoint takes multipart/form-data (for the optional reference image); JSON
     # carries the text-only fields just as well and is what our fake upstream accepts.
     payload = {**cleaned, "model": model, "seconds": str(cleaned["seconds"])}
-    reply = await send(http, upstream, "POST", f"{base}/videos", payload)
+    reply = await send(http, upstream, "POST", f"{base}/videos", payload, headers=headers)
     view = reply.json_object(upstream)
     job_id = reply.job_id(view, upstream, "video")
     diagnostics = {**reply.diagnostics, "upstream-job-id": job_id[:200]}
@@ -166,14 +215,19 @@ def _seconds(value: Any) -> int | None:
 
 
 async def _speech(
-    http: httpx.AsyncClient, upstream: Upstream, base: str, model: str, cleaned: dict[str, Any]
+    http: httpx.AsyncClient,
+    upstream: Upstream,
+    base: str,
+    model: str,
+    cleaned: dict[str, Any],
+    headers: dict[str, str],
 ) -> MediaSubmission:
     payload = {k: v for k, v in cleaned.items() if k not in ("text", "format")}
     payload |= {"model": model, "input": cleaned["text"], "voice": cleaned["voice"]}
     fmt = cleaned.get("format")
     if fmt is not None:
         payload["response_format"] = fmt
-    reply = await send(http, upstream, "POST", f"{base}/audio/speech", payload)
+    reply = await send(http, upstream, "POST", f"{base}/audio/speech", payload, headers=headers)
     if reply.content_type.endswith("json"):
         # Audio never comes as JSON: this is an error object inside a 200.
         body = reply.json_object(upstream)

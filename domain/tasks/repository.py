@@ -7,11 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema.base import table_of
-from schema.tasks import Task
+from schema.tasks import Task, TaskOrphanJob, TaskSubmission
 
 T = table_of(Task)
 TERMINAL = ("succeeded", "failed", "canceled")
@@ -93,3 +94,111 @@ async def stale_pending(session: AsyncSession, older_than: datetime, limit: int)
         .limit(limit)
     )
     return list((await session.execute(stmt)).scalars())
+
+
+# --- what was sent upstream for a task (task_submissions) and what it left (task_orphan_jobs)
+
+SUBS = table_of(TaskSubmission)
+ORPHANS = table_of(TaskOrphanJob)
+
+
+async def next_attempt(session: AsyncSession, task_id: uuid.UUID) -> int:
+    """Callers hold the task's row lock, so two attempts never draw the same number."""
+    stmt = select(func.coalesce(func.max(SUBS.c.attempt), 0)).where(SUBS.c.task_id == task_id)
+    return int((await session.execute(stmt)).scalar_one()) + 1
+
+
+async def insert_submission(session: AsyncSession, values: dict[str, Any]) -> TaskSubmission:
+    row = (await session.execute(insert(SUBS).values(**values).returning(SUBS.c.id))).scalar_one()
+    found = await get_submission(session, int(row))
+    assert found is not None
+    return found
+
+
+async def get_submission(session: AsyncSession, submission_id: int) -> TaskSubmission | None:
+    stmt = (
+        select(TaskSubmission)
+        .where(SUBS.c.id == submission_id)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def submissions(
+    session: AsyncSession, task_id: uuid.UUID, *, states: tuple[str, ...] | None = None
+) -> list[TaskSubmission]:
+    stmt = select(TaskSubmission).where(SUBS.c.task_id == task_id)
+    if states is not None:
+        stmt = stmt.where(SUBS.c.state.in_(states))
+    stmt = stmt.order_by(SUBS.c.attempt).execution_options(populate_existing=True)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def accepted_submission(session: AsyncSession, task_id: uuid.UUID) -> TaskSubmission | None:
+    stmt = (
+        select(TaskSubmission)
+        .where(SUBS.c.task_id == task_id, SUBS.c.state == "accepted")
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def update_submission(
+    session: AsyncSession,
+    submission_id: int,
+    values: dict[str, Any],
+    *,
+    from_states: tuple[str, ...] | None = None,
+) -> bool:
+    stmt = update(SUBS).where(SUBS.c.id == submission_id)
+    if from_states is not None:
+        stmt = stmt.where(SUBS.c.state.in_(from_states))
+    return (await session.execute(stmt.values(**values).returning(SUBS.c.id))).first() is not None
+
+
+async def count_send(session: AsyncSession, submission_id: int) -> None:
+    await session.execute(
+        update(SUBS)
+        .where(SUBS.c.id == submission_id)
+        .values(sends=SUBS.c.sends + 1, last_sent_at=text("now()"))
+    )
+
+
+async def clear_submission_outcomes(session: AsyncSession, task_id: uuid.UUID) -> None:
+    """A settled task holds its result itself; the attempt's copy is no longer needed."""
+    await session.execute(
+        update(SUBS)
+        .where(SUBS.c.task_id == task_id, SUBS.c.outcome.is_not(None))
+        .values(outcome=None)
+    )
+
+
+async def insert_orphan(session: AsyncSession, values: dict[str, Any]) -> TaskOrphanJob | None:
+    """None when the job is already known as an orphan of this task."""
+    stmt = (
+        pg_insert(ORPHANS)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[ORPHANS.c.task_id, ORPHANS.c.upstream_job_id])
+        .returning(ORPHANS.c.id)
+    )
+    row = (await session.execute(stmt)).scalar_one_or_none()
+    if row is None:
+        return None
+    found = await session.execute(
+        select(TaskOrphanJob).where(ORPHANS.c.id == row).execution_options(populate_existing=True)
+    )
+    return found.scalar_one()
+
+
+async def orphans(
+    session: AsyncSession, task_id: uuid.UUID, *, states: tuple[str, ...] | None = None
+) -> list[TaskOrphanJob]:
+    stmt = select(TaskOrphanJob).where(ORPHANS.c.task_id == task_id)
+    if states is not None:
+        stmt = stmt.where(ORPHANS.c.state.in_(states))
+    stmt = stmt.order_by(ORPHANS.c.id).execution_options(populate_existing=True)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def update_orphan(session: AsyncSession, orphan_id: int, values: dict[str, Any]) -> None:
+    await session.execute(update(ORPHANS).where(ORPHANS.c.id == orphan_id).values(**values))

@@ -288,6 +288,7 @@ async def finalize(
     values |= {"charged_micros": charged, "refunded_micros": refunded}
     if not await repo.compare_and_set(session, task_id, ("pending", "processing"), values):
         raise Conflict("task changed state concurrently")
+    await repo.clear_submission_outcomes(session, task_id)
     return Final(status, charged, refunded, replayed=False)
 
 

@@ -25,7 +25,9 @@ from types import TracebackType
 from typing import Any, Literal, cast, get_args
 from urllib.parse import parse_qs, urlsplit
 
-FaultKind = Literal["latency", "status", "drop", "drop_mid_stream", "malformed", "slow_stream"]
+FaultKind = Literal[
+    "latency", "status", "drop", "drop_mid_stream", "malformed", "slow_stream", "slow_answer"
+]
 JobOutcome = Literal["succeeded", "failed"]
 _Flavor = Literal["openai", "anthropic", "gemini"]
 _Body = dict[str, Any]
@@ -62,8 +64,13 @@ class RecordedRequest:
 
 @dataclass
 class Fault:
+    """`latency` sleeps before the route runs (a job is created late); `slow_answer` runs the
+    route (the job exists) and holds the answer for `delay_s`, the window in which a client's
+    read timeout or a killed worker loses it. `method` narrows `path` ("" matches any)."""
+
     kind: FaultKind
     path: str = ""
+    method: str = ""
     times: int | None = 1
     status: int = 503
     retry_after: str = "1"
@@ -89,6 +96,24 @@ class _Job:
     seconds: str = "4"
     created: int = field(default_factory=lambda: int(time.time()))
     polls: int = 0
+    client_reference: str | None = None
+    idempotency_key: str | None = None
+    canceled: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.canceled or self.polls > self.polls_needed
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What a test sees of an upstream job: enough to count live and cancelled ones."""
+
+    id: str
+    api: str
+    client_reference: str | None
+    idempotency_key: str | None
+    canceled: bool
 
 
 class FakeProvider:
@@ -104,8 +129,13 @@ class FakeProvider:
         self.video_content_chunked = False
         self.video_content_gate: threading.Event | None = None
         self.video_content_aborts = 0
+        # Job creation (POST /jobs, POST /v1/videos) replays the job first created under an
+        # `Idempotency-Key`, as Stripe-style APIs do; switched off, every POST is a new job.
+        self.honour_idempotency_keys = True
+        self.answers_held = 0  # `slow_answer` replies being held right now
         self._faults: list[Fault] = []
         self._jobs: dict[str, _Job] = {}
+        self._keys: dict[tuple[str, str], str] = {}  # (api, idempotency key) -> job id
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -163,6 +193,10 @@ class FakeProvider:
         with self._lock:
             self._faults.append(dataclasses.replace(fault))
 
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
     def reset(self) -> None:
         """Also restores the job knobs so one test's settings never leak into the next."""
         with self._lock:
@@ -175,6 +209,9 @@ class FakeProvider:
             self.video_content_chunked = False
             self.video_content_gate = None
             self.video_content_aborts = 0
+            self.honour_idempotency_keys = True
+            self.answers_held = 0
+            self._keys.clear()
 
     def calls(self, path_prefix: str) -> list[RecordedRequest]:
         with self._lock:
@@ -185,16 +222,28 @@ class FakeProvider:
         with self._lock:
             return [j.id for j in self._jobs.values() if j.api == "openai"]
 
+    def jobs(self) -> list[JobRecord]:
+        """Every async job created so far (both APIs), oldest first."""
+        with self._lock:
+            return [
+                JobRecord(j.id, j.api, j.client_reference, j.idempotency_key, j.canceled)
+                for j in self._jobs.values()
+            ]
+
+    def live_jobs(self) -> list[JobRecord]:
+        """Jobs nobody cancelled: each one is work the platform pays for."""
+        return [j for j in self.jobs() if not j.canceled]
+
     # -- used by the handler threads -------------------------------------------------------
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
             for i, fault in enumerate(self._faults):
-                if not path.startswith(fault.path):
+                if not path.startswith(fault.path) or fault.method not in ("", method):
                     continue
                 if fault.times is not None:
                     fault.times -= 1
@@ -203,9 +252,45 @@ class FakeProvider:
                 return fault
         return None
 
-    def _add_job(self, job: _Job) -> None:
+    def _add_job(self, job: _Job) -> tuple[_Job, bool]:
+        """Stores the job, or returns the one already created under its idempotency key
+        (then False: nothing new was created)."""
         with self._lock:
+            key = job.idempotency_key
+            if key and self.honour_idempotency_keys:
+                existing = self._keys.get((job.api, key))
+                if existing is not None:
+                    return _Job(**vars(self._jobs[existing])), False
+                self._keys[(job.api, key)] = job.id
             self._jobs[job.id] = job
+            return job, True
+
+    def _find_jobs(self, api: str, reference: str) -> list[_Job]:
+        with self._lock:
+            return [
+                _Job(**vars(j))
+                for j in self._jobs.values()
+                if j.api == api and j.client_reference == reference
+            ]
+
+    def _cancel_job(self, job_id: str, api: str) -> _Job | None:
+        """Cancels a job still running; a finished one is returned unchanged."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.api != api:
+                return None
+            if not job.finished:
+                job.canceled = True
+            return _Job(**vars(job))
+
+    def _hold_answer(self, delay_s: float) -> None:
+        with self._lock:
+            self.answers_held += 1
+        try:
+            time.sleep(delay_s)
+        finally:
+            with self._lock:
+                self.answers_held -= 1
 
     def _poll_job(self, job_id: str, api: str) -> _Job | None:
         """Returns a snapshot so the handler can render it without holding the lock."""
@@ -327,6 +412,15 @@ def _reply(model: str, cap: Any) -> tuple[list[str], bool]:
     return [f"w{i}" if i == 0 else f" w{i}" for i in range(n)], capped
 
 
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _replayed(created: bool) -> dict[str, str] | None:
+    """Marks an answer replayed from an earlier request with the same idempotency key."""
+    return None if created else {"Idempotent-Replayed": "true"}
+
+
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
@@ -352,7 +446,9 @@ class _Handler(BaseHTTPRequestHandler):
     _request_id: str = ""
     _mid_stream: Fault | None = None
     _event_delay_s: float = 0.0
+    _answer_delay_s: float = 0.0
     _query: dict[str, str]
+    _headers: dict[str, str]
 
     def setup(self) -> None:
         super().setup()
@@ -390,6 +486,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path
         self._query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in self.headers.items()}
+        self._headers = headers
         raw = self._read_body()
         try:
             payload: Any = json.loads(raw) if raw else None
@@ -402,8 +499,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._request_id = f"req_{uuid.uuid4().hex}"
         self._mid_stream = None
         self._event_delay_s = 0.0
+        self._answer_delay_s = 0.0
 
-        fault = provider._take_fault(path)
+        fault = provider._take_fault(self.command, path)
         if fault is not None:
             if fault.kind == "drop":
                 self._abort()
@@ -425,6 +523,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._mid_stream = fault
             elif fault.kind == "slow_stream":
                 self._event_delay_s = fault.delay_s
+            elif fault.kind == "slow_answer":
+                self._answer_delay_s = fault.delay_s
 
         route = self._route(self.command, path)
         if route is None:
@@ -495,6 +595,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_bytes(
         self, status: int, content_type: str, body: bytes, extra: dict[str, str] | None = None
     ) -> None:
+        if self._answer_delay_s:
+            self.server.provider._hold_answer(self._answer_delay_s)
         head = self._head(status, content_type, len(body), extra)
         if self._mid_stream is not None:
             self.wfile.write(head + body[: len(body) // 2])
@@ -540,10 +642,21 @@ class _Handler(BaseHTTPRequestHandler):
                 model, sep, action = path.removeprefix("/v1beta/models/").rpartition(":")
                 if sep and model and action in ("generateContent", "streamGenerateContent"):
                     return partial(self._gemini, model, action == "streamGenerateContent"), True
+            ident = path.removeprefix("/jobs/").removesuffix("/cancel")
+            is_cancel = path.startswith("/jobs/") and path.endswith("/cancel")
+            if is_cancel and ident and "/" not in ident:
+                return partial(self._job_cancel, ident), False
+            return None
+        if method == "DELETE":
+            ident = path.removeprefix("/v1/videos/")
+            if path.startswith("/v1/videos/") and ident and "/" not in ident:
+                return partial(self._openai_video_delete, ident), False
             return None
         if method == "GET":
             if path == "/v1/models":
                 return self._openai_models, False
+            if path == "/jobs":
+                return self._job_list, False
             ident = path.removeprefix("/v1/videos/").removesuffix("/content")
             if path.startswith("/v1/videos/") and path.endswith("/content") and "/" not in ident:
                 return partial(self._openai_video_content, ident), False
@@ -644,13 +757,14 @@ class _Handler(BaseHTTPRequestHandler):
             units=1,
             urls=[],
             seconds=str(body.get("seconds", "4")),
+            idempotency_key=self._headers.get("idempotency-key"),
         )
-        provider._add_job(job)
-        self._send_json(200, self._video_view(job, "queued", 0))
+        job, created = provider._add_job(job)
+        self._send_json(200, self._video_view(job, "queued", 0), _replayed(created))
 
     def _openai_video_get(self, job_id: str, body: _Body) -> None:
         job = self.server.provider._poll_job(job_id, "openai")
-        if job is None:
+        if job is None or job.canceled:
             self._error(404, f"Video {job_id} not found.")
             return
         if job.polls <= job.polls_needed:
@@ -706,6 +820,14 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client hung up mid-download
             provider._count_video_abort()
             self.close_connection = True
+
+    def _openai_video_delete(self, job_id: str, body: _Body) -> None:
+        """Deleting a video that is still rendering stops it (and its bill)."""
+        job = self.server.provider._cancel_job(job_id, "openai")
+        if job is None:
+            self._error(404, f"Video {job_id} not found.")
+            return
+        self._send_json(200, {"id": job.id, "object": "video.deleted", "deleted": True})
 
     @staticmethod
     def _video_view(job: _Job, status: str, progress: int) -> _Body:
@@ -841,16 +963,51 @@ class _Handler(BaseHTTPRequestHandler):
             outcome="failed" if outcome == "failed" else "succeeded",
             units=units,
             urls=[f"https://fake.example/jobs/{ident}/{i}.{ext}" for i in range(count)],
+            client_reference=_opt_str(body.get("client_reference")),
+            idempotency_key=self._headers.get("idempotency-key"),
         )
-        provider._add_job(job)
-        self._send_json(201, {"id": ident, "status": "queued", "model": job.model, "type": kind})
+        job, created = provider._add_job(job)
+        view = {"id": job.id, "status": "queued", "model": job.model, "type": job.kind,
+                "client_reference": job.client_reference}  # fmt: skip
+        self._send_json(201 if created else 200, view, _replayed(created))
+
+    def _job_list(self, body: _Body) -> None:
+        """`GET /jobs?client_reference=...`: the jobs created with that reference, oldest
+        first, without advancing them (a lookup is not a poll)."""
+        reference = self._query.get("client_reference")
+        if not reference:
+            self._error(400, "client_reference is required.")
+            return
+        jobs = self.server.provider._find_jobs("generic", reference)
+        self._send_json(200, {"object": "list", "data": [self._job_view(j) for j in jobs]})
+
+    def _job_cancel(self, job_id: str, body: _Body) -> None:
+        job = self.server.provider._cancel_job(job_id, "generic")
+        if job is None:
+            self._error(404, f"Job {job_id} not found.")
+        elif not job.canceled:
+            self._error(409, f"Job {job_id} already finished.")
+        else:
+            self._send_json(200, self._job_view(job))
+
+    @staticmethod
+    def _job_view(job: _Job) -> _Body:
+        if job.canceled:
+            status = "canceled"
+        elif job.polls <= job.polls_needed:
+            status = "processing"
+        else:
+            status = job.outcome
+        return {"id": job.id, "status": status, "client_reference": job.client_reference}
 
     def _job_get(self, job_id: str, body: _Body) -> None:
         job = self.server.provider._poll_job(job_id, "generic")
         if job is None:
             self._error(404, f"Job {job_id} not found.")
             return
-        if job.polls <= job.polls_needed:
+        if job.canceled:
+            self._send_json(200, self._job_view(job))
+        elif job.polls <= job.polls_needed:
             progress = min(99, 100 * job.polls // (job.polls_needed + 1))
             self._send_json(200, {"id": job.id, "status": "processing", "progress": progress})
         elif job.outcome == "failed":

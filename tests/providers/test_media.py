@@ -33,7 +33,9 @@ async def submit(
     **kw: Any,
 ) -> MediaSubmission:
     upstream = upstream_for(fake, provider, **kw)
-    return await media_adapter_for(provider).submit(http, upstream, media_type, MODEL, data)
+    return await media_adapter_for(provider).submit(
+        http, upstream, media_type, MODEL, data, idempotency_key="task-test-1"
+    )
 
 
 async def poll_until_done(
@@ -141,7 +143,14 @@ async def test_openai_video_lifecycle(fake: FakeProvider, http: httpx.AsyncClien
     fake.job_polls_until_done = 3
     upstream = upstream_for(fake, "openai", model="sora-2")
     adapter = media_adapter_for("openai")
-    sub = await adapter.submit(http, upstream, "video", MODEL, {"prompt": "waves", "seconds": 8})
+    sub = await adapter.submit(
+        http,
+        upstream,
+        "video",
+        MODEL,
+        {"prompt": "waves", "seconds": 8},
+        idempotency_key="task-test-1",
+    )
 
     # The real API spells seconds as a string; the fake stores whatever it gets.
     assert fake.calls("/v1/videos")[0].json == {
@@ -171,7 +180,9 @@ async def test_openai_video_failure_reports_code_and_message(
     else:
         fake.job_outcome = "failed"
     upstream = upstream_for(fake, "openai")
-    sub = await media_adapter_for("openai").submit(http, upstream, "video", MODEL, data)
+    sub = await media_adapter_for("openai").submit(
+        http, upstream, "video", MODEL, data, idempotency_key="task-test-1"
+    )
     assert sub.upstream_job_id is not None
     _, done = await poll_until_done(http, upstream, "openai", "video", sub.upstream_job_id)
     assert done.status == "failed" and done.units == 0
@@ -207,7 +218,9 @@ async def test_jobs_lifecycle_bills_reported_units(
     suffix: str,
 ) -> None:
     upstream = upstream_for(fake, "jobs", model="upstream-model")
-    sub = await media_adapter_for("jobs").submit(http, upstream, media_type, MODEL, data)
+    sub = await media_adapter_for("jobs").submit(
+        http, upstream, media_type, MODEL, data, idempotency_key="task-test-1"
+    )
 
     sent = fake.calls("/jobs")[0].json
     assert sent["model"] == "upstream-model" and sent["type"] == media_type
@@ -232,7 +245,9 @@ async def test_jobs_failure(fake: FakeProvider, http: httpx.AsyncClient, forced:
     else:
         fake.job_outcome = "failed"
     upstream = upstream_for(fake, "jobs")
-    sub = await media_adapter_for("jobs").submit(http, upstream, "image", MODEL, data)
+    sub = await media_adapter_for("jobs").submit(
+        http, upstream, "image", MODEL, data, idempotency_key="task-test-1"
+    )
     assert sub.upstream_job_id is not None
     seen, done = await poll_until_done(http, upstream, "jobs", "image", sub.upstream_job_id)
     assert len(seen) == 1
@@ -248,7 +263,9 @@ async def test_forced_success_overrides_failing_default(
     fake.job_outcome = "failed"
     upstream = upstream_for(fake, "jobs")
     data = {"prompt": "p", "fake_outcome": "succeeded"}
-    sub = await media_adapter_for("jobs").submit(http, upstream, "image", MODEL, data)
+    sub = await media_adapter_for("jobs").submit(
+        http, upstream, "image", MODEL, data, idempotency_key="task-test-1"
+    )
     assert sub.upstream_job_id is not None
     _, done = await poll_until_done(http, upstream, "jobs", "image", sub.upstream_job_id)
     assert done.status == "succeeded" and done.units == 1
@@ -310,9 +327,15 @@ async def test_demo_image_is_deterministic_and_offline(
 ) -> None:
     upstream = Upstream(provider="demo", base_url=None, api_key=None, model="demo-image")
     adapter = media_adapter_for("demo")
-    first = await adapter.submit(http, upstream, "image", MODEL, {"prompt": "cat", "n": 3})
-    again = await adapter.submit(http, upstream, "image", MODEL, {"prompt": "cat", "n": 3})
-    other = await adapter.submit(http, upstream, "image", MODEL, {"prompt": "dog", "n": 3})
+    first = await adapter.submit(
+        http, upstream, "image", MODEL, {"prompt": "cat", "n": 3}, idempotency_key="task-test-1"
+    )
+    again = await adapter.submit(
+        http, upstream, "image", MODEL, {"prompt": "cat", "n": 3}, idempotency_key="task-test-1"
+    )
+    other = await adapter.submit(
+        http, upstream, "image", MODEL, {"prompt": "dog", "n": 3}, idempotency_key="task-test-1"
+    )
 
     assert first == again and first.outcome.urls != other.outcome.urls
     assert first.upstream_job_id is None
@@ -327,7 +350,7 @@ async def test_demo_image_is_deterministic_and_offline(
 async def test_demo_audio_is_a_small_valid_wav(fake: FakeProvider, http: httpx.AsyncClient) -> None:
     upstream = Upstream(provider="demo", base_url=None, api_key=None, model="demo-tts")
     sub = await media_adapter_for("demo").submit(
-        http, upstream, "audio", MODEL, {"text": "z" * 3000}
+        http, upstream, "audio", MODEL, {"text": "z" * 3000}, idempotency_key="task-test-1"
     )
     out = sub.outcome
     assert (out.status, out.units, out.content_type) == ("succeeded", 3, "audio/wav")
@@ -340,7 +363,14 @@ async def test_demo_audio_is_a_small_valid_wav(fake: FakeProvider, http: httpx.A
 async def test_demo_video_is_a_stateless_job(fake: FakeProvider, http: httpx.AsyncClient) -> None:
     upstream = Upstream(provider="demo", base_url=None, api_key=None, model="demo-video")
     adapter = media_adapter_for("demo")
-    sub = await adapter.submit(http, upstream, "video", MODEL, {"prompt": "sea", "seconds": 12})
+    sub = await adapter.submit(
+        http,
+        upstream,
+        "video",
+        MODEL,
+        {"prompt": "sea", "seconds": 12},
+        idempotency_key="task-test-1",
+    )
     assert sub.outcome.status == "processing"
     assert sub.upstream_job_id is not None and sub.upstream_job_id.startswith("demo-video-12-")
 

@@ -15,7 +15,14 @@ async def finished_video(http: httpx.AsyncClient, fake: FakeProvider) -> tuple[U
     fake.job_polls_until_done = 0
     upstream = upstream_for(fake, "openai", model="sora-2")
     adapter = media_adapter_for("openai")
-    sub = await adapter.submit(http, upstream, "video", "m", {"prompt": "waves", "seconds": 4})
+    sub = await adapter.submit(
+        http,
+        upstream,
+        "video",
+        "m",
+        {"prompt": "waves", "seconds": 4},
+        idempotency_key="task-test-1",
+    )
     assert sub.upstream_job_id is not None
     done = await adapter.poll(http, upstream, "video", sub.upstream_job_id)
     assert done.status == "succeeded"

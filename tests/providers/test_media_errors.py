@@ -51,7 +51,9 @@ def submit_call(
     **kw: Any,
 ) -> Call:
     upstream = upstream_for(fake, provider, **kw)
-    return lambda: media_adapter_for(provider).submit(http, upstream, media_type, MODEL, data)
+    return lambda: media_adapter_for(provider).submit(
+        http, upstream, media_type, MODEL, data, idempotency_key="task-test-1"
+    )
 
 
 async def start_job(
@@ -60,7 +62,7 @@ async def start_job(
     media_type: MediaType = "video" if provider == "openai" else "image"
     upstream = upstream_for(fake, provider)
     sub = await media_adapter_for(provider).submit(
-        http, upstream, media_type, MODEL, {"prompt": "p"}
+        http, upstream, media_type, MODEL, {"prompt": "p"}, idempotency_key="task-test-1"
     )
     assert sub.upstream_job_id is not None
     return upstream, media_type, sub.upstream_job_id
@@ -174,7 +176,9 @@ async def test_submit_timeout_and_connect_refused(
 async def test_missing_base_url_is_the_channels_fault(http: httpx.AsyncClient) -> None:
     upstream = Upstream("jobs", None, KEY, "m")
     with pytest.raises(UpstreamError) as info:
-        await media_adapter_for("jobs").submit(http, upstream, "image", MODEL, {"prompt": "p"})
+        await media_adapter_for("jobs").submit(
+            http, upstream, "image", MODEL, {"prompt": "p"}, idempotency_key="task-test-1"
+        )
     assert (info.value.kind, info.value.retryable) == ("connect", True)
 
 
