@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -92,7 +92,7 @@ class Console:
             auto_reload=env == "dev",
         )
         templates.globals.update(asset=assets.url, page_href=href_of)
-        templates.filters.update(credits=credits, local_time=local_time, escape=escape)
+        templates.filters.update(credits=credits, local_time=local_time)
         return cls(templates, assets, CookiePolicy.for_env(env))
 
 

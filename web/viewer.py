@@ -77,7 +77,9 @@ async def required_viewer(
     request: Request, viewer: Annotated[Viewer | None, Depends(optional_viewer)]
 ) -> Viewer:
     if viewer is None:
-        raise SignInRequired(request.url.path)
+        # After signing in, come back to this page; a form post cannot be replayed, so its
+        # visitor starts again from the console home.
+        raise SignInRequired(request.url.path if request.method == "GET" else "/console")
     return viewer
 
 

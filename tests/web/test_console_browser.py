@@ -57,6 +57,7 @@ async def test_sign_up_checklist_sign_out_sign_in(page: Page) -> None:
     await expect(password_field).to_have_attribute("aria-invalid", "true")
     await expect(page.get_by_text("Password must be at least 10 characters.")).to_be_visible()
     await expect(page.get_by_label("Email")).to_have_value(email)  # kept for the retry
+    await expect(password_field).to_be_focused()
     await snap(page, "sign-up-error")
 
     await password_field.fill(PASSWORD)
@@ -186,3 +187,36 @@ async def test_unknown_console_url_shows_the_404_page_with_request_id(page: Page
     await snap(page, "not-found")
     await page.get_by_role("link", name="Go to the console").click()
     await expect(page).to_have_url(re.compile(r"/console/sign-in\?next=%2Fconsole$"))
+
+
+async def test_vendored_chart_library_draws_under_the_page_policy(page: Page) -> None:
+    """uPlot (for the credit and usage charts) runs under the console's CSP: the page
+    fixture fails the test on any policy violation the browser reports."""
+    await sign_up(page, new_email("chart"))
+    await expect(page).to_have_url(re.compile(r"/console$"))
+    await page.evaluate(
+        """() => new Promise((resolve, reject) => {
+            const css = document.createElement("link");
+            css.rel = "stylesheet";
+            css.href = "/static/vendor/uplot-1.6.32/uPlot.min.css";
+            document.head.append(css);
+            const js = document.createElement("script");
+            js.src = "/static/vendor/uplot-1.6.32/uPlot.iife.min.js";
+            js.onload = resolve;
+            js.onerror = reject;
+            document.head.append(js);
+        })"""
+    )
+    drawn = await page.evaluate(
+        """() => {
+            const box = document.createElement("div");
+            document.querySelector("main").append(box);
+            const chart = new uPlot(
+                {width: 400, height: 200, series: [{}, {label: "credits", stroke: "blue"}]},
+                [[1, 2, 3], [5, 1, 4]],
+                box,
+            );
+            return box.querySelectorAll("canvas").length === 1 && chart.series.length === 2;
+        }"""
+    )
+    assert drawn
