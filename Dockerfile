@@ -8,6 +8,7 @@ COPY domain ./domain
 COPY workflows ./workflows
 COPY activities ./activities
 COPY schema ./schema
+COPY web ./web
 COPY cli.py devstack.py worker.py ./
 RUN pip install . && useradd --system --uid 10001 oxinf
 USER oxinf

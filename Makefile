@@ -23,7 +23,7 @@ test: $(STAMP)           ## run the whole suite
 lint: $(STAMP)           ## ruff + mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy api domain workflows activities schema cli.py devstack.py worker.py
+	$(BIN)/mypy api domain workflows activities schema web scripts cli.py devstack.py worker.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

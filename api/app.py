@@ -46,6 +46,7 @@ from api.settings import Settings, get_settings
 from api.webhooks.stripe import router as stripe_webhook_router
 from domain.identity.bootstrap import bootstrap_admin
 from schema.migrate import ensure_migrated
+from web.mount import install_console
 
 log = logging.getLogger("oxinf.api")
 CHAT_PATH = "/v1/chat/completions"
@@ -109,6 +110,7 @@ def create_app(
     if resources is not None:
         app.state.resources = resources
     install_error_handlers(app)
+    install_console(app, env=settings.env)  # pages at / and /console, assets at /static
     for router in (
         health_router,
         relay_chat_router,

@@ -165,9 +165,17 @@ async def login(
         await session.commit()
         raise InvalidCredentials("email or password is wrong")
     await repo.clear_failures(session, subjects)
+    return await issue_session(session, cfg, user.id, ip)
+
+
+async def issue_session(
+    session: AsyncSession, cfg: IdentityConfig, user_id: uuid.UUID, ip: str | None
+) -> IssuedSession:
+    """A new session for a user already proven to be who they say (a login, a fresh sign-up);
+    only the token's HMAC is stored."""
     token = SESSION_PREFIX + random_hex(32)
-    expires_at = now + cfg.session_ttl
-    await repo.insert_session(session, token_digest(cfg.pepper, token), user.id, expires_at, ip)
+    expires_at = datetime.now(UTC) + cfg.session_ttl
+    await repo.insert_session(session, token_digest(cfg.pepper, token), user_id, expires_at, ip)
     return IssuedSession(token=token, expires_at=expires_at)
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema.base import table_of
@@ -78,3 +78,9 @@ async def touch_last_used(
         .where(and_(K.c.id == key_id, or_(K.c.last_used_at.is_(None), K.c.last_used_at < stale)))
         .values(last_used_at=now)
     )
+
+
+async def org_has_keys(session: AsyncSession, org_id: uuid.UUID) -> bool:
+    """Whether the org ever created a key (revoked ones count: the step was done)."""
+    stmt = select(exists().where(K.c.org_id == org_id))
+    return bool((await session.execute(stmt)).scalar_one())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Insert, Table, bindparam, insert, select
+from sqlalchemy import Insert, Table, bindparam, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema.base import table_of
@@ -94,3 +94,9 @@ async def get_log(session: AsyncSession, org_id: uuid.UUID, request_id: str) -> 
 async def attempts_of(session: AsyncSession, request_id: str) -> list[RequestAttempt]:
     stmt = select(RequestAttempt).where(ATTEMPTS.c.request_id == request_id).order_by(ATTEMPTS.c.id)
     return list((await session.execute(stmt)).scalars())
+
+
+async def org_has_requests(session: AsyncSession, org_id: uuid.UUID) -> bool:
+    """Whether any call of the org is logged; one index probe on (org_id, created_at)."""
+    stmt = select(exists().where(LOGS.c.org_id == org_id))
+    return bool((await session.execute(stmt)).scalar_one())

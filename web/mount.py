@@ -1,0 +1,25 @@
+"""Plug the console into the API app: page routers, `/static`, and HTML error pages."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from web.assets import STATIC_PATH, VersionedStaticFiles
+from web.errors import install_page_errors
+from web.pages.auth import router as auth_router
+from web.pages.home import router as home_router
+from web.pages.members import router as members_router
+from web.pages.orgs import router as orgs_router
+from web.render import Console
+
+ROUTERS = (auth_router, home_router, orgs_router, members_router)
+
+
+def install_console(app: FastAPI, *, env: str) -> None:
+    """Call after the API's error handlers are installed (the console wraps them)."""
+    console = Console.build(env=env)
+    app.state.console = console
+    install_page_errors(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount(STATIC_PATH, VersionedStaticFiles(console.assets), name="static")

@@ -1,0 +1,1 @@
+"""Page routes: one module per console area, each a thin `APIRouter(route_class=PageRoute)`."""

@@ -1,0 +1,32 @@
+"""`/console`: the org's credits and the first-run checklist."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from api.deps import ResourcesDep, SessionDep, public_base_url
+from web.errors import PageRoute
+from web.render import render
+from web.services.home import home_view
+from web.viewer import Viewer, page_viewer
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+@router.get("/console")
+async def home(
+    request: Request,
+    viewer: Annotated[Viewer, Depends(page_viewer("home"))],
+    resources: ResourcesDep,
+    session: SessionDep,
+) -> Response:
+    view = await home_view(
+        session,
+        viewer.ctx,
+        base_url=public_base_url(request, resources),
+        allocations=resources.settings.tier_allocations,
+    )
+    return render(request, "pages/home.html", {"view": view}, viewer=viewer)

@@ -1,0 +1,1 @@
+"""What console pages show, gathered from domain services and repositories (no SQL here)."""
