@@ -6,6 +6,7 @@ import ipaddress
 
 import pytest
 
+from api.errors import domain_error_response
 from domain.callbacks.ssrf import (
     ResolutionFailed,
     UnsafeAddress,
@@ -66,7 +67,7 @@ def test_unsafe_urls_are_refused_with_a_clear_reason(url: str, needle: str) -> N
     with pytest.raises(InvalidField) as info:
         check_url(url, allow_private=False)
     assert info.value.code == "invalid_request"
-    assert info.value.status_hint == 422
+    assert domain_error_response(info.value).status_code == 400
     assert info.value.param == "callback_url"
     assert needle in info.value.message, info.value.message
 
