@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, cast
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     GetCoreSchemaHandler,
@@ -75,6 +77,21 @@ Int32 = Annotated[int, Fits(INT32_MIN, INT32_MAX)]
 """An INTEGER column; narrow it further with `Field(ge=..., le=...)`."""
 Int64 = Annotated[int, Fits(INT64_MIN, INT64_MAX)]
 """A BIGINT column (micro-credits, offsets); narrow it further with `Field(ge=...)`."""
+
+
+def _convertible(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise PydanticCustomError(
+                "timestamp_out_of_range", "must fall between years 1 and 9999 in UTC"
+            ) from None
+    return value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_convertible)]
+"""A datetime the database driver can convert to UTC (`0001-01-01T00:00+14:00` cannot)."""
 
 
 def text_problem(value: str) -> str | None:

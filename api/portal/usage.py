@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from api.auth import OrgCtx
 from api.deps import ResourcesDep, SessionDep, public_base_url
 from domain.errors import InvalidRequest, NotFound
-from domain.inputs import Text
+from domain.inputs import Text, Timestamp
 from domain.pricing.cost import format_credits
 from domain.tasks import service as tasks
 from domain.tasks.views import task_view
@@ -175,8 +175,8 @@ def _parse_cursor(cursor: str) -> tuple[datetime, str]:
 async def usage_summary(
     ctx: OrgCtx,
     session: SessionDep,
-    start: datetime | None = Query(default=None, alias="from", description="default: month start"),
-    end: datetime | None = Query(default=None, alias="to", description="exclusive; default: now"),
+    start: Timestamp | None = Query(default=None, alias="from", description="default: month start"),
+    end: Timestamp | None = Query(default=None, alias="to", description="exclusive; default: now"),
     group_by: queries.GroupBy = Query(
         default="none", description="`day` reads raw logs only; the others also use rollups"
     ),

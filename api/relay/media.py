@@ -44,7 +44,7 @@ async def _body(request: Request) -> dict[str, Any]:
         return {k: v for k, v in form.items() if isinstance(v, str)}
     try:
         body = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
         raise InvalidRequest("request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.inputs import Int32, Int64, ModelName, PatchBody, Text
+from domain.inputs import Int32, Int64, ModelName, PatchBody, Text, Timestamp
 from domain.pricing.cost import PriceSnapshot
 
 ModelType = Literal["chat", "image", "video", "audio"]
@@ -71,7 +71,7 @@ class NewPrice(BaseModel):
     cached_input_per_mtok: Int64 = Field(default=0, ge=0, le=MAX_TOKEN_PRICE)
     unit: Text | None = Field(default=None, max_length=20)
     unit_price_micros: Int64 = Field(default=0, ge=0, le=MAX_UNIT_PRICE_MICROS)
-    effective_from: datetime | None = None
+    effective_from: Timestamp | None = None
     created_by: uuid.UUID | None = None
 
 
