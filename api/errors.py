@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 
 from api.context import current_request_id
 from domain.errors import DomainError
+from domain.inputs import NO_NUL
 
 log = logging.getLogger("oxinf.api")
 
@@ -32,7 +33,6 @@ STATUS_BY_CODE: dict[str, int] = {
     "method_not_allowed": 405,
     "conflict": 409,
     "request_too_large": 413,
-    "validation_error": 422,
     "rate_limit_exceeded": 429,
     "internal_error": 500,
     "upstream_error": 502,
@@ -92,9 +92,19 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     where = ".".join(loc) or None
     if first.get("type") == "json_invalid":
         return "request body is not valid JSON", None
-    msg = str(first.get("msg", "invalid value"))
+    msg = _friendly(first)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return (f"{where}: {msg}{more}" if where else f"{msg}{more}"), where
+
+
+def _friendly(error: Any) -> str:
+    """pydantic's wording, except where it would show our storage rules as a regex."""
+    kind = error.get("type")
+    if kind == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == NO_NUL:
+        return "must not contain NUL (\\u0000) characters"
+    if kind == "string_unicode":
+        return "must be valid Unicode text"
+    return str(error.get("msg", "invalid value"))
 
 
 async def _on_domain_error(_: Request, exc: Exception) -> JSONResponse:
@@ -105,7 +115,7 @@ async def _on_domain_error(_: Request, exc: Exception) -> JSONResponse:
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     message, param = _validation_message(exc)
-    return error_response(422, "invalid_request", message, param=param)
+    return error_response(400, "invalid_request", message, param=param)
 
 
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 class DomainError(Exception):
     code = "invalid_request"
-    status_hint: int | None = None  # when one code spans two statuses (400 vs 422)
+    status_hint: int | None = None  # when a code's usual status does not fit this error
 
     def __init__(
         self,
@@ -32,9 +32,8 @@ class InvalidRequest(DomainError):
 
 
 class InvalidField(InvalidRequest):
-    """A well-formed body whose field breaks a rule: 422, like schema validation errors."""
-
-    status_hint = 422
+    """A well-formed body whose field breaks a rule: 400 with `param`, like schema
+    validation errors (DESIGN.md §9: every invalid request is a 400)."""
 
 
 class NotFound(DomainError):

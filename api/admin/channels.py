@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from api.auth import Operator, client_ip
 from api.deps import ResourcesDep, SessionDep
 from domain.audit.service import Actor
+from domain.inputs import Int32, ModelName, PatchBody, Text
 from domain.providers import Upstream, UpstreamError, adapter_for
 from domain.relay.plan import DEFAULT_PROVIDER_URLS
 from domain.routing import channels as channel_service
@@ -28,31 +29,40 @@ Provider = Literal[
 ChannelType = Literal["chat", "image", "video", "audio"]
 
 
+MAX_MODELS = 1000
+# An upstream's own name for a model; it is sent upstream and logged with each attempt.
+UpstreamName = Annotated[Text, Field(min_length=1, max_length=200)]
+
+
 class ChannelIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     provider: Provider
-    base_url: str | None = Field(default=None, max_length=500)
-    secret: str | None = Field(default=None, max_length=2000, description="write-only")
-    models: list[str] = Field(default_factory=list)
-    model_mapping: dict[str, str] = Field(default_factory=dict)
-    group: str = Field(default="default", min_length=1, max_length=80)
-    priority: int = 0
-    weight: int = Field(default=1, ge=1, le=10_000)
+    base_url: Text | None = Field(default=None, max_length=500)
+    secret: Text | None = Field(default=None, max_length=2000, description="write-only")
+    models: list[ModelName] = Field(default_factory=list, max_length=MAX_MODELS)
+    model_mapping: dict[ModelName, UpstreamName] = Field(
+        default_factory=dict, max_length=MAX_MODELS
+    )
+    group: Text = Field(default="default", min_length=1, max_length=80)
+    priority: Int32 = 0
+    weight: Int32 = Field(default=1, ge=1, le=10_000)
     types: list[ChannelType] = Field(default_factory=lambda: list[ChannelType](["chat"]))
     enabled: bool = True
 
 
-class ChannelPatch(BaseModel):
-    model_config = {"extra": "forbid"}
+class ChannelPatch(PatchBody):
+    """`null` clears the base URL (the provider's default applies) or the secret."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    base_url: str | None = Field(default=None, max_length=500)
-    secret: str | None = Field(default=None, max_length=2000, description="write-only; '' clears")
-    models: list[str] | None = None
-    model_mapping: dict[str, str] | None = None
-    group: str | None = Field(default=None, min_length=1, max_length=80)
-    priority: int | None = None
-    weight: int | None = Field(default=None, ge=1, le=10_000)
+    nullable = frozenset({"base_url", "secret"})
+
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    base_url: Text | None = Field(default=None, max_length=500)
+    secret: Text | None = Field(default=None, max_length=2000, description="write-only; '' clears")
+    models: list[ModelName] | None = Field(default=None, max_length=MAX_MODELS)
+    model_mapping: dict[ModelName, UpstreamName] | None = Field(default=None, max_length=MAX_MODELS)
+    group: Text | None = Field(default=None, min_length=1, max_length=80)
+    priority: Int32 | None = None
+    weight: Int32 | None = Field(default=None, ge=1, le=10_000)
     types: list[ChannelType] | None = None
     enabled: bool | None = None
 
@@ -159,7 +169,7 @@ async def test_channel(
     _: Operator,
     resources: ResourcesDep,
     session: SessionDep,
-    model: str | None = None,
+    model: ModelName | None = None,
 ) -> TestCallOut:
     """A real one-token chat call through the channel, outside billing and breakers."""
     channel = await channel_service.get_channel(session, channel_id)

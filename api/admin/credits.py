@@ -12,6 +12,7 @@ from api.auth import Operator, client_ip
 from api.deps import SessionDep
 from api.portal.credits import EntryOut
 from domain.audit.service import Actor
+from domain.inputs import Int64, Text
 from domain.ledger.manual import grant
 from domain.pricing.cost import format_credits
 
@@ -19,9 +20,9 @@ router = APIRouter(prefix="/admin/v1/orgs", tags=["admin: credits"])
 
 
 class GrantIn(BaseModel):
-    amount_micros: int = Field(description="signed for adjustments; positive for bonuses")
+    amount_micros: Int64 = Field(description="signed for adjustments; positive for bonuses")
     kind: Literal["adjustment", "bonus"]
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class GrantOut(BaseModel):
@@ -38,7 +39,7 @@ async def grant_credits(
     request: Request,
     operator: Operator,
     session: SessionDep,
-    idempotency_key: Annotated[str | None, Header(max_length=150)] = None,
+    idempotency_key: Annotated[Text | None, Header(max_length=150)] = None,
 ) -> GrantOut:
     key = f"admin:{idempotency_key or uuid.uuid4()}"
     actor = Actor("operator", operator.id, client_ip(request))

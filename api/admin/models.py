@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from api.auth import Operator, client_ip
 from api.deps import ResourcesDep, SessionDep
 from domain.audit.service import Actor
+from domain.inputs import ModelName
 from domain.pricing import admin as catalog_admin
 from domain.pricing import service as catalog
 from domain.pricing.cost import PriceSnapshot
@@ -50,7 +51,7 @@ async def create_model(
 # Model names may contain "/", so the price route is declared before the catch-all ones.
 @router.post("/{name:path}/prices", status_code=status.HTTP_201_CREATED)
 async def set_price(
-    name: str,
+    name: ModelName,
     body: NewPrice,
     request: Request,
     user: Operator,
@@ -64,13 +65,13 @@ async def set_price(
 
 
 @router.get("/{name:path}")
-async def get_model(name: str, _: Operator, session: SessionDep) -> ModelInfo:
+async def get_model(name: ModelName, _: Operator, session: SessionDep) -> ModelInfo:
     return await catalog.get_model(session, name)
 
 
 @router.patch("/{name:path}")
 async def update_model(
-    name: str,
+    name: ModelName,
     body: ModelPatch,
     request: Request,
     user: Operator,
@@ -85,7 +86,7 @@ async def update_model(
 
 @router.delete("/{name:path}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_model(
-    name: str, request: Request, user: Operator, resources: ResourcesDep, session: SessionDep
+    name: ModelName, request: Request, user: Operator, resources: ResourcesDep, session: SessionDep
 ) -> None:
     await catalog_admin.delete_model(session, _actor(request, user), name)
     await session.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
@@ -16,6 +16,7 @@ from domain.audit.service import Actor
 from domain.errors import NotFound
 from domain.identity import admin
 from domain.identity import repository as identity_repo
+from domain.inputs import Int64, PatchBody, Text
 from domain.keys import service as keys
 
 router = APIRouter(prefix="/admin/v1/orgs", tags=["admin: orgs"])
@@ -34,20 +35,19 @@ class AdminOrgList(BaseModel):
     data: list[AdminOrgOut]
 
 
-class AdminOrgPatch(BaseModel):
-    model_config = {"extra": "forbid"}
-
+class AdminOrgPatch(PatchBody):
     tier: Literal["free", "trial", "starter", "professional", "enterprise"] | None = None
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
 
 
 @router.get("")
 async def list_orgs(
     _: Operator,
     session: SessionDep,
-    q: str | None = Query(default=None, max_length=200),
+    q: Text | None = Query(default=None, max_length=200),
     limit: int = Query(default=50, ge=1, le=200),
-    offset: int = Query(default=0, ge=0),
+    # Annotated, not `= Query(...)`: that form drops the BIGINT bound of `Int64`.
+    offset: Annotated[Int64, Query(ge=0)] = 0,
 ) -> AdminOrgList:
     orgs = await identity_repo.list_orgs(session, search=q, limit=limit, offset=offset)
     return AdminOrgList(data=[AdminOrgOut.model_validate(o, from_attributes=True) for o in orgs])
@@ -83,7 +83,7 @@ async def update_org(
     resources: ResourcesDep,
 ) -> AdminOrgOut:
     actor = Actor("operator", operator.id, client_ip(request))
-    org = await admin.update_org(session, actor, org_id, body.model_dump(exclude_none=True))
+    org = await admin.update_org(session, actor, org_id, body.model_dump(exclude_unset=True))
     out = AdminOrgOut.model_validate(org, from_attributes=True)
     await session.commit()
     resources.relay.forget_org(org_id)  # the relay memoises the tier it prices with

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
@@ -13,6 +14,7 @@ from api.deps import SessionDep
 from domain.audit.service import Actor
 from domain.identity import admin
 from domain.identity import repository as identity_repo
+from domain.inputs import Int64, PatchBody, Text
 from schema.identity import User
 
 router = APIRouter(prefix="/admin/v1/users", tags=["admin: users"])
@@ -42,9 +44,7 @@ class AdminUserList(BaseModel):
     data: list[AdminUserOut]
 
 
-class AdminUserPatch(BaseModel):
-    model_config = {"extra": "forbid"}
-
+class AdminUserPatch(PatchBody):
     disabled: bool | None = None
     is_operator: bool | None = None
 
@@ -53,9 +53,10 @@ class AdminUserPatch(BaseModel):
 async def list_users(
     _: Operator,
     session: SessionDep,
-    q: str | None = Query(default=None, max_length=320, description="part of the email"),
+    q: Text | None = Query(default=None, max_length=320, description="part of the email"),
     limit: int = Query(default=50, ge=1, le=200),
-    offset: int = Query(default=0, ge=0),
+    # Annotated, not `= Query(...)`: that form drops the BIGINT bound of `Int64`.
+    offset: Annotated[Int64, Query(ge=0)] = 0,
 ) -> AdminUserList:
     rows = await identity_repo.list_users(session, search=q, limit=limit, offset=offset)
     return AdminUserList(data=[AdminUserOut.of(u, n) for u, n in rows])
@@ -73,7 +74,7 @@ async def update_user(
     session: SessionDep,
 ) -> AdminUserOut:
     actor = Actor("operator", operator.id, client_ip(request))
-    changes = body.model_dump(exclude_none=True)
+    changes = body.model_dump(exclude_unset=True)
     user = await admin.update_user(session, actor, user_id, changes)
     out = AdminUserOut.of(user)
     await session.commit()

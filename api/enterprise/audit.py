@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from api.auth import OrgCtx
 from api.deps import SessionDep
 from domain.audit import repository as audit_repo
+from domain.inputs import Text, Timestamp
 
 router = APIRouter(prefix="/enterprise/v1/audit", tags=["enterprise: audit"])
 
@@ -41,10 +42,10 @@ async def list_audit(
     session: SessionDep,
     cursor: str | None = Query(default=None, pattern=r"^\d{1,18}$"),
     limit: int = Query(default=50, ge=1, le=200),
-    action: str | None = Query(default=None, max_length=80),
-    target_type: str | None = Query(default=None, max_length=40),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    action: Text | None = Query(default=None, max_length=80),
+    target_type: Text | None = Query(default=None, max_length=40),
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
 ) -> AuditPage:
     ctx.require("admin")
     events = await audit_repo.list_events(

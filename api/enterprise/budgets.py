@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from api.auth import OrgCtx
 from api.deps import ResourcesDep, SessionDep
 from domain.budgets import service as budgets
+from domain.inputs import Int64, PatchBody, Text
 from domain.pricing.cost import format_credits
 
 router = APIRouter(prefix="/enterprise/v1/budgets", tags=["enterprise: budgets"])
@@ -66,28 +67,32 @@ class BudgetList(BaseModel):
     data: list[BudgetOut]
 
 
+Percent = Annotated[int, Field(ge=1, le=1000)]
+Thresholds = Annotated[list[Percent], Field(max_length=budgets.MAX_THRESHOLDS)]
+
+
 class BudgetIn(BaseModel):
     model_config = {"extra": "forbid"}
 
-    name: str = Field(max_length=200)
+    name: Text = Field(max_length=200)
     scope: Scope
     scope_id: uuid.UUID = Field(description="a department, member (user id), key or cost center")
-    limit_micros: int = Field(gt=0, description="the monthly limit, micro-credits")
+    limit_micros: Int64 = Field(
+        gt=0, le=budgets.MAX_LIMIT_MICROS, description="the monthly limit, micro-credits"
+    )
     mode: Mode = Field(description="hard: refuse past the limit; soft: alert only")
-    alert_thresholds: list[int] = Field(
+    alert_thresholds: Thresholds = Field(
         default_factory=lambda: [50, 80, 100],
         description="percentages of the limit recorded as alerts, once per month each",
     )
     enabled: bool = True
 
 
-class BudgetPatch(BaseModel):
-    model_config = {"extra": "forbid"}
-
-    name: str | None = Field(default=None, max_length=200)
-    limit_micros: int | None = Field(default=None, gt=0)
+class BudgetPatch(PatchBody):
+    name: Text | None = Field(default=None, max_length=200)
+    limit_micros: Int64 | None = Field(default=None, gt=0, le=budgets.MAX_LIMIT_MICROS)
     mode: Mode | None = None
-    alert_thresholds: list[int] | None = None
+    alert_thresholds: Thresholds | None = None
     enabled: bool | None = None
 
 
@@ -147,9 +152,7 @@ async def update_budget(
     session: SessionDep,
     resources: ResourcesDep,
 ) -> BudgetOut:
-    changes: dict[str, Any] = {
-        k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None
-    }
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
     view = await budgets.update_policy(session, ctx, policy_id, changes)
     out = BudgetOut.of(view)
     await session.commit()

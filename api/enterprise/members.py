@@ -13,6 +13,7 @@ from api.auth import OrgCtx
 from api.deps import SessionDep
 from domain.enterprise import service as enterprise
 from domain.enterprise.repository import Member
+from domain.inputs import PatchBody, Text
 
 router = APIRouter(prefix="/enterprise/v1/members", tags=["enterprise: members"])
 
@@ -41,14 +42,16 @@ class MemberList(BaseModel):
 class MemberIn(BaseModel):
     model_config = {"extra": "forbid"}
 
-    email: str = Field(max_length=320)
+    email: Text = Field(max_length=320)
     role: Role = "member"
     department_id: uuid.UUID | None = None
     cost_center_id: uuid.UUID | None = None
 
 
-class MemberPatch(BaseModel):
-    model_config = {"extra": "forbid"}
+class MemberPatch(PatchBody):
+    """`null` takes the member out of their department or cost center."""
+
+    nullable = frozenset({"department_id", "cost_center_id"})
 
     role: Role | None = None
     department_id: uuid.UUID | None = None

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from api.auth import OrgCtx
 from api.deps import ResourcesDep, SessionDep
 from domain.enterprise import service as enterprise
+from domain.inputs import PatchBody, Text
 from schema.identity import Org
 
 router = APIRouter(prefix="/enterprise/v1/org", tags=["enterprise: org"])
@@ -32,14 +33,12 @@ class OrgOut(BaseModel):
         return cls.model_validate(org, from_attributes=True)
 
 
-class OrgPatch(BaseModel):
-    model_config = {"extra": "forbid"}
-
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+class OrgPatch(PatchBody):
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
     power_level: Literal["eco", "balanced", "precision"] | None = None
     retention_days: int | None = Field(default=None, ge=1, le=3650)
     byok_fallback: bool | None = None
-    tier: str | None = Field(
+    tier: Text | None = Field(
         default=None, description="rejected with 403: operators change tiers", max_length=20
     )
 
@@ -53,7 +52,7 @@ async def get_org(ctx: OrgCtx) -> OrgOut:
 async def patch_org(
     body: OrgPatch, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
 ) -> OrgOut:
-    org = await enterprise.update_org(session, ctx, body.model_dump(exclude_none=True))
+    org = await enterprise.update_org(session, ctx, body.model_dump(exclude_unset=True))
     out = OrgOut.of(org)
     await session.commit()
     # The relay memoises org settings (power level, BYOK fallback): drop them now.

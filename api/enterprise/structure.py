@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from api.auth import OrgCtx
 from api.deps import ResourcesDep, SessionDep
 from domain.enterprise import structure
+from domain.inputs import ModelName, PatchBody, Text
 
 departments = APIRouter(prefix="/enterprise/v1/departments", tags=["enterprise: departments"])
 cost_centers = APIRouter(prefix="/enterprise/v1/cost-centers", tags=["enterprise: cost centers"])
@@ -40,7 +41,7 @@ class DepartmentList(BaseModel):
 class DepartmentIn(BaseModel):
     model_config = {"extra": "forbid"}
 
-    name: str = Field(max_length=200)
+    name: Text = Field(max_length=200)
 
 
 class CostCenterOut(BaseModel):
@@ -57,15 +58,17 @@ class CostCenterList(BaseModel):
 class CostCenterIn(BaseModel):
     model_config = {"extra": "forbid"}
 
-    code: str = Field(max_length=200, description="what invoices show, e.g. CC-1001")
-    name: str | None = Field(default=None, max_length=200)
+    code: Text = Field(max_length=200, description="what invoices show, e.g. CC-1001")
+    name: Text | None = Field(default=None, max_length=200)
 
 
-class CostCenterPatch(BaseModel):
-    model_config = {"extra": "forbid"}
+class CostCenterPatch(PatchBody):
+    """`null` clears the display name; the code always has a value."""
 
-    code: str | None = Field(default=None, max_length=200)
-    name: str | None = Field(default=None, max_length=200)
+    nullable = frozenset({"name"})
+
+    code: Text | None = Field(default=None, max_length=200)
+    name: Text | None = Field(default=None, max_length=200)
 
 
 class PolicyOut(BaseModel):
@@ -83,10 +86,15 @@ class PolicyList(BaseModel):
     data: list[PolicyOut]
 
 
-class PolicyIn(BaseModel):
-    model_config = {"extra": "forbid"}
+class PolicyIn(PatchBody):
+    """`model_allowlist: null` lifts the department's limit; `content_logging` always has a
+    value."""
 
-    model_allowlist: list[str] | None = None
+    nullable = frozenset({"model_allowlist"})
+
+    model_allowlist: list[ModelName] | None = Field(
+        default=None, max_length=structure.MAX_ALLOWLIST
+    )
     content_logging: ContentLogging | None = None
 
 
@@ -227,8 +235,6 @@ async def set_policy(
     resources: ResourcesDep,
 ) -> PolicyOut:
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("content_logging", "") is None:
-        changes.pop("content_logging")
     row = await structure.set_policy(session, ctx, department_id, changes)
     out = _policy(row)
     await session.commit()

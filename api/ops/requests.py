@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from api.auth import Operator
 from api.deps import ResourcesDep, SessionDep
 from api.runtime import Resources
+from domain.inputs import Text
 from domain.ops import repository as ops_repo
 from domain.ops import service as ops
 
@@ -44,13 +45,13 @@ async def _task_timeline(
 
 
 @router.get("/requests/{request_id}")
-async def get_request(request_id: str, _: Operator, session: SessionDep) -> dict[str, Any]:
+async def get_request(request_id: Text, _: Operator, session: SessionDep) -> dict[str, Any]:
     return await ops.request_view(session, request_id[:40])
 
 
 @router.get("/requests/{request_id}/timeline")
 async def request_timeline(
-    request_id: str, _: Operator, resources: ResourcesDep, session: SessionDep
+    request_id: Text, _: Operator, resources: ResourcesDep, session: SessionDep
 ) -> dict[str, Any]:
     """Accepts a task id too, since support often only has the id a customer pasted."""
     task_id = _as_task_id(request_id)

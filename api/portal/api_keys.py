@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
 from api.deps import ResourcesDep, SessionDep
+from domain.inputs import Int32, Int64, ModelName, PatchBody, Text
 from domain.keys import service as keys
 from schema.keys import ApiKey
 
@@ -19,24 +20,29 @@ router = APIRouter(prefix="/portal/v1/api-keys", tags=["portal: api keys"])
 Scope = Literal["llm:inference", "llm:models", "tasks"]
 
 
+MAX_ALLOWLIST = 500
+
+
 class KeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     scopes: list[Scope] | None = None
-    model_allowlist: list[str] | None = None
-    rpm_limit: int | None = Field(default=None, ge=1, le=1_000_000)
-    budget_micros: int | None = Field(default=None, ge=0, description="credit budget, micros")
+    model_allowlist: list[ModelName] | None = Field(default=None, max_length=MAX_ALLOWLIST)
+    rpm_limit: Int32 | None = Field(default=None, ge=1, le=1_000_000)
+    budget_micros: Int64 | None = Field(default=None, ge=0, description="credit budget, micros")
     log_content: bool = False
     expires_in: Literal["30d", "60d", "90d", "1y", "never"] = "90d"
 
 
-class KeyPatch(BaseModel):
-    model_config = {"extra": "forbid"}
+class KeyPatch(PatchBody):
+    """`null` clears the allowlist, the RPM limit or the budget; the rest always have a value."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    nullable = frozenset({"model_allowlist", "rpm_limit", "budget_micros"})
+
+    name: Text | None = Field(default=None, min_length=1, max_length=100)
     scopes: list[Scope] | None = None
-    model_allowlist: list[str] | None = None
-    rpm_limit: int | None = Field(default=None, ge=1, le=1_000_000)
-    budget_micros: int | None = Field(default=None, ge=0)
+    model_allowlist: list[ModelName] | None = Field(default=None, max_length=MAX_ALLOWLIST)
+    rpm_limit: Int32 | None = Field(default=None, ge=1, le=1_000_000)
+    budget_micros: Int64 | None = Field(default=None, ge=0)
     log_content: bool | None = None
 
 

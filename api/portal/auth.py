@@ -11,13 +11,14 @@ from pydantic import BaseModel, Field
 from api.auth import PortalUser, bearer_token, client_ip
 from api.deps import ResourcesDep, SessionDep
 from domain.identity import service as identity
+from domain.inputs import Text
 
 router = APIRouter(prefix="/portal/v1", tags=["portal: auth"])
 
 
 class Credentials(BaseModel):
-    email: str = Field(max_length=320)
-    password: str = Field(max_length=1024)
+    email: Text = Field(max_length=320)
+    password: Text = Field(max_length=1024)
 
 
 class SignupOut(BaseModel):

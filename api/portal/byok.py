@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from api.auth import OrgCtx
 from api.deps import ResourcesDep, SessionDep
 from domain.byok import service as byok
+from domain.inputs import Text
 from schema.keys import ByokKey
 
 router = APIRouter(prefix="/portal/v1/byok", tags=["portal: byok"])
@@ -20,9 +21,9 @@ Provider = Literal["openai", "anthropic", "google", "openrouter", "ollama", "ope
 
 class ByokIn(BaseModel):
     provider: Provider
-    api_key: str = Field(max_length=1000, description="stored encrypted; never returned")
-    label: str | None = Field(default=None, max_length=200)
-    base_url: str | None = Field(default=None, max_length=500)
+    api_key: Text = Field(max_length=1000, description="stored encrypted; never returned")
+    label: Text | None = Field(default=None, max_length=200)
+    base_url: Text | None = Field(default=None, max_length=500)
 
 
 class ByokPatch(BaseModel):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from api.auth import OrgCtx
 from api.deps import ResourcesDep, SessionDep
 from api.settings import Settings
+from domain.inputs import Int64, Text
 from domain.payments import service as payments
 from domain.payments.gateway import StripeGateway, gateway_for
 from domain.payments.models import BillingSettings, PaymentRecord
@@ -30,7 +31,7 @@ class PackageOut(BaseModel):
 
 
 class CheckoutIn(BaseModel):
-    package_id: str = Field(min_length=1, max_length=60)
+    package_id: Text = Field(min_length=1, max_length=60)
     save_payment_method: bool = Field(
         default=False, description="keep the card for auto-recharge (off-session charges)"
     )
@@ -79,9 +80,9 @@ class PaymentPage(BaseModel):
 
 class AutoRechargeIn(BaseModel):
     enabled: bool
-    threshold_micros: int | None = Field(default=None, ge=0, description="unset: keep")
-    package_id: str | None = Field(default=None, max_length=60)
-    payment_method_id: str | None = Field(default=None, max_length=200)
+    threshold_micros: Int64 | None = Field(default=None, ge=0, description="unset: keep")
+    package_id: Text | None = Field(default=None, max_length=60)
+    payment_method_id: Text | None = Field(default=None, max_length=200)
 
 
 class AutoRechargeOut(BaseModel):

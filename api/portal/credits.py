@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from api.auth import OrgCtx
 from api.deps import ResourcesDep, SessionDep
+from domain.inputs import Text, Timestamp
 from domain.ledger import service as ledger
 from domain.ledger.models import Entry
 from domain.pricing.cost import MICROS_PER_CREDIT, format_credits
@@ -92,11 +93,11 @@ async def get_balance(ctx: OrgCtx, resources: ResourcesDep, session: SessionDep)
 async def list_transactions(
     ctx: OrgCtx,
     session: SessionDep,
-    cursor: str | None = Query(default=None, max_length=20),
+    cursor: Text | None = Query(default=None, max_length=20),
     limit: int = Query(default=50, ge=1, le=200),
     kind: EntryKind | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
 ) -> EntryPageOut:
     page = await ledger.list_entries(
         session, ctx.org.id, cursor=cursor, limit=limit, kind=kind, since=since, until=until

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from api.auth import OrgCtx
 from api.deps import ResourcesDep, SessionDep, public_base_url
 from domain.errors import InvalidRequest, NotFound
+from domain.inputs import Text, Timestamp
 from domain.pricing.cost import format_credits
 from domain.tasks import service as tasks
 from domain.tasks.views import task_view
@@ -166,7 +167,7 @@ def _parse_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         stamp, request_id = cursor.split("_", 1)
         return datetime.fromtimestamp(int(stamp) / 1_000_000, UTC), request_id
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not ours, or a time no clock can hold
         raise InvalidRequest("invalid cursor", param="cursor") from None
 
 
@@ -174,8 +175,8 @@ def _parse_cursor(cursor: str) -> tuple[datetime, str]:
 async def usage_summary(
     ctx: OrgCtx,
     session: SessionDep,
-    start: datetime | None = Query(default=None, alias="from", description="default: month start"),
-    end: datetime | None = Query(default=None, alias="to", description="exclusive; default: now"),
+    start: Timestamp | None = Query(default=None, alias="from", description="default: month start"),
+    end: Timestamp | None = Query(default=None, alias="to", description="exclusive; default: now"),
     group_by: queries.GroupBy = Query(
         default="none", description="`day` reads raw logs only; the others also use rollups"
     ),
@@ -200,10 +201,10 @@ async def usage_summary(
 async def list_requests(
     ctx: OrgCtx,
     session: SessionDep,
-    cursor: str | None = Query(default=None, max_length=100),
+    cursor: Text | None = Query(default=None, max_length=100),
     limit: int = Query(default=50, ge=1, le=200),
     status: Literal["succeeded", "partial", "failed"] | None = None,
-    model: str | None = Query(default=None, max_length=200),
+    model: Text | None = Query(default=None, max_length=200),
 ) -> RequestPageOut:
     before = _parse_cursor(cursor) if cursor else None
     rows = await queries.list_logs(
@@ -215,7 +216,7 @@ async def list_requests(
 
 
 @router.get("/requests/{request_id}")
-async def get_request(request_id: str, ctx: OrgCtx, session: SessionDep) -> RequestTraceOut:
+async def get_request(request_id: Text, ctx: OrgCtx, session: SessionDep) -> RequestTraceOut:
     log = await usage_repo.get_log(session, ctx.org.id, request_id[:40])
     if log is None:
         raise NotFound("no such request")
@@ -228,7 +229,7 @@ async def list_tasks(
     ctx: OrgCtx,
     session: SessionDep,
     resources: ResourcesDep,
-    cursor: str | None = Query(default=None, max_length=100),
+    cursor: Text | None = Query(default=None, max_length=100),
     limit: int = Query(default=50, ge=1, le=200),
     status: Literal["pending", "processing", "succeeded", "failed", "canceled"] | None = None,
 ) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from api.runtime import Resources
 from domain import json_exact
 from domain.enterprise import governance
 from domain.errors import DomainError, InvalidRequest, PermissionDenied
+from domain.inputs import MODEL_NAME_MAX, NO_NUL
 from domain.keys.auth import KeyPrincipal
 from domain.pricing import repository as pricing_repo
 from domain.relay.stream import sse_events, start_pump
@@ -57,7 +58,46 @@ async def _serve_chat(
     )
 
 
-@router.post("/chat/completions", response_model=None)
+# Described for the OpenAPI document only: the body is parsed by hand (`validate_chat_body`),
+# so any field the upstream understands passes through.
+CHAT_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["model", "messages"],
+                "properties": {
+                    "model": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MODEL_NAME_MAX,
+                        "pattern": NO_NUL,
+                    },
+                    "messages": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["role"],
+                            "properties": {"role": {"type": "string"}, "content": {}},
+                        },
+                    },
+                    "max_tokens": {"type": "integer", "minimum": 1},
+                    "max_completion_tokens": {"type": "integer", "minimum": 1},
+                    "stream": {"type": "boolean"},
+                    "stream_options": {
+                        "type": "object",
+                        "properties": {"include_usage": {"type": "boolean"}},
+                    },
+                },
+            }
+        }
+    },
+}
+
+
+@router.post("/chat/completions", response_model=None, openapi_extra={"requestBody": CHAT_BODY})
 async def chat_completions(
     request: Request, key: ApiKeyAuth, resources: ResourcesDep
 ) -> JSONResponse | StreamingResponse:

@@ -19,6 +19,7 @@ from api.errors import error_response
 from api.relay.tasks import TasksKey, get_task_content, submit_task
 from api.runtime import Resources
 from domain.errors import InvalidRequest
+from domain.inputs import Text
 from domain.keys.auth import KeyPrincipal
 from domain.tasks import service as tasks
 from domain.tasks.views import result_urls
@@ -43,7 +44,7 @@ async def _body(request: Request) -> dict[str, Any]:
         return {k: v for k, v in form.items() if isinstance(v, str)}
     try:
         body = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
         raise InvalidRequest("request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
@@ -174,7 +175,7 @@ async def get_video_content(
     video_id: uuid.UUID,
     key: TasksKey,
     resources: ResourcesDep,
-    variant: Annotated[str, Query(max_length=40)] = "video",
+    variant: Annotated[Text, Query(max_length=40)] = "video",
 ) -> Response:
     """`client.videos.download_content(id)` of the OpenAI SDK: the video task's content."""
     if variant != "video":

@@ -18,6 +18,7 @@ from api.auth import ApiKeyAuth
 from api.deps import ResourcesDep, public_base_url
 from api.runtime import Resources
 from domain.errors import ServiceUnavailable
+from domain.inputs import ModelName, Text
 from domain.keys.auth import KeyPrincipal
 from domain.providers.media_base import MediaContent
 from domain.ratelimit import service as ratelimit
@@ -33,9 +34,9 @@ log = logging.getLogger("oxinf.tasks")
 
 class TaskIn(BaseModel):
     type: Literal["image", "video", "audio"]
-    model: str = Field(min_length=1, max_length=200)
+    model: ModelName
     input: dict[str, Any]
-    callback_url: str | None = Field(default=None, max_length=2000)
+    callback_url: Text | None = Field(default=None, max_length=2000)
 
 
 async def tasks_key(key: ApiKeyAuth) -> KeyPrincipal:
@@ -113,7 +114,7 @@ async def create_task(
     request: Request,
     key: ApiKeyAuth,
     resources: ResourcesDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[Text | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
     task, _, headers = await submit_task(
         resources, key, task_type=body.type, model=body.model, task_input=body.input,
@@ -182,7 +183,7 @@ async def list_tasks(
     key: TasksKey,
     resources: ResourcesDep,
     status: Literal["pending", "processing", "succeeded", "failed", "canceled"] | None = None,
-    cursor: str | None = Query(default=None, max_length=100),
+    cursor: Text | None = Query(default=None, max_length=100),
     limit: int = Query(default=20, ge=1, le=100),
 ) -> dict[str, Any]:
     async with resources.sessions() as session:

@@ -148,6 +148,9 @@ async def create_policy(
     unknown = set(changes) - {*EDITABLE, "scope", "scope_id"}
     if unknown:
         raise InvalidField(f"cannot set {', '.join(sorted(unknown))}")
+    # The org first (the lock order in `domain.enterprise.service`): the scope's entity
+    # cannot be deleted between this check and the insert.
+    await enterprise_repo.lock_org(session, ctx.org.id)
     await _check_scope(session, ctx.org.id, changes["scope"], changes["scope_id"])
     values = _validate(changes)
     values.setdefault("alert_thresholds", [])
@@ -180,6 +183,7 @@ async def update_policy(
             f"cannot change {', '.join(sorted(unknown))} (scope is fixed; create a new policy)"
         )
     values = _validate(changes)
+    await enterprise_repo.lock_org(session, ctx.org.id)
     before = await repo.get_policy(session, ctx.org.id, policy_id, lock=True)
     if before is None:
         raise NotFound("no such budget policy")
@@ -197,6 +201,7 @@ async def update_policy(
 async def delete_policy(session: AsyncSession, ctx: OrgContext, policy_id: uuid.UUID) -> None:
     """Pending holds that counted against it settle normally; its counters go with it."""
     ctx.require("admin")
+    await enterprise_repo.lock_org(session, ctx.org.id)
     before = await repo.get_policy(session, ctx.org.id, policy_id, lock=True)
     if before is None:
         raise NotFound("no such budget policy")

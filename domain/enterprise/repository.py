@@ -54,12 +54,18 @@ class CostCenterTotal:
 
 
 async def lock_org(session: AsyncSession, org_id: uuid.UUID) -> Org | None:
-    """Row lock on the org: serialises settings edits and membership changes per org, so
-    two concurrent demotions cannot both see "another owner is left"."""
+    """Row lock on the org, the first lock every change to an org's settings, members,
+    departments, cost centers, policies and budgets takes (so two concurrent demotions
+    cannot both see "another owner is left", and no two such changes wait on each other in
+    opposite orders: see the lock order in `domain.enterprise.service`).
+
+    FOR NO KEY UPDATE, not FOR UPDATE: it still excludes every other org change, but not
+    the KEY SHARE locks that inserting a row referencing the org takes (ledger entries,
+    request logs, audit events), so billing never waits on an admin's edit."""
     stmt = (
         select(Org)
         .where(ORGS.c.id == org_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     return (await session.execute(stmt)).scalar_one_or_none()

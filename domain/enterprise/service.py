@@ -2,6 +2,14 @@
 
 Roles rank owner > admin > finance > member. Owners are the only ones who can make or
 unmake owners, and an org always keeps at least one owner, or nobody could administer it.
+
+Lock order, for every change to an org's settings, members, departments, cost centers,
+department policies and budget policies: the org row first (`repository.lock_org`), then
+the department, cost center or policy row, then memberships, then the audit event. A
+member edit used to lock the org and then (through the membership's foreign key) the cost
+center, while a cost-center edit locked the cost center and then (through its audit
+event's foreign key) the org: two such requests at once deadlocked. Taking the org first
+everywhere makes them queue instead.
 """
 
 from __future__ import annotations
@@ -127,7 +135,7 @@ async def add_member(
     user = await identity_repo.user_by_email(session, normalize_email(email))
     if user is None or user.disabled_at is not None:
         raise NotFound("no user with this email; they must sign up first", param="email")
-    await repo.lock_org(session, ctx.org.id)
+    await repo.lock_org(session, ctx.org.id)  # before the entities it resolves (lock order)
     added = await repo.insert_member(
         session,
         ctx.org.id,
@@ -160,12 +168,14 @@ async def update_member(
             raise InvalidField("role cannot be null", param="role")
         _check_role(changes["role"])
         values["role"] = changes["role"]
+    # The org lock first, then the entities (lock order above): resolved under the lock, a
+    # department or cost center cannot be deleted before the membership points at it.
+    target = await _locked_member(session, ctx, user_id)
     for kind in ("department", "cost_center"):
         if f"{kind}_id" in changes:
             values[f"{kind}_id"] = await structure.resolve(
                 session, kind, ctx.org.id, changes[f"{kind}_id"]
             )
-    target = await _locked_member(session, ctx, user_id)
     role = values.get("role", target.role)
     if role != target.role:
         if "owner" in (role, target.role):

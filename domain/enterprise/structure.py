@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit.service import record
 from domain.budgets import repository as budget_repo
+from domain.enterprise import repository as org_repo
 from domain.enterprise import structure_repository as repo
 from domain.errors import Conflict, InvalidField, NotFound
 from domain.identity.service import OrgContext
@@ -52,6 +53,8 @@ def summary(kind: str, row: Any) -> dict[str, Any]:
 
 
 async def _require(session: AsyncSession, kind: str, ctx: OrgContext, entity_id: uuid.UUID) -> Any:
+    """The entity, locked after its org (the lock order in `domain.enterprise.service`)."""
+    await org_repo.lock_org(session, ctx.org.id)
     found = await repo.get(session, kind, ctx.org.id, entity_id, lock=True)
     if found is None:
         raise NotFound(f"no such {NOUN[kind]}")
@@ -103,6 +106,7 @@ async def create_entity(
 ) -> Any:
     ctx.require("admin")
     values = _values(kind, changes, creating=True)
+    await org_repo.lock_org(session, ctx.org.id)
     try:
         row = await repo.insert_one(
             session, kind, {"id": uuid.uuid4(), "org_id": ctx.org.id, **values}

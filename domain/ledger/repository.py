@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 
 from domain.budgets.models import BudgetClaim
+from domain.inputs import INT64_MAX
 from domain.ledger.models import Entry, HoldState
 from schema.base import table_of
 from schema.db import Executor
@@ -60,6 +61,7 @@ def _micros(name: str) -> Any:
 
 
 _ORG = bindparam("b_org", type_=accounts.c.org_id.type)
+_BALANCE_DELTA = _micros("b_balance_delta")
 _AVAILABLE_DELTA = _micros("b_available_delta")
 
 _GET_ACCOUNT = select(accounts.c.balance_micros, accounts.c.available_micros).where(
@@ -71,7 +73,7 @@ _MOVE_ACCOUNT = (
     update(accounts)
     .where(accounts.c.org_id == _ORG)
     .values(
-        balance_micros=accounts.c.balance_micros + _micros("b_balance_delta"),
+        balance_micros=accounts.c.balance_micros + _BALANCE_DELTA,
         available_micros=accounts.c.available_micros + _AVAILABLE_DELTA,
         version=accounts.c.version + 1,
         updated_at=func.now(),
@@ -80,6 +82,11 @@ _MOVE_ACCOUNT = (
 )
 # The conditional reserve: only if available stays >= 0, decided by the row lock's winner.
 _MOVE_ACCOUNT_GUARDED = _MOVE_ACCOUNT.where(accounts.c.available_micros + _AVAILABLE_DELTA >= 0)
+# A credit only if the balance stays within BIGINT (available <= balance, so it does too):
+# unguarded, the sum fails the statement as "bigint out of range".
+_MOVE_ACCOUNT_CAPPED = _MOVE_ACCOUNT.where(
+    accounts.c.balance_micros <= literal(INT64_MAX, BigInteger) - _BALANCE_DELTA
+)
 
 # Executed with a params dict: the compiled INSERT (one per set of keys) is cached.
 _INSERT_ENTRY = (
@@ -220,11 +227,15 @@ async def move_account(
     available_delta: int,
     guard_available: bool = False,
 ) -> tuple[int, int] | None:
-    """Apply both deltas in one statement; with `guard_available` only if available stays ≥ 0.
+    """Apply both deltas in one statement; with `guard_available` only if available stays ≥ 0,
+    and a positive balance delta only if the balance stays within BIGINT.
 
-    Returns the new (balance, available), or None when the row is missing or the guard held.
+    Returns the new (balance, available), or None when the row is missing or a guard held.
     """
-    stmt = _MOVE_ACCOUNT_GUARDED if guard_available else _MOVE_ACCOUNT
+    if guard_available:
+        stmt = _MOVE_ACCOUNT_GUARDED
+    else:
+        stmt = _MOVE_ACCOUNT_CAPPED if balance_delta > 0 else _MOVE_ACCOUNT
     params = {
         "b_org": org_id,
         "b_balance_delta": balance_delta,

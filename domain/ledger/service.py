@@ -31,6 +31,7 @@ from domain.budgets import counters as budget_counters
 from domain.budgets import repository as budget_repo
 from domain.budgets.models import BudgetClaim, BudgetRef, period_of
 from domain.errors import Conflict, InvalidRequest, NotFound
+from domain.inputs import INT64_MAX
 from domain.ledger import repository as repo
 from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
 from domain.ledger.models import (
@@ -46,6 +47,7 @@ from domain.ledger.models import (
     Settlement,
     SweepResult,
 )
+from domain.pricing.cost import format_credits
 from schema.db import Executor
 from schema.ledger import ENTRY_KINDS
 
@@ -174,6 +176,12 @@ async def _post(
             return replay
         if await _account_missing(session, org_id):
             raise NotFound("credit account not found")
+        if amount > 0:  # the account's state refuses it, not the amount's form: 409
+            raise Conflict(
+                f"this would take the balance past {format_credits(INT64_MAX)} credits, the most"
+                " an account can hold; nothing was credited",
+                param="amount_micros",
+            )
         raise InsufficientCredits("an adjustment may not take more than the available credit")
     entry = await repo.insert_entry(
         session,
@@ -612,7 +620,7 @@ async def list_entries(
 def _parse_cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
-    if not cursor.isdigit() or len(cursor) > 19:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19 or int(cursor) > INT64_MAX:
         raise InvalidRequest("invalid cursor", param="cursor")
     return int(cursor)
 

@@ -1,6 +1,6 @@
 """What a media task may ask for, and the most it can cost.
 
-Validation runs at `POST /v1/tasks` (so a bad input is a synchronous 422, before any credit
+Validation runs at `POST /v1/tasks` (so a bad input is a synchronous 400, before any credit
 is held) and again inside `submit`; the cleaned copy is what gets stored, so both runs see
 the same thing and `max_units` of a stored input always equals the hold that was taken.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.errors import InvalidField
+from domain.inputs import json_problem
 from domain.providers.errors import invalid_request
 from domain.providers.media_base import MEDIA_TYPES, MediaType
 
@@ -135,6 +136,10 @@ def validate_media_input(media_type: MediaType, input: dict[str, Any]) -> dict[s
         raise InvalidField(f"type must be one of {', '.join(MEDIA_TYPES)}", param="type")
     if not isinstance(input, dict):
         raise InvalidField("`input` must be an object", param="input")
+    found = json_problem(input)  # the input is stored as JSONB and passed upstream as is
+    if found is not None:
+        where = f"input.{found[0]}" if found[0] else "input"
+        raise InvalidField(f"`{where}` {found[1]}", param=where)
     if media_type == "image":
         return _image(input)
     if media_type == "video":

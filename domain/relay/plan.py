@@ -22,6 +22,7 @@ from domain.crypto import SecretBox
 from domain.enterprise import governance
 from domain.errors import DomainError, InvalidRequest, PermissionDenied
 from domain.identity import repository as identity_repo
+from domain.inputs import MODEL_NAME_MAX, text_problem
 from domain.keys.auth import KeyPrincipal
 from domain.pricing import repository as pricing_repo
 from domain.pricing.cost import PriceSnapshot, estimate_chat_hold
@@ -141,6 +142,7 @@ def validate_chat_body(body: Any) -> dict[str, Any]:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("`model` is required", param="model")
+    check_model_name(model)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("`messages` must be a non-empty array", param="messages")
@@ -156,6 +158,26 @@ def validate_chat_body(body: Any) -> dict[str, Any]:
     if "stream" in body and not isinstance(body["stream"], bool):
         raise InvalidRequest("`stream` must be a boolean", param="stream")
     return body
+
+
+def check_model_name(name: str) -> None:
+    """A name we could never have stored is refused before any lookup uses it."""
+    if len(name) > MODEL_NAME_MAX:
+        raise InvalidRequest(f"`model` must be at most {MODEL_NAME_MAX} characters", param="model")
+    problem = text_problem(name)
+    if problem:
+        raise InvalidRequest(f"`model` {problem}", param="model")
+
+
+CLIENT_REQUEST_ID_MAX = 200  # request_logs.client_request_id
+
+
+def check_client_request_id(value: str | None) -> None:
+    if value is not None and len(value) > CLIENT_REQUEST_ID_MAX:
+        raise InvalidRequest(
+            f"X-Client-Request-ID must be at most {CLIENT_REQUEST_ID_MAX} characters",
+            param="X-Client-Request-ID",
+        )
 
 
 def max_output_tokens(body: dict[str, Any], model: ModelInfo, cfg: RelayConfig) -> int:
@@ -242,6 +264,7 @@ async def build_plan(
     if "llm:inference" not in key.scopes:
         raise PermissionDenied("this key lacks the llm:inference scope")
     body = validate_chat_body(body)
+    check_client_request_id(client_request_id)
     name: str = body["model"]
     if not key.allows_model(name):
         raise ModelNotAllowed(f"this key may not use model {name!r}", param="model")

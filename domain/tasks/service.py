@@ -33,7 +33,7 @@ from domain.ledger import service as ledger
 from domain.pricing import repository as pricing_repo
 from domain.pricing.cost import PriceSnapshot, media_cost_micros
 from domain.providers.media import MediaOutcome, max_units, validate_media_input
-from domain.relay.plan import ModelNotAllowed
+from domain.relay.plan import ModelNotAllowed, check_model_name
 from domain.routing import repository as channels_repo
 from domain.tasks import repository as repo
 from schema.db import SessionFactory
@@ -88,6 +88,7 @@ async def create_task(
         raise InvalidField(f"type must be one of {', '.join(TASK_TYPES)}", param="type")
     if not isinstance(model, str) or not model:
         raise InvalidField("`model` is required", param="model")
+    check_model_name(model)
     if not isinstance(task_input, dict):
         raise InvalidField("`input` must be an object", param="input")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
@@ -192,7 +193,7 @@ async def list_tasks(
         try:
             stamp, raw_id = cursor.split("_", 1)
             before = (datetime.fromtimestamp(int(stamp) / 1_000_000, UTC), uuid.UUID(raw_id))
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # not ours, or a time no clock can hold
             raise InvalidRequest("invalid cursor", param="cursor") from None
     rows = await repo.list_for_org(session, org_id, status=status, before=before, limit=limit + 1)
     page = rows[:limit]

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Insert, Table, bindparam, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.inputs import storable_json
 from schema.base import table_of
 from schema.db import Executor
 from schema.requests import RequestAttempt, RequestDetail, RequestLog
@@ -83,7 +84,12 @@ async def insert_log(
         if attempts:
             await session.execute(_INSERT_ATTEMPTS, attempts)
     if detail is not None:
-        await session.execute(_INSERT_DETAIL, detail)
+        # Prompt and answer are what others sent: stored even where JSONB needs U+FFFD.
+        row: dict[str, Any] = dict(detail)
+        for name in ("prompt", "response"):
+            if name in row:
+                row[name] = storable_json(row[name])
+        await session.execute(_INSERT_DETAIL, row)
 
 
 async def get_log(session: AsyncSession, org_id: uuid.UUID, request_id: str) -> RequestLog | None:

@@ -116,7 +116,7 @@ async def test_never_expiring_key_and_bad_expiry(client: httpx.AsyncClient) -> N
     resp = await client.post(
         "/portal/v1/api-keys", json={"name": "x", "expires_in": "5y"}, headers=user.headers()
     )
-    assert resp.status_code == 422
+    assert resp.status_code == 400
 
 
 async def test_patch_changes_limits_and_is_audited(
@@ -144,7 +144,7 @@ async def test_patch_changes_limits_and_is_audited(
     bad = await client.patch(
         f"/portal/v1/api-keys/{created['id']}", json={"scopes": ["root"]}, headers=user.headers()
     )
-    assert bad.status_code == 422
+    assert bad.status_code == 400
     assert "api_key.updated" in await _audit_actions(resources, user.org_id)
 
 

@@ -95,23 +95,23 @@ async def test_put_list_patch_delete(client: httpx.AsyncClient, resources: Resou
         ({"provider": "openai", "api_key": "sk-" + "a" * 40, "base_url": "https://x"}, "base_url"),
     ],
 )
-async def test_format_validation_is_a_clear_422(
+async def test_format_validation_is_a_clear_400(
     client: httpx.AsyncClient, body: dict[str, str], needle: str
 ) -> None:
     user = await signup(client)
     resp = await client.put("/portal/v1/byok", json=body, headers=user.headers())
-    assert resp.status_code == 422, resp.text
+    assert resp.status_code == 400, resp.text
     assert needle in resp.json()["error"]["message"]
     if body["api_key"]:
         assert body["api_key"] not in resp.text
 
 
-async def test_unknown_provider_is_422(client: httpx.AsyncClient) -> None:
+async def test_unknown_provider_is_400(client: httpx.AsyncClient) -> None:
     user = await signup(client)
     resp = await client.put(
         "/portal/v1/byok", json={"provider": "acme", "api_key": "abcdefgh"}, headers=user.headers()
     )
-    assert resp.status_code == 422
+    assert resp.status_code == 400
 
 
 async def test_members_cannot_change_byok(client: httpx.AsyncClient, resources: Resources) -> None:

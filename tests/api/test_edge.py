@@ -56,17 +56,17 @@ async def test_wrong_method_is_405_envelope(edge: httpx.AsyncClient) -> None:
     assert_envelope(await edge.delete("/_test/echo"), 405, "method_not_allowed")
 
 
-async def test_malformed_json_is_422_envelope(edge: httpx.AsyncClient) -> None:
+async def test_malformed_json_is_400_envelope(edge: httpx.AsyncClient) -> None:
     resp = await edge.post(
         "/_test/echo", content=b"{not json", headers={"content-type": "application/json"}
     )
-    err = assert_envelope(resp, 422, "invalid_request")
+    err = assert_envelope(resp, 400, "invalid_request")
     assert "JSON" in err["message"]
 
 
 async def test_schema_violation_names_the_field(edge: httpx.AsyncClient) -> None:
     resp = await edge.post("/_test/echo", json={"name": "x", "count": "many"})
-    err = assert_envelope(resp, 422, "invalid_request")
+    err = assert_envelope(resp, 400, "invalid_request")
     assert err["message"].startswith("count:")
 
 

@@ -48,7 +48,7 @@ async def test_password_policy_and_email_format(client: httpx.AsyncClient) -> No
         resp = await client.post(
             "/portal/v1/auth/signup", json={"email": email, "password": password}
         )
-        assert resp.status_code == 422, (email, password, resp.text)
+        assert resp.status_code == 400, (email, password, resp.text)
         assert resp.json()["error"]["code"] == "invalid_request"
 
 

@@ -41,7 +41,7 @@ async def _armed_org(billing: Billing) -> PortalUser:
               "payment_method_id": "pm_test_card"},
         headers=user.headers(),
     )  # fmt: skip
-    assert early.status_code == 422  # no Stripe customer yet
+    assert early.status_code == 400  # no Stripe customer yet
     await billing.buy(user, "starter_10", save_payment_method=True)  # 10,000 credits
     resp = await billing.client.put(
         "/portal/v1/credits/auto-recharge",

@@ -76,7 +76,7 @@ async def test_only_owners_admins_and_finance_may_buy(billing: Billing) -> None:
     unknown = await billing.client.post(
         "/portal/v1/credits/checkout", json={"package_id": "free_money"}, headers=owner.headers()
     )
-    assert unknown.status_code == 422
+    assert unknown.status_code == 400
     assert unknown.json()["error"]["param"] == "package_id"
     # nothing but the finance user's purchase was recorded, and only that reached Stripe
     assert await scalar(billing.resources, "SELECT count(*) FROM payments") == 1

@@ -64,8 +64,12 @@ async def test_update_and_delete_models(resources: Resources) -> None:
         assert await pricing.update_model(s, "a", ModelPatch()) == changed
         with pytest.raises(InvalidRequest):
             await pricing.update_model(s, "a", ModelPatch(fallback_models=["missing"]))
-        with pytest.raises(InvalidRequest):
-            await pricing.update_model(s, "a", ModelPatch(enabled=None))
+        with pytest.raises(ValidationError):  # a NOT NULL column: null never gets this far
+            ModelPatch(enabled=None)
+        with pytest.raises(InvalidRequest):  # and the service still refuses it if it did
+            await pricing.update_model(
+                s, "a", ModelPatch.model_construct(_fields_set={"enabled"}, enabled=None)
+            )
         with pytest.raises(NotFound):
             await pricing.update_model(s, "zzz", ModelPatch(enabled=True))
         with pytest.raises(Conflict):  # "b" falls back to it

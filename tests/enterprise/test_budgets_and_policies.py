@@ -105,7 +105,7 @@ async def test_departments_and_cost_centers_lifecycle(
     )
     assert dup.status_code == 409 and dup.json()["error"]["code"] == "conflict"
     blank = await client.post("/enterprise/v1/departments", json={"name": "  "}, headers=admin)
-    assert blank.status_code == 422
+    assert blank.status_code == 400
     renamed = await client.patch(
         f"/enterprise/v1/departments/{dept}", json={"name": "R&D"}, headers=admin
     )
@@ -270,7 +270,7 @@ async def test_budget_validation(client: httpx.AsyncClient) -> None:
         resp = await client.post(
             "/enterprise/v1/budgets", json={**base, **bad}, headers=org.h(org.admin)
         )
-        assert resp.status_code == 422, (bad, resp.text)
+        assert resp.status_code == 400, (bad, resp.text)
         assert resp.json()["error"]["code"] == "invalid_request"
     unknown = await client.post(
         "/enterprise/v1/budgets",
@@ -285,7 +285,7 @@ async def test_budget_validation(client: httpx.AsyncClient) -> None:
     moved = await client.patch(
         f"/enterprise/v1/budgets/{made['id']}", json={"scope": "key"}, headers=org.h(org.admin)
     )
-    assert moved.status_code == 422
+    assert moved.status_code == 400
     listed = await client.get("/enterprise/v1/budgets", headers=org.h(org.finance))
     assert [b["id"] for b in listed.json()["data"]] == [made["id"]]
 
@@ -416,7 +416,7 @@ async def test_department_model_allowlist_and_content_logging(
         json={"model_allowlist": ["no-such-model"]},
         headers=admin,
     )
-    assert bad.status_code == 422
+    assert bad.status_code == 400
     set_ = await client.patch(
         f"/enterprise/v1/policies/{dept}",
         json={"model_allowlist": [allowed], "content_logging": "disabled"},

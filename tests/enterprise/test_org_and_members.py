@@ -108,7 +108,7 @@ async def test_org_settings_patch(client: httpx.AsyncClient, resources: Resource
     assert got.json() == body
     for bad in ({"retention_days": 0}, {"retention_days": 3651}, {"power_level": "turbo"}):
         resp = await client.patch("/enterprise/v1/org", json=bad, headers=org.h(org.admin))
-        assert resp.status_code == 422, bad
+        assert resp.status_code == 400, bad
     tier = await client.patch(
         "/enterprise/v1/org", json={"tier": "enterprise"}, headers=org.h(org.owner)
     )
@@ -143,7 +143,7 @@ async def test_add_member_rules(client: httpx.AsyncClient, resources: Resources)
     assert again.status_code == 409
     # The pre-0004 free-text fields are refused, not silently dropped.
     legacy = await add(client, org.id, org.admin, newbie, "member", department="R&D")
-    assert legacy.status_code == 422, legacy.text
+    assert legacy.status_code == 400, legacy.text
     # Admins cannot create owners; owners can.
     assert (await add(client, org.id, org.admin, newbie, "owner")).status_code == 403
     dept = await make_entity(client, org, "departments", "R&D")
@@ -243,7 +243,7 @@ async def test_owner_rules_and_last_owner(client: httpx.AsyncClient, resources: 
 async def test_bad_month(client: httpx.AsyncClient, month: str) -> None:
     org = await make_org(client)
     resp = await client.get(f"/enterprise/v1/invoices/{month}", headers=org.h(org.finance))
-    assert resp.status_code == 422
+    assert resp.status_code == 400
 
 
 async def test_concurrent_demotions_keep_one_owner(

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from temporalio.converter import DataConverter
 
+from api.errors import domain_error_response
 from domain.errors import InvalidField
 from domain.providers.media import (
     MediaOutcome,
@@ -52,7 +53,8 @@ def test_bad_input_is_a_clear_invalid_field(
     with pytest.raises(InvalidField) as info:
         validate_media_input(media_type, data)
     err = info.value
-    assert (err.code, err.status_hint, err.param) == ("invalid_request", 422, param)
+    assert (err.code, err.param) == ("invalid_request", param)
+    assert domain_error_response(err).status_code == 400
     assert fragment in err.message
     with pytest.raises(InvalidField):
         max_units(media_type, data)  # the hold is never sized from a bad input

@@ -155,7 +155,12 @@ async def test_sign_up_has_the_api_rules(client: httpx.AsyncClient, resources: R
     token = await form_token(client, "/console/sign-up")
     cases = [
         ("weak@example.com", "short1", 422, "Password must be at least 10 characters."),
-        ("weak@example.com", "password123", 422, "Password is too easy to guess: This is a very common password."),
+        (
+            "weak@example.com",
+            "password123",
+            422,
+            "Password is too easy to guess: This is a very common password.",
+        ),
         ("not-an-email", PASSWORD, 422, "Email is not a valid address."),
     ]
     for email, password, status, message in cases:
