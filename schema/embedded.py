@@ -2,7 +2,8 @@
 
 A pip wheel ships the server, so `make dev` and `make test` need nothing but Python. The
 server listens on a unix socket only, inside the data dir, and stops when the last process
-holding it exits.
+holding it exits. `oxinf dev` watches it and starts it again if it dies
+(`embedded_postgres_alive`, `restart_embedded_postgres`).
 """
 
 from __future__ import annotations
@@ -34,3 +35,34 @@ def start_embedded_postgres(pgdata: Path, database: str = "oxinf") -> tuple[Any,
 
 def stop_embedded_postgres(server: Any) -> None:
     server.cleanup()
+
+
+def embedded_postgres_alive(server: Any) -> bool:
+    """Whether the server's postmaster still runs (a zombie, killed and not yet reaped, is
+    not running)."""
+    import psutil
+
+    try:
+        process = server.get_postmaster_info().process
+        return bool(
+            process is not None
+            and process.is_running()
+            and process.status() != psutil.STATUS_ZOMBIE
+        )
+    except (AssertionError, psutil.Error):
+        return False
+
+
+def restart_embedded_postgres(server: Any) -> None:
+    """Start the server in its data dir again after it died (crash recovery runs on start).
+
+    Raises if it cannot start yet, e.g. while backends of the dead postmaster still hold its
+    shared memory; the caller retries later."""
+    lock = getattr(server, "_lock", None)  # pgserver's inter-process start lock
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if lock is None:
+            server.ensure_postgres_running()
+            return
+        with lock:
+            server.ensure_postgres_running()
