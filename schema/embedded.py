@@ -8,6 +8,7 @@ holding it exits. `oxinf dev` watches it and starts it again if it dies
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import warnings
@@ -59,10 +60,10 @@ def restart_embedded_postgres(server: Any) -> None:
     Raises if it cannot start yet, e.g. while backends of the dead postmaster still hold its
     shared memory; the caller retries later."""
     lock = getattr(server, "_lock", None)  # pgserver's inter-process start lock
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), lock if lock is not None else contextlib.nullcontext():
         warnings.simplefilter("ignore")
-        if lock is None:
-            server.ensure_postgres_running()
-            return
-        with lock:
-            server.ensure_postgres_running()
+        # Run as root, the server runs as its own user, which must still be able to reach
+        # the data dir: re-grant that (something may have tightened a parent meanwhile).
+        # The data itself is left alone: it exists, so this initializes nothing.
+        server.ensure_pgdata_inited()
+        server.ensure_postgres_running()
