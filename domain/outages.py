@@ -23,6 +23,7 @@ from typing import Literal
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
+from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import ServiceUnavailable
@@ -66,6 +67,7 @@ OUTAGE_TYPES: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     OSError,  # includes ConnectionRefusedError and TimeoutError
     RPCError,
+    RPCTimeoutOrCancelledError,
     RuntimeError,  # temporalio's "Failed client connect"
 )
 
@@ -110,6 +112,8 @@ def _classify_one(err: BaseException) -> Dependency | None:
         return "postgres"
     if isinstance(err, RPCError):
         return "temporal" if err.status in _TEMPORAL_DOWN else None
+    if isinstance(err, RPCTimeoutOrCancelledError):  # the server did not answer in time
+        return "temporal"
     if isinstance(err, RuntimeError) and str(err).startswith("Failed client connect"):
         return "temporal"
     if isinstance(err, (ConnectionError, TimeoutError)) or _is_socket_error(err):

@@ -2,7 +2,10 @@
 
 Order matters for money: the hold is reserved before any platform upstream is called, so a
 402 means nothing was dispatched; every exit after the reserve settles or voids it (and the
-sweeper expires what a crash leaves behind).
+sweeper expires what a crash leaves behind). A reserve or settle the database cannot take
+raises its driver's error, which the edge answers 503 (`domain.outages`): a reserve that
+failed dispatched nothing, a settle that failed charged nothing. A call carrying an
+`X-Client-Request-ID` whose answer was already charged is refused before it reserves.
 """
 
 from __future__ import annotations
