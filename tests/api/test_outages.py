@@ -205,4 +205,3 @@ async def test_an_unreachable_temporal_is_reported_in_seconds(settings: Settings
     assert isinstance(error, DependencyUnavailable) and error.dependency == "temporal"
     assert error.headers["Retry-After"] == "2"
     assert asyncio.get_running_loop().time() - started < 3
-
