@@ -38,7 +38,7 @@ async def _pollers(chaos: Stack) -> set[int]:
 @pytest.mark.timeout_sensitive
 async def test_two_replicas_share_credits_rate_limits_and_revocations(chaos: Stack) -> None:
     assert len(chaos.apis) == 2 and len(chaos.workers) == 2
-    assert await _pollers(chaos) == {w.pid for w in chaos.workers}
+    assert {w.pid for w in chaos.workers} <= await _pollers(chaos)
     model = await chaos.chat_model()
     body = {"model": model, "messages": [HELLO], "max_tokens": 8}
     clients = [httpx.AsyncClient(base_url=api.base_url, timeout=30) for api in chaos.apis]
