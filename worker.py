@@ -203,6 +203,14 @@ async def _upsert_schedule(client: Client, schedule_id: str, schedule: Schedule)
         log.info("schedule created", extra={"schedule_id": schedule_id})
 
 
+RESTART_PAUSE_S = 1.0
+RESTART_PAUSE_MAX_S = 30.0
+
+
+class WorkerDefinitionError(RuntimeError):
+    """The worker itself is broken (a workflow failing validation, say): no retry helps."""
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Poll until SIGINT/SIGTERM (or `stop`), riding out Temporal outages.
 
@@ -223,6 +231,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             started = loop.time()
             try:
                 await _run_once(settings, deps, stop)
+            except WorkerDefinitionError:
+                raise
             except Exception as exc:
                 if loop.time() - started > RESTART_PAUSE_MAX_S:
                     pause = RESTART_PAUSE_S  # it ran fine for a while: start over quickly
@@ -239,15 +249,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         await resources.aclose()
 
 
-RESTART_PAUSE_S = 1.0
-RESTART_PAUSE_MAX_S = 30.0
-
-
 async def _run_once(settings: Settings, deps: ActivityDeps, stop: asyncio.Event) -> None:
     """Connect, (re)register schedules and poll until `stop`; raises if any step fails."""
     client = await connect_temporal(settings)
     await ensure_schedules(client, settings)
-    worker = build_worker(client, deps, settings.task_queue)
+    try:
+        worker = build_worker(client, deps, settings.task_queue)
+    except Exception as exc:
+        raise WorkerDefinitionError(f"the worker cannot be built: {exc}") from exc
     run = asyncio.create_task(worker.run())
     stopping = asyncio.create_task(stop.wait())
     log.info("worker started", extra={"task_queue": settings.task_queue})

@@ -102,7 +102,8 @@ class _Pump:
         try:
             unsettled = await self._settle(error)
         finally:
-            self.queue.put_nowait(error or unsettled or _DONE)
+            # Not charged says more than how the upstream ended.
+            self.queue.put_nowait(unsettled or error or _DONE)
 
     async def _settle(self, error: UpstreamError | None) -> DomainError | None:
         """Bill the stream; on failure, the error the client gets instead of `[DONE]`."""
