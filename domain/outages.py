@@ -45,6 +45,9 @@ _PG_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # The connection's protocol is out of step with the server: a dying backend sent its
+    # last words ("terminating connection…") to a connection that was idle in a pool.
+    asyncpg.exceptions.InternalClientError,
 )
 # asyncpg's client-side messages for a connection or pool that is gone.
 _PG_GONE_MESSAGES = ("connection is closed", "connection was closed", "pool is closing",

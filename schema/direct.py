@@ -71,6 +71,14 @@ def compile_statement(stmt: ClauseElement, engine: AsyncEngine) -> Compiled:
     return Compiled(str(compiled), names, processors, fixed)
 
 
+def _statement_error(exc: BaseException) -> bool:
+    """An error PostgreSQL reported for the statement itself (a unique violation, say): the
+    server has finished with it and the connection is idle again."""
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(
+        exc, (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
+    )
+
+
 class DirectPool:
     """A lazily created asyncpg pool for autocommit statements (see the module docstring)."""
 
@@ -139,8 +147,14 @@ class DirectPool:
             raise
         return pool, conn
 
-    async def _release(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    async def _release(
+        self, pool: asyncpg.Pool, conn: asyncpg.Connection, error: BaseException | None
+    ) -> None:
+        """Back to the pool, unless `error` may have left it half-way through the protocol:
+        connections here skip asyncpg's reset, so a broken one is closed, not reused."""
         try:
+            if error is not None and not _statement_error(error):
+                conn.terminate()
             await pool.release(conn)
         finally:
             self._busy -= 1
@@ -151,21 +165,29 @@ class DirectPool:
         compiled = self.compiled(stmt)
         args = compiled.args(params)
         pool, conn = await self._acquire()
+        error: BaseException | None = None
         try:
             row: asyncpg.Record | None = await conn.fetchrow(compiled.sql, *args)
             return row
+        except Exception as exc:
+            error = exc
+            raise
         finally:
-            await self._release(pool, conn)
+            await self._release(pool, conn, error)
 
     async def fetch(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[asyncpg.Record]:
         compiled = self.compiled(stmt)
         args = compiled.args(params)
         pool, conn = await self._acquire()
+        error: BaseException | None = None
         try:
             rows: list[asyncpg.Record] = await conn.fetch(compiled.sql, *args)
             return rows
+        except Exception as exc:
+            error = exc
+            raise
         finally:
-            await self._release(pool, conn)
+            await self._release(pool, conn, error)
 
     async def fetch_together(
         self, statements: Sequence[tuple[ClauseElement, Mapping[str, Any]]]
@@ -175,11 +197,15 @@ class DirectPool:
             return [await self.fetch(*statements[0])]
         prepared = [(self.compiled(stmt), params) for stmt, params in statements]
         pool, conn = await self._acquire()
+        error: BaseException | None = None
         try:
             async with conn.transaction():
                 return [await conn.fetch(c.sql, *c.args(params)) for c, params in prepared]
+        except Exception as exc:
+            error = exc
+            raise
         finally:
-            await self._release(pool, conn)
+            await self._release(pool, conn, error)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None

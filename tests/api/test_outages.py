@@ -180,6 +180,13 @@ async def test_driver_errors_are_classified_by_what_they_mean(engine: AsyncEngin
         await direct.close()
         await small.dispose()
 
+    # A pooled connection whose dying backend spoke out of turn (its protocol then refuses
+    # the next statement): seen when PostgreSQL is killed under load.
+    out_of_step = asyncpg.exceptions.InternalClientError(
+        "cannot switch to state 12; another operation (2) is in progress"
+    )
+    assert dependency_down(out_of_step) == "postgres"
+
     # What is not an outage stays what it is.
     async with engine.connect() as conn:
         error = await _error_of(conn.execute(text("SELECT 1/0")))
