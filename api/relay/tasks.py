@@ -97,9 +97,12 @@ async def submit_task(
             # Temporal is out of reach: refuse rather than hold credits for a task that may
             # not start. (If the start did land after all, the workflow finds the task failed
             # and refunded, and ends without dispatching.)
-            log.warning(
+            expected = dependency_down(exc) is not None or isinstance(exc, TimeoutError)
+            log.log(
+                logging.WARNING if expected else logging.ERROR,
                 "could not start task workflow; refunding",
                 extra={"task": str(task.id), "error": type(exc).__name__},
+                exc_info=not expected,
             )
             async with resources.sessions.begin() as session:
                 await tasks.finalize(
