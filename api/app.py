@@ -24,7 +24,7 @@ from api.enterprise.org import router as enterprise_org_router
 from api.enterprise.structure import cost_centers as enterprise_cost_centers_router
 from api.enterprise.structure import departments as enterprise_departments_router
 from api.enterprise.structure import policies as enterprise_policies_router
-from api.errors import install_error_handlers
+from api.errors import install_error_handlers, install_outage_handlers
 from api.health import router as health_router
 from api.metrics import router as metrics_router
 from api.middleware import EdgeMiddleware
@@ -110,6 +110,7 @@ def create_app(
     if resources is not None:
         app.state.resources = resources
     install_error_handlers(app)
+    install_outage_handlers(app)
     install_console(app, env=settings.env)  # pages at / and /console, assets at /static
     for router in (
         health_router,

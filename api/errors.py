@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from api.context import current_request_id
 from domain.errors import DomainError
 from domain.inputs import NO_NUL
+from domain.outages import OUTAGE_TYPES, DependencyUnavailable, as_unavailable
 
 log = logging.getLogger("oxinf.api")
 
@@ -136,3 +137,35 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+
+
+# --- dependency outages -------------------------------------------------------------------
+# Kept apart from the handlers above: PostgreSQL or Temporal being unreachable is not the
+# caller's fault nor a bug, so it answers 503 `service_unavailable` with `Retry-After`.
+
+
+def outage_response(exc: DependencyUnavailable) -> JSONResponse:
+    log.warning(
+        "dependency unavailable; answering 503",
+        extra={"dependency": exc.dependency, "error": _error_name(exc)},
+    )
+    return domain_error_response(exc)
+
+
+def _error_name(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    return type(cause).__name__
+
+
+async def _on_possible_outage(_: Request, exc: Exception) -> JSONResponse:
+    down = as_unavailable(exc)
+    if down is None:
+        raise exc  # not an outage: the edge's safety net answers it as the bug it is
+    if down is not exc:
+        down.__cause__ = exc
+    return outage_response(down)
+
+
+def install_outage_handlers(app: FastAPI) -> None:
+    for exc_type in OUTAGE_TYPES:
+        app.add_exception_handler(exc_type, _on_possible_outage)

@@ -1,9 +1,15 @@
-"""Liveness and readiness: `/healthz` says the process runs, `/readyz` that it can serve."""
+"""Liveness and readiness: `/healthz` says the process runs, `/readyz` that it can serve.
+
+`/healthz` touches no dependency, so an orchestrator never restarts an API process because
+PostgreSQL or Temporal is down (restarting would not help; the pools recover by themselves);
+`/readyz` names the dependency that is down, so a load balancer can route around it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 from sqlalchemy import text
@@ -32,13 +38,18 @@ async def readyz(resources: ResourcesDep) -> JSONResponse:
         await resources.temporal.check(wait_s=2.0)
         return "ok"
 
-    checks: dict[str, str] = {}
-    for name, probe in (("postgres", database), ("temporal", temporal)):
+    async def state(name: str, probe: Callable[[], Awaitable[str]]) -> str:
         try:
-            checks[name] = await asyncio.wait_for(probe(), timeout=3.0)
+            return await asyncio.wait_for(probe(), timeout=3.0)
         except Exception as exc:  # every failure mode means "not ready"; the log says which
             log.warning("readiness check failed", extra={"part": name, "error": type(exc).__name__})
-            checks[name] = "down"
+            return "down"
+
+    # Both at once: with one dependency hanging, the answer still comes within one timeout.
+    postgres, temporal_state = await asyncio.gather(
+        state("postgres", database), state("temporal", temporal)
+    )
+    checks = {"postgres": postgres, "temporal": temporal_state}
     ready = all(v == "ok" for v in checks.values())
     down = [k for k, v in checks.items() if v != "ok"]
     body: dict[str, object] = {"status": "ok" if ready else "unavailable", "checks": checks}

@@ -2,7 +2,9 @@
 
 Pure ASGI (not BaseHTTPMiddleware) because it wraps the relay's hot path and must not buffer
 streamed responses. Unhandled exceptions are caught here rather than by Starlette's
-ServerErrorMiddleware so the sanitized 500 still carries `X-Request-ID`.
+ServerErrorMiddleware so the sanitized 500 still carries `X-Request-ID`; an exception that
+says PostgreSQL or Temporal is unreachable is answered 503 with `Retry-After` instead
+(`domain.outages`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.context import current_request_id, new_request_id, set_request_id
 from api.errors import envelope
 from api.metrics_registry import REGISTRY
+from domain.outages import as_unavailable
 
 log = logging.getLogger("oxinf.api")
 access_log = logging.getLogger("oxinf.access")
@@ -81,8 +84,21 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_id)
-        except Exception:
+        except Exception as exc:
             if rejected:
+                return
+            down = as_unavailable(exc)
+            if down is not None:
+                # PostgreSQL or Temporal is out of reach: not a bug, so no traceback, and an
+                # answer clients retry (a stream that already started has ended on its own).
+                log.warning(
+                    "dependency unavailable; answering 503",
+                    extra={"path": scope.get("path"), "dependency": down.dependency,
+                           "error": type(exc).__name__},
+                )  # fmt: skip
+                if not response_started:
+                    await self._send_error(send, 503, down.code, down.message, headers=down.headers)
+                    status_holder[0] = 503
                 return
             log.exception("unhandled error", extra={"path": scope.get("path")})
             if not response_started:
@@ -112,17 +128,26 @@ class EdgeMiddleware:
     def _too_large_message(self) -> str:
         return f"request body exceeds {self.max_body_bytes} bytes"
 
-    async def _send_error(self, send: Send, status: int, code: str, message: str) -> None:
+    async def _send_error(
+        self,
+        send: Send,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         body = json.dumps(envelope(status, code, message)).encode()
         rid = (current_request_id() or "").encode()
-        headers: list[tuple[bytes, bytes]] = [
+        raw_headers: list[tuple[bytes, bytes]] = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"x-request-id", rid),
         ]
+        raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         if status == 413:
-            headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+            raw_headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
 
 

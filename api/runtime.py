@@ -163,5 +163,9 @@ def build_resources(
 
 
 def open_resources(settings: Settings, *, temporal_client: Client | None = None) -> Resources:
-    engine = create_engine(resolve_database_url(settings), pool_size=settings.db_pool_size)
+    engine = create_engine(
+        resolve_database_url(settings),
+        pool_size=settings.db_pool_size,
+        timeout_s=settings.db_timeout_s,
+    )
     return build_resources(settings, engine, temporal_client=temporal_client)

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL URL; unset means the embedded pgserver (dev only)."
     )
     db_pool_size: int = 20
+    db_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="longest wait for a database connection (pool or connect) before a 503",
+    )
     temporal_address: str | None = Field(
         default=None, description="host:port of Temporal; unset means the embedded dev server."
     )
@@ -46,6 +51,11 @@ class Settings(BaseSettings):
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
     temporal_ui_url: str | None = None
+    temporal_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="longest an API call waits on Temporal (connect and retries) before a 503",
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -1,7 +1,10 @@
 """Temporal client connection shared by the API, the worker and the CLI.
 
 The API connects lazily so it can start, and report itself not ready, while Temporal is
-still coming up; everything money-moving waits for a real client.
+still coming up; everything money-moving waits for a real client. While Temporal is down
+the API's calls give up within `OXINF_TEMPORAL_TIMEOUT_S` (the caller answers 503), and
+nothing needs restarting when it returns: a client that never connected connects on the
+next call, and a connected one re-dials by itself.
 """
 
 from __future__ import annotations
@@ -10,16 +13,26 @@ import asyncio
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RetryConfig
 
 from api.settings import Settings
+from domain.outages import DependencyUnavailable
 
 
-async def connect_temporal(settings: Settings) -> Client:
+async def connect_temporal(settings: Settings, *, retry: RetryConfig | None = None) -> Client:
+    """`retry`: how long each call keeps retrying an unreachable server (the SDK's default,
+    about 10 s, unless given)."""
     return await Client.connect(
         settings.temporal_target,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        retry_config=retry or RetryConfig(),
     )
+
+
+def bounded_retry(timeout_s: float) -> RetryConfig:
+    """Retry an unreachable server for at most `timeout_s` per call, then fail."""
+    return RetryConfig(max_elapsed_time_millis=max(1, int(timeout_s * 1000)))
 
 
 class TemporalHandle:
@@ -34,12 +47,23 @@ class TemporalHandle:
     def connected(self) -> bool:
         return self._client is not None
 
-    async def get(self, wait_s: float = 5.0) -> Client:
+    async def get(self, wait_s: float | None = None) -> Client:
+        """The client; `DependencyUnavailable` (a 503) if Temporal cannot be reached."""
         if self._client is not None:
             return self._client
+        timeout = wait_s if wait_s is not None else self._settings.temporal_timeout_s
         async with self._lock:
             if self._client is None:
-                self._client = await asyncio.wait_for(connect_temporal(self._settings), wait_s)
+                try:
+                    self._client = await asyncio.wait_for(
+                        connect_temporal(
+                            self._settings,
+                            retry=bounded_retry(self._settings.temporal_timeout_s),
+                        ),
+                        timeout,
+                    )
+                except (RuntimeError, OSError) as exc:  # refused, unreachable, timed out
+                    raise DependencyUnavailable("temporal") from exc
             return self._client
 
     async def check(self, wait_s: float = 2.0) -> None:

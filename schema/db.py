@@ -27,15 +27,35 @@ def to_async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+DEFAULT_TIMEOUT_S = 5.0
+
+
+def create_engine(
+    url: str, *, pool_size: int = 20, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> AsyncEngine:
+    """`timeout_s` bounds both a wait for a free pooled connection and a new connect, so
+    a database that is down or saturated answers "unavailable" in seconds instead of hanging.
+
+    Connections that PostgreSQL dropped (a restart, a failover) are replaced by themselves:
+    each checkout pings its connection first (one short round trip, paid only where a
+    session is opened; the relay's hot statements run on `schema.direct`), and a
+    disconnect seen mid-use invalidates the whole pool, so the next request gets a fresh one.
+    """
     return create_async_engine(
         to_async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=False,
+        pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"server_settings": {"application_name": "oxinf"}},
+        pool_timeout=timeout_s,
+        connect_args={"server_settings": {"application_name": "oxinf"}, "timeout": timeout_s},
     )
+
+
+def pool_timeout_of(engine: AsyncEngine) -> float:
+    """The engine's bound on waiting for a connection (`create_engine`'s `timeout_s`)."""
+    timeout = getattr(engine.sync_engine.pool, "timeout", None)
+    return float(timeout()) if callable(timeout) else DEFAULT_TIMEOUT_S
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

@@ -9,7 +9,9 @@ from a Session or a transaction.
 Statements are still written with SQLAlchemy Core (or `text()`), compiled once for the
 asyncpg dialect, and run with the same bind processors SQLAlchemy would apply, so the SQL
 and its types stay in one place. The pool is small, made lazily from the engine's own
-connection arguments, and used for nothing else.
+connection arguments, and used for nothing else. Waits for a connection and connects are
+bounded like the engine's (`schema.db.create_engine`); asyncpg replaces a connection the
+server closed at its next acquire, so the pool recovers by itself after a database restart.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
+
+from schema.db import pool_timeout_of
 
 DEFAULT_MAX_SIZE = 10
 
@@ -67,6 +71,14 @@ def compile_statement(stmt: ClauseElement, engine: AsyncEngine) -> Compiled:
     return Compiled(str(compiled), names, processors, fixed)
 
 
+def _statement_error(exc: BaseException) -> bool:
+    """An error PostgreSQL reported for the statement itself (a unique violation, say): the
+    server has finished with it and the connection is idle again."""
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(
+        exc, (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
+    )
+
+
 class DirectPool:
     """A lazily created asyncpg pool for autocommit statements (see the module docstring)."""
 
@@ -79,10 +91,13 @@ class DirectPool:
         Never for a write that moves money on its own."""
         self._engine = engine
         self._max_size = max_size
+        # As long as the engine's own pool waits: an outage answers in bounded time.
+        self._timeout = pool_timeout_of(engine)
         self._settings = {"application_name": "oxinf"}
         if not durable:
             self._settings["synchronous_commit"] = "off"
         self._pool: asyncpg.Pool | None = None
+        self._busy = 0  # connections acquired (or being acquired) from `_pool`
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
         self._compiled: dict[int, tuple[ClauseElement, Compiled]] = {}
@@ -103,30 +118,76 @@ class DirectPool:
             self._lock, self._loop, self._pool = asyncio.Lock(), loop, None
         async with self._lock:
             if self._pool is None:
+                self._busy = 0
                 _, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
                 kwargs["server_settings"] = dict(self._settings)
+                kwargs["timeout"] = self._timeout
                 self._pool = await asyncpg.create_pool(
                     min_size=0, max_size=self._max_size, reset=_keep_session, **kwargs
                 )
             return self._pool
+
+    async def _acquire(self) -> tuple[asyncpg.Pool, asyncpg.Connection]:
+        """A connection, waiting at most the engine's timeout when every one is in use.
+
+        Only this object uses its pool, so it counts the connections out itself: while one
+        is free an acquire cannot queue (a connect is bounded by the connect timeout), and
+        the timer that bounds a wait, a few microseconds, is paid only when one can happen.
+        """
+        pool = await self._get()
+        self._busy += 1
+        try:
+            if self._busy <= self._max_size:
+                conn = await pool.acquire()
+            else:
+                async with asyncio.timeout(self._timeout):
+                    conn = await pool.acquire()
+        except BaseException:
+            self._busy -= 1
+            raise
+        return pool, conn
+
+    async def _release(
+        self, pool: asyncpg.Pool, conn: asyncpg.Connection, error: BaseException | None
+    ) -> None:
+        """Back to the pool, unless `error` may have left it half-way through the protocol:
+        connections here skip asyncpg's reset, so a broken one is closed, not reused."""
+        try:
+            if error is not None and not _statement_error(error):
+                conn.terminate()
+            await pool.release(conn)
+        finally:
+            self._busy -= 1
 
     async def fetchrow(
         self, stmt: ClauseElement, params: Mapping[str, Any]
     ) -> asyncpg.Record | None:
         compiled = self.compiled(stmt)
         args = compiled.args(params)
-        pool = await self._get()
-        async with pool.acquire() as conn:
+        pool, conn = await self._acquire()
+        error: BaseException | None = None
+        try:
             row: asyncpg.Record | None = await conn.fetchrow(compiled.sql, *args)
             return row
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            await self._release(pool, conn, error)
 
     async def fetch(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[asyncpg.Record]:
         compiled = self.compiled(stmt)
         args = compiled.args(params)
-        pool = await self._get()
-        async with pool.acquire() as conn:
+        pool, conn = await self._acquire()
+        error: BaseException | None = None
+        try:
             rows: list[asyncpg.Record] = await conn.fetch(compiled.sql, *args)
             return rows
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            await self._release(pool, conn, error)
 
     async def fetch_together(
         self, statements: Sequence[tuple[ClauseElement, Mapping[str, Any]]]
@@ -135,9 +196,16 @@ class DirectPool:
         if len(statements) == 1:
             return [await self.fetch(*statements[0])]
         prepared = [(self.compiled(stmt), params) for stmt, params in statements]
-        pool = await self._get()
-        async with pool.acquire() as conn, conn.transaction():
-            return [await conn.fetch(c.sql, *c.args(params)) for c, params in prepared]
+        pool, conn = await self._acquire()
+        error: BaseException | None = None
+        try:
+            async with conn.transaction():
+                return [await conn.fetch(c.sql, *c.args(params)) for c, params in prepared]
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            await self._release(pool, conn, error)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None

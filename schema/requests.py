@@ -7,10 +7,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, String
+from sqlalchemy import Column, DateTime, Index, String, text
 from sqlmodel import Field, SQLModel
 
 from schema.columns import bigserial_pk, fk_uuid, jsonb, micros, sd, ts
+
+CHARGED_CLIENT_REQUEST_INDEX = "uq_request_logs_org_client_request_charged"
+CHARGED_CLIENT_REQUEST_WHERE = (
+    "client_request_id IS NOT NULL AND status = 'succeeded' AND cost_micros > 0"
+)
 
 
 class RequestLog(SQLModel, table=True):
@@ -18,6 +23,15 @@ class RequestLog(SQLModel, table=True):
     __table_args__ = (
         Index("ix_request_logs_org_created", "org_id", "created_at"),
         Index("ix_request_logs_key_created", "api_key_id", "created_at"),
+        # A client's request id is charged for one complete answer at most: a retry with
+        # the same `X-Client-Request-ID` is never billed twice (domain.relay.billing).
+        Index(
+            CHARGED_CLIENT_REQUEST_INDEX,
+            "org_id",
+            "client_request_id",
+            unique=True,
+            postgresql_where=text(CHARGED_CLIENT_REQUEST_WHERE),
+        ),
     )
 
     id: str = Field(sa_column=Column(String(40), primary_key=True))

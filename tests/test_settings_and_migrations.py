@@ -148,7 +148,7 @@ async def test_0006_task_submissions_downgrade_and_upgrade_again(server_url: str
         async with engine.connect() as conn:
             assert (await conn.execute(tables)).scalar_one() == 0
         await upgrade(engine)
-        assert await current_revision(engine) == head_revision() == "0006"
+        assert await current_revision(engine) == head_revision()
     finally:
         await engine.dispose()
         await drop_database(server_url, name)

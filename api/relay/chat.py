@@ -10,13 +10,14 @@ from starlette.types import Receive, Scope, Send
 
 from api.auth import ApiKeyAuth, api_key_principal
 from api.deps import ResourcesDep, get_resources
-from api.errors import domain_error_response
+from api.errors import domain_error_response, outage_response
 from api.runtime import Resources
 from domain import json_exact
 from domain.enterprise import governance
 from domain.errors import DomainError, InvalidRequest, PermissionDenied
 from domain.inputs import MODEL_NAME_MAX, NO_NUL
 from domain.keys.auth import KeyPrincipal
+from domain.outages import as_unavailable
 from domain.pricing import repository as pricing_repo
 from domain.relay.stream import sse_events, start_pump
 
@@ -127,6 +128,12 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
         response = await _serve_chat(request, key, resources)
     except DomainError as exc:
         response = domain_error_response(exc)
+    except Exception as exc:
+        down = as_unavailable(exc)
+        if down is None:
+            raise  # a bug: the edge's safety net logs it and answers 500
+        down.__cause__ = exc
+        response = outage_response(down)
     await response(scope, receive, send)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 import uuid
 from typing import Annotated, Any, Literal
@@ -17,9 +17,9 @@ from temporalio.service import RPCError
 from api.auth import ApiKeyAuth
 from api.deps import ResourcesDep, public_base_url
 from api.runtime import Resources
-from domain.errors import ServiceUnavailable
 from domain.inputs import ModelName, Text
 from domain.keys.auth import KeyPrincipal
+from domain.outages import DependencyUnavailable, dependency_down
 from domain.providers.media_base import MediaContent
 from domain.ratelimit import service as ratelimit
 from domain.tasks import content
@@ -89,20 +89,30 @@ async def submit_task(
         )
         try:
             client = await resources.temporal.get()
-            await client.start_workflow(
-                MediaTaskWorkflow.run, ref, id=tasks.workflow_id(task.id),
-                task_queue=resources.settings.task_queue,
-            )  # fmt: skip
-        except Exception:
-            log.exception("could not start task workflow; refunding", extra={"task": str(task.id)})
+            async with asyncio.timeout(resources.settings.temporal_timeout_s):
+                await client.start_workflow(
+                    MediaTaskWorkflow.run, ref, id=tasks.workflow_id(task.id),
+                    task_queue=resources.settings.task_queue,
+                )  # fmt: skip
+        except Exception as exc:
+            # Temporal is out of reach: refuse rather than hold credits for a task that may
+            # not start. (If the start did land after all, the workflow finds the task failed
+            # and refunded, and ends without dispatching.)
+            expected = dependency_down(exc) is not None or isinstance(exc, TimeoutError)
+            log.log(
+                logging.WARNING if expected else logging.ERROR,
+                "could not start task workflow; refunding",
+                extra={"task": str(task.id), "error": type(exc).__name__},
+                exc_info=not expected,
+            )
             async with resources.sessions.begin() as session:
                 await tasks.finalize(
                     session, task.id, "failed",
                     error={"code": "service_unavailable", "message": "task could not be scheduled"},
                 )  # fmt: skip
-            raise ServiceUnavailable(
-                "tasks cannot be scheduled right now; nothing was charged"
-            ) from None
+            raise DependencyUnavailable(
+                "temporal", "tasks cannot be started right now; nothing was charged, retry shortly"
+            ) from exc
     else:
         headers["Idempotent-Replayed"] = "true"
     return task, created, headers
@@ -206,8 +216,13 @@ async def cancel_task(
         client = await resources.temporal.get()
         handle = client.get_workflow_handle(tasks.workflow_id(task_id))
         # A task that finished meanwhile rejects the update: its final state is in the database.
-        with contextlib.suppress(WorkflowUpdateFailedError, RPCError):
+        try:
             await handle.execute_update(MediaTaskWorkflow.cancel)
+        except WorkflowUpdateFailedError:
+            pass
+        except RPCError as exc:
+            if dependency_down(exc) is not None:
+                raise  # Temporal is unreachable: nothing was cancelled (503)
     async with resources.sessions() as session:
         task = await tasks.get_task(session, key.org_id, task_id)
     return task_view(task, include_content=True, base_url=public_base_url(request, resources))

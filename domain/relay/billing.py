@@ -19,6 +19,7 @@ from typing import Any
 
 from domain.errors import Conflict, NotFound
 from domain.ledger import service as ledger
+from domain.outages import dependency_down
 from domain.pricing.cost import PriceSnapshot, chat_cost_micros
 from domain.providers import Usage
 from domain.relay import repository as relay_repo
@@ -152,10 +153,24 @@ class HoldTracker:
                 await ledger.void(session, self.hold_id)
         except Conflict:
             return  # it was settled after all (a settle that landed as the call was cut off)
-        except Exception:
-            log.exception(
-                "could not void hold; the sweeper will expire it", extra={"hold": str(self.hold_id)}
-            )
+        except Exception as exc:
+            extra = {"hold": str(self.hold_id)}
+            if dependency_down(exc) is not None:  # expected while the database is out
+                log.warning("could not void hold; the sweeper will expire it", extra=extra)
+            else:
+                log.exception("could not void hold; the sweeper will expire it", extra=extra)
+
+
+class AlreadyCharged(Conflict):
+    """A complete answer was already charged under this `X-Client-Request-ID`."""
+
+    def __init__(self, client_request_id: str, request_id: str | None = None) -> None:
+        which = f" (request {request_id})" if request_id else ""
+        super().__init__(
+            f"a call with X-Client-Request-ID {client_request_id!r} was already answered and "
+            f"charged{which}; nothing was charged again. Send a new id for a new call",
+            param="X-Client-Request-ID",
+        )
 
 
 @dataclass(frozen=True)
@@ -237,7 +252,6 @@ async def finish_success(
     """`settle_fast` runs the usual settle as one statement, batched with other calls'
     (`Relay.settles`); anything else, or anything it leaves undone, takes the ledger."""
     list_cost = usage_cost(snapshot, usage, plan)
-    cost = uncollected = 0
     detail = _detail(plan, response_detail)
     log = _log_row(
         plan,
@@ -266,12 +280,34 @@ async def finish_success(
         and len(attempts.rows) == 1
         and not attempts.channels_to_close
     )
-    if common and settle_fast is not None and hold.hold_id is not None:
-        log_row = {**log, "cost_micros": list_cost, "uncollected_micros": 0}
-        if await settle_fast(
-            relay_repo.SettleItem(hold.hold_id, list_cost, log_row, attempts.rows[0])
-        ):
-            return Outcome(route.billing, list_cost, list_cost, 0)
+    try:
+        if common and settle_fast is not None and hold.hold_id is not None:
+            log_row = {**log, "cost_micros": list_cost, "uncollected_micros": 0}
+            if await settle_fast(
+                relay_repo.SettleItem(hold.hold_id, list_cost, log_row, attempts.rows[0])
+            ):
+                return Outcome(route.billing, list_cost, list_cost, 0)
+        return await _settle_and_log(sessions, plan, route, hold, attempts, log, detail, list_cost)
+    except Exception as exc:
+        if plan.client_request_id is not None and relay_repo.is_duplicate_charge(exc):
+            # A concurrent call under the same client request id was charged first: this
+            # one's settle rolled back whole, and its hold is released by the caller.
+            raise AlreadyCharged(plan.client_request_id) from None
+        raise
+
+
+async def _settle_and_log(
+    sessions: SessionFactory,
+    plan: Plan,
+    route: Route,
+    hold: HoldTracker,
+    attempts: Attempts,
+    log: dict[str, Any],
+    detail: dict[str, Any] | None,
+    list_cost: int,
+) -> Outcome:
+    """The general path: every case the one-statement settle does not take."""
+    cost = uncollected = 0
     async with engine_of(sessions).begin() as session:
         if route.billing == "platform" and hold.hold_id is not None:
             try:

@@ -66,6 +66,7 @@ from domain.ratelimit import service as ratelimit
 from domain.ratelimit.service import RateDecision
 from domain.usage.repository import ATTEMPT_DEFAULTS, ATTEMPTS, LOG_DEFAULTS, LOGS
 from schema.direct import DirectPool
+from schema.requests import CHARGED_CLIENT_REQUEST_INDEX
 
 _ORG = bindparam("b_org", type_=accounts.c.org_id.type)
 _AMOUNT = bindparam("b_amount", type_=BigInteger())
@@ -315,3 +316,44 @@ async def settle_and_log_many(direct: DirectPool, items: Sequence[SettleItem]) -
         for record in records:
             done[record[0]] = True
     return done
+
+
+# --- a client's retry under the same request id --------------------------------------------
+
+_CHARGED_FOR_CLIENT_ID = (
+    select(LOGS.c.id)
+    .where(
+        LOGS.c.org_id == bindparam("org", type_=LOGS.c.org_id.type),
+        LOGS.c.client_request_id == bindparam("client", type_=LOGS.c.client_request_id.type),
+        LOGS.c.status == "succeeded",
+        LOGS.c.cost_micros > 0,
+    )
+    .limit(1)
+)
+
+
+async def charged_for_client_id(
+    direct: DirectPool, org_id: uuid.UUID, client_request_id: str
+) -> str | None:
+    """The request that already charged a complete answer under this client request id
+    (found through its unique partial index), or None."""
+    params = {"org": org_id, "client": client_request_id}
+    row = await direct.fetchrow(_CHARGED_FOR_CLIENT_ID, params)
+    return None if row is None else str(row[0])
+
+
+def is_duplicate_charge(exc: BaseException) -> bool:
+    """True when `exc` is the unique index refusing a second charged answer for one client
+    request id (raised by the settle statement, directly or wrapped by SQLAlchemy)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if (
+            isinstance(current, asyncpg.UniqueViolationError)
+            and getattr(current, "constraint_name", None) == CHARGED_CLIENT_REQUEST_INDEX
+        ):
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False

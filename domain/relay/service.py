@@ -2,7 +2,10 @@
 
 Order matters for money: the hold is reserved before any platform upstream is called, so a
 402 means nothing was dispatched; every exit after the reserve settles or voids it (and the
-sweeper expires what a crash leaves behind).
+sweeper expires what a crash leaves behind). A reserve or settle the database cannot take
+raises its driver's error, which the edge answers 503 (`domain.outages`): a reserve that
+failed dispatched nothing, a settle that failed charged nothing. A call carrying an
+`X-Client-Request-ID` whose answer was already charged is refused before it reserves.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from typing import Any, TypeVar
 import httpx
 
 from domain.crypto import SecretBox
-from domain.errors import DomainError, ServiceUnavailable
+from domain.errors import DomainError, InvalidRequest, ServiceUnavailable
 from domain.keys.auth import KeyPrincipal
 from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
 from domain.providers import ChatStream, UpstreamError, adapter_for
 from domain.ratelimit import service as ratelimit
 from domain.relay import repository as relay_repo
 from domain.relay.billing import (
+    AlreadyCharged,
     Attempts,
     HoldTracker,
     Outcome,
@@ -50,6 +54,7 @@ from schema.direct import DirectPool
 
 log = logging.getLogger("oxinf.relay")
 T = TypeVar("T")
+MAX_CLIENT_REQUEST_ID = 200  # the request log's column
 
 
 class UpstreamFailed(DomainError):
@@ -125,6 +130,8 @@ class Relay:
     ) -> Plan:
         db = OnDemandSession(self.sessions)
         try:
+            if client_request_id is not None:
+                await self._refuse_if_charged(key, client_request_id)
             plan = await build_plan(
                 db, self.box, self.cfg, key=key, body=body, kind="chat",
                 request_id=request_id, client_request_id=client_request_id, rng=self.rng,
@@ -141,6 +148,18 @@ class Relay:
         if key.rpm_limit is not None:
             await self._count(plan, key.rpm_limit)
         return plan
+
+    async def _refuse_if_charged(self, key: KeyPrincipal, client_request_id: str) -> None:
+        """A retry of a call that was already answered and charged is refused before it
+        reserves or dispatches anything (the unique index catches concurrent retries)."""
+        if len(client_request_id) > MAX_CLIENT_REQUEST_ID:
+            raise InvalidRequest(
+                f"X-Client-Request-ID must be at most {MAX_CLIENT_REQUEST_ID} characters",
+                param="X-Client-Request-ID",
+            )
+        charged = await relay_repo.charged_for_client_id(self.direct, key.org_id, client_request_id)
+        if charged is not None:
+            raise AlreadyCharged(client_request_id, charged)
 
     async def _count(self, plan: Plan, limit: int) -> None:
         """The rate-limit hit; for the usual call, with its reserve in the same statement."""

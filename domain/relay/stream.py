@@ -10,6 +10,9 @@ one rule, charge real upstream usage, estimated from the text only when none was
 - the client goes away: the pump drains the rest, then settles;
 - the upstream dies mid-stream: bill what it produced; the client gets an error event
   instead of `[DONE]`.
+If the charge itself cannot be written (the database went away after the upstream answered),
+the call is not charged: its hold is voided, or expired by the sweeper if the database is still
+out of reach, and the client gets a `service_unavailable` error event instead of `[DONE]`.
 """
 
 from __future__ import annotations
@@ -20,12 +23,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from domain import json_exact
+from domain.errors import DomainError
+from domain.outages import DependencyUnavailable, as_unavailable
 from domain.providers import UpstreamError, Usage, estimate_prompt_tokens, estimate_text_tokens
 from domain.relay.billing import finish_success
 from domain.relay.service import Opened, Relay
 
 log = logging.getLogger("oxinf.relay")
 _DONE = object()
+# The error contract's types (api.errors) for the codes a stream can end with.
+_EVENT_TYPES = {
+    "upstream_error": "upstream_error",
+    "service_unavailable": "service_unavailable_error",
+    "conflict": "invalid_request_error",
+}
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -87,12 +98,15 @@ class _Pump:
             del exc
         finally:
             await opened.stream.aclose()
+        unsettled: DomainError | None = None
         try:
-            await self._settle(error)
+            unsettled = await self._settle(error)
         finally:
-            self.queue.put_nowait(error if error is not None else _DONE)
+            # Not charged says more than how the upstream ended.
+            self.queue.put_nowait(unsettled or error or _DONE)
 
-    async def _settle(self, error: UpstreamError | None) -> None:
+    async def _settle(self, error: UpstreamError | None) -> DomainError | None:
+        """Bill the stream; on failure, the error the client gets instead of `[DONE]`."""
         opened = self.opened
         snapshot = opened.model_routes.snapshot if opened.model_routes else opened.plan.snapshot
         detail = {"content": opened.stream.text} if opened.plan.log_content else None
@@ -108,15 +122,33 @@ class _Pump:
                 client_disconnected=self.client_gone,
                 settle_fast=self.relay.settles.submit,
             )  # fmt: skip
-        except Exception:
-            log.exception(
-                "stream settlement failed; releasing hold",
-                extra={"request": opened.plan.request_id},
-            )
+        except Exception as exc:
+            # Not charged: the hold is voided now if the database answers, else the sweeper
+            # expires it; the client learns the answer was not completed.
+            unsettled = _unsettled(exc, opened.plan.request_id)
             await opened.hold.release(self.relay.sessions)
-            return
+            return unsettled
         if outcome.cost_micros:
             self.relay.settled(opened.plan.org_id)
+        return None
+
+
+def _unsettled(exc: Exception, request_id: str) -> DomainError:
+    if isinstance(exc, DomainError):
+        log.info("stream not settled", extra={"request": request_id, "code": exc.code})
+        return exc
+    down = as_unavailable(exc)
+    if down is not None:
+        log.warning(
+            "stream not settled: dependency unavailable; the sweeper expires its hold",
+            extra={"request": request_id, "dependency": down.dependency},
+        )
+        return DependencyUnavailable(
+            down.dependency, "the answer could not be recorded, so it was not charged; retry"
+        )
+    log.error("stream settlement failed", exc_info=exc, extra={"request": request_id})
+    return DomainError("the answer could not be recorded, so it was not charged",
+                       code="internal_error")  # fmt: skip
 
 
 def start_pump(relay: Relay, opened: Opened) -> _Pump:
@@ -137,11 +169,12 @@ async def sse_events(pump: _Pump) -> AsyncIterator[bytes]:
                 finished = True
                 yield b"data: [DONE]\n\n"
                 return
-            if isinstance(item, UpstreamError):
+            if isinstance(item, UpstreamError | DomainError):
                 finished = True
+                code = item.code if isinstance(item, DomainError) else "upstream_error"
                 error = {
-                    "type": "upstream_error",
-                    "code": "upstream_error",
+                    "type": _EVENT_TYPES.get(code, "api_error"),
+                    "code": code,
                     "message": item.message,
                     "request_id": opened.plan.request_id,
                 }
