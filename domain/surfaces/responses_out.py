@@ -105,7 +105,6 @@ def response_object(
         "model": request.model,
         "output": output,
         "previous_response_id": None,
-        "store": False,
         "truncation": "disabled",
         "usage": usage,
         **request.echo,

@@ -149,7 +149,8 @@ CLAUDE_CODE_REQUEST: dict[str, Any] = {
     "system": [
         {
             "type": "text",
-            "text": "x-anthropic-billing-header: cc_version=2.1.117.48f; cc_entrypoint=cli; cch=71fea;",
+            "text": "x-anthropic-billing-header: cc_version=2.1.117.48f; "
+            "cc_entrypoint=cli; cch=71fea;",
         },
         {
             "type": "text",
@@ -158,7 +159,8 @@ CLAUDE_CODE_REQUEST: dict[str, Any] = {
         },
         {
             "type": "text",
-            "text": "You are an interactive CLI tool that helps users with software engineering tasks.",
+            "text": "You are an interactive CLI tool that helps users "
+            "with software engineering tasks.",
             "cache_control": {"type": "ephemeral"},
         },
     ],

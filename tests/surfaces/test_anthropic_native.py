@@ -56,7 +56,7 @@ def test_payload_is_the_clients_body_with_only_the_gateways_changes() -> None:
     before = copy.deepcopy(CLAUDE_CODE_REQUEST)
     body = {**CLAUDE_CODE_REQUEST, "service_tier": "auto", "speed": "fast", "future_field": 1}
     payload = native_payload(body, upstream_model="claude-sonnet-4-5-20250929")
-    assert CLAUDE_CODE_REQUEST == before
+    assert before == CLAUDE_CODE_REQUEST
     assert payload["model"] == "claude-sonnet-4-5-20250929"
     assert payload["service_tier"] == "standard_only"
     assert "speed" not in payload

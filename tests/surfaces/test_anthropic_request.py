@@ -31,7 +31,7 @@ def test_claude_code_request_becomes_a_chat_body_the_relay_accepts() -> None:
     request = messages_to_chat(CLAUDE_CODE_REQUEST)
     chat = request.chat
 
-    assert CLAUDE_CODE_REQUEST == before  # the client's body is never modified
+    assert before == CLAUDE_CODE_REQUEST  # the client's body is never modified
     assert validate_chat_body(chat) is chat
     assert request.model == "claude-sonnet-4-5" and request.stream and request.thinking
     assert chat["model"] == "claude-sonnet-4-5"

@@ -159,7 +159,7 @@ async def test_a_call_named_late_and_one_without_an_id() -> None:
     ]
     events = await _events(chunks)
     starts = [e["content_block"] for e in events if e["type"] == "content_block_start"]
-    assert [(s["id"], s["name"]) for s in starts][0] == ("call_late", "Late")
+    assert (starts[0]["id"], starts[0]["name"]) == ("call_late", "Late")
     assert starts[1]["name"] == "NoId" and starts[1]["id"].startswith("call_")
     first_args = [
         e["delta"]["partial_json"]
