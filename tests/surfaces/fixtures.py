@@ -135,7 +135,10 @@ TOOL_STREAM: list[dict[str, Any]] = [
     usage_chunk(412, 61, cached=128),
 ]
 
-PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+PNG_B64 = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"
+    "kgAAAABJRU5ErkJggg=="
+)
 
 CLAUDE_CODE_REQUEST: dict[str, Any] = {
     "model": "claude-sonnet-4-5",
