@@ -167,6 +167,29 @@ def test_a_function_call_without_an_assistant_message_starts_one() -> None:
     }
 
 
+def test_function_output_images_follow_in_a_user_turn() -> None:
+    items = [
+        {"type": "function_call", "call_id": "call_1", "name": "screenshot", "arguments": "{}"},
+        {
+            "type": "function_call_output",
+            "call_id": "call_1",
+            "output": [
+                {"type": "input_text", "text": "Here it is"},
+                {"type": "input_image", "image_url": "https://example.com/s.png"},
+            ],
+        },
+    ]
+    messages = responses_to_chat(_body(input=items, instructions="")).chat["messages"]
+    assert messages[1:] == [
+        {"role": "tool", "tool_call_id": "call_1", "content": "Here it is"},
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "https://example.com/s.png"}}],
+        },
+    ]
+    assert messages[0]["role"] == "assistant"  # an empty instructions adds nothing
+
+
 def test_output_shaping_fields() -> None:
     schema = {
         "type": "object",

@@ -199,3 +199,15 @@ async def test_the_sdk_create_stream_yields_typed_events() -> None:
     kinds = [event.type async for event in stream]
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
     assert kinds.count("response.output_text.delta") == 2
+
+
+async def test_the_sdk_stream_helper_accepts_an_incomplete_answer() -> None:
+    chunks = [role_chunk(), *text_chunks("Once upon"), finish_chunk("length"), usage_chunk(9, 2)]
+    client = openai_client(_server(chunks))
+    async with client.responses.stream(model="m", input="story", max_output_tokens=2) as stream:
+        events = [event async for event in stream]
+    last = events[-1]
+    assert last.type == "response.incomplete"
+    assert last.response.incomplete_details is not None
+    assert last.response.incomplete_details.reason == "max_output_tokens"
+    assert last.response.output_text == "Once upon"
