@@ -91,3 +91,16 @@ def test_chunk_reader_follows_the_stream() -> None:
         1731000000,
     )
     assert reader.flush() == []
+
+
+def test_an_id_sent_after_the_first_fragment_is_adopted_not_a_new_call() -> None:
+    reader = ChunkReader()
+    deltas = []
+    for item in [
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]}),
+        chunk({"tool_calls": [{"index": 0, "id": "call_real", "function": {"name": "f"}}]}),
+        chunk({"tool_calls": [{"index": 0, "id": "call_real", "function": {"arguments": "}"}}]}),
+    ]:
+        deltas.extend(reader.feed(item))
+    assert deltas == [ToolStart(0, "call_real", "f"), ToolArgs(0, "{"), ToolArgs(0, "}")]
+    assert len(reader.calls) == 1 and reader.calls[0].arguments == "{}"
