@@ -238,6 +238,7 @@ Delta = TextDelta | ReasoningDelta | RefusalDelta | ToolStart | ToolArgs
 @dataclass
 class _Slot:
     call: ToolCall
+    id_given: bool  # False while the id is one we made up
     started: bool = False
     pending: list[str] = field(default_factory=list)
 
@@ -346,12 +347,18 @@ class ChunkReader:
         name = fn.get("name") if isinstance(fn.get("name"), str) else None
         args = fn.get("arguments") if isinstance(fn.get("arguments"), str) else ""
         slot_no = self._by_index.get(index)
-        if slot_no is None or (ident is not None and ident != self._slots[slot_no].call.id):
+        known = self._slots[slot_no] if slot_no is not None else None
+        if known is not None and ident is not None and not known.id_given:
+            known.id_given = True  # the id came after the first fragment
+            if not known.started:
+                known.call.id = ident
+        elif known is None or (ident is not None and ident != known.call.id):
             slot_no = len(self._slots)
             call = ToolCall(id=ident or new_call_id(), name="", arguments="")
-            self._slots.append(_Slot(call))
+            self._slots.append(_Slot(call, id_given=ident is not None))
             self.calls.append(call)
             self._by_index[index] = slot_no
+        assert slot_no is not None
         slot = self._slots[slot_no]
         out: list[Delta] = []
         if name and not slot.call.name:
