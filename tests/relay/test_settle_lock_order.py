@@ -48,9 +48,9 @@ async def _hold(resources: Resources, org_id: uuid.UUID) -> uuid.UUID:
 async def test_batches_over_two_orgs_in_opposite_orders_do_not_deadlock(
     resources: Resources, shapes: str
 ) -> None:
-    """"two statements": the second item of each batch has another log shape, so each batch
+    """With "two statements" the second item of each batch has another log shape, so each batch
     is two statements in one transaction, the first locking one org and the second the
-    other: without the batch's up-front lock this deadlocks every time. "one statement":
+    other: without the batch's up-front lock this deadlocks every time. With "one statement",
     without `locked`, the order came from the UPDATE's plan, which two pooled connections
     do not always share (about one run in seven deadlocked)."""
     a = await make_org(resources.sessions, funded_micros=10 * CREDIT)
