@@ -9,10 +9,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import pytest
+
+from tests.fixtures.conditions import eventually_blocking
 
 
 def _free_port() -> int:
@@ -99,15 +102,17 @@ def test_dev_stack_starts_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
         timeout=10,
     )
     assert task.status_code == 202, task.text
-    for _ in range(300):  # the worker process runs the task's workflow on the dev server
-        state = httpx.get(
+
+    def finished() -> dict[str, Any] | None:
+        state: dict[str, Any] = httpx.get(
             f"http://127.0.0.1:{ports['api']}/v1/tasks/{task.json()['id']}",
             headers={"authorization": f"Bearer {demo_key}"},
             timeout=10,
         ).json()
-        if state["status"] not in ("pending", "processing"):
-            break
-        time.sleep(0.1)
+        return None if state["status"] in ("pending", "processing") else state
+
+    # The worker process runs the task's workflow on the dev server.
+    state = eventually_blocking(finished, within=30, what="the demo task finished")
     assert state["status"] == "succeeded", state
     assert state["credits_charged"] == "20"
     _, alive = _stop(proc)

@@ -22,6 +22,7 @@ from api.settings import Settings
 from api.temporal import TemporalHandle
 from tests.fakes.stripe import FakeStripe, signed
 from tests.fixtures.portal import PortalUser, signup
+from tests.fixtures.temporal import workflow_result
 from worker import build_worker
 from workflows.payments import StripeEventReport, stripe_event_workflow_id
 
@@ -58,14 +59,8 @@ def deps_for(resources: Resources, settings: Settings) -> ActivityDeps:
 
 
 async def result_of(env: WorkflowEnvironment, workflow_id: str, result_type: type[T]) -> T:
-    """Wait for a workflow the API (not this test) started. Handles from `get_workflow_handle`
-    do not unlock time skipping by themselves, so do it here, as `start_workflow` would."""
-    handle = env.client.get_workflow_handle(workflow_id, result_type=result_type)
-    unlocked = getattr(env, "time_skipping_unlocked", None)
-    if unlocked is None:
-        return await handle.result()
-    async with unlocked():
-        return await handle.result()
+    """Wait for a workflow the API (not this test) started, letting the server skip time."""
+    return await workflow_result(env, workflow_id, result_type)
 
 
 @dataclass
