@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import current_request_id, new_request_id, set_request_id
 from api.errors import envelope
-from api.metrics_registry import REGISTRY
+from api.metrics_registry import HTTP
 
 log = logging.getLogger("oxinf.api")
 access_log = logging.getLogger("oxinf.access")
@@ -92,7 +92,7 @@ class EdgeMiddleware:
                 status_holder[0] = 500
         finally:
             route = scope.get("route")
-            REGISTRY.observe(
+            HTTP.observe(
                 scope.get("method", ""),
                 getattr(route, "path", None) or "unmatched",
                 status_holder[0],
