@@ -85,7 +85,8 @@ async def test_metrics_serves_the_same_series_as_before(
     buckets = [
         s.labels["le"]
         for s in got["oxinf_http_request_duration_seconds"][1]
-        if s.name.endswith("_bucket") and s.labels["route"] == "/v1/chat/completions"
+        if s.name.endswith("_bucket")
+        and (s.labels["method"], s.labels["route"]) == ("POST", "/v1/chat/completions")
     ]
     assert buckets == BUCKETS
     orphans = {s.labels["event"]: s.value for s in got["oxinf_task_upstream_orphans_total"][1]}
