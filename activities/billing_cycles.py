@@ -22,6 +22,7 @@ from workflows.billing_cycles import (
     RETENTION_TRIM_CALLBACKS,
     AllocationBatch,
     AllocationBatchOut,
+    BillingCycleActivityDefs,
     RetentionClock,
     RetentionStep,
     RollupStep,
@@ -34,7 +35,7 @@ def _org(value: str | None) -> uuid.UUID | None:
     return uuid.UUID(value) if value else None
 
 
-class BillingCycleActivities:
+class BillingCycleActivities(BillingCycleActivityDefs):
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
 

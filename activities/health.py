@@ -6,10 +6,10 @@ from sqlalchemy import text
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from workflows.health import PING_DATABASE
+from workflows.health import PING_DATABASE, HealthActivityDefs
 
 
-class HealthActivities:
+class HealthActivities(HealthActivityDefs):
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
 

@@ -10,10 +10,15 @@ from temporalio import activity
 
 from activities.deps import ActivityDeps
 from domain.ledger import service as ledger
-from workflows.holds import EXPIRE_STALE_HOLDS, SweepBatch, SweepBatchResult
+from workflows.holds import (
+    EXPIRE_STALE_HOLDS,
+    LedgerActivityDefs,
+    SweepBatch,
+    SweepBatchResult,
+)
 
 
-class LedgerActivities:
+class LedgerActivities(LedgerActivityDefs):
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
 

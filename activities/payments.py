@@ -27,6 +27,7 @@ from workflows.payments import (
     RECHARGE_REARMED,
     ApplyEvent,
     EventOutcome,
+    PaymentActivityDefs,
     RearmCheck,
     RechargePlan,
     RechargeResult,
@@ -49,7 +50,7 @@ def stripe_gateway(settings: Settings) -> StripeGateway | None:
     return gateway_for(key, settings.stripe_api_base, timeout_s=settings.stripe_timeout_s)
 
 
-class PaymentActivities:
+class PaymentActivities(PaymentActivityDefs):
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
 

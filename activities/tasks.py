@@ -39,6 +39,7 @@ from workflows.media import (
     PollResult,
     ReconcileResult,
     SubmitResult,
+    TaskActivityDefs,
     TaskDone,
     TaskRef,
 )
@@ -70,7 +71,7 @@ def _outcome_dict(outcome: MediaOutcome | None) -> dict[str, object] | None:
     return None if outcome is None else outcome.to_dict()
 
 
-class TaskActivities:
+class TaskActivities(TaskActivityDefs):
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
         self._box = SecretBox(deps.settings.encryption_key_list)

@@ -1,7 +1,8 @@
 """One workflow per media task (`task-{id}`): submit, poll, settle or refund, then callback.
 
-Deterministic code only: every side effect is an activity named by string, inputs and
-results are plain pydantic models. Polling is a loop of short activities separated by
+Deterministic code only: every side effect is an activity called by method reference on
+`TaskActivityDefs` (so mypy checks each argument and result), inputs and results are plain
+pydantic models. Polling is a loop of short activities separated by
 growing workflow timers, bounded by the task's deadline; a run that polls for long hands
 over to a fresh one (continue-as-new) so history never grows without bound.
 
@@ -17,10 +18,10 @@ import asyncio
 import contextlib
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -85,6 +86,31 @@ class TaskDone(BaseModel):
     payload: dict[str, Any] | None = None
 
 
+class TaskActivityDefs(Protocol):
+    """The media task's activities as the workflows see them: names and types, no bodies.
+
+    `activities.tasks.TaskActivities` implements them; it imports `domain` and its database
+    and HTTP clients, which workflow code must not import, so workflows call these stubs
+    and the worker registers the implementation under the same names (which are what
+    histories record, so they never change).
+    """
+
+    @activity.defn(name=SUBMIT)
+    async def submit(self, ref: TaskRef) -> SubmitResult: ...
+
+    @activity.defn(name=POLL)
+    async def poll(self, ref: TaskRef) -> PollResult: ...
+
+    @activity.defn(name=FINALIZE)
+    async def finalize(self, final: FinalizeInput) -> TaskDone: ...
+
+    @activity.defn(name=RECONCILE)
+    async def reconcile(self, ref: TaskRef) -> ReconcileResult: ...
+
+    @activity.defn(name=RECOVER_STUCK)
+    async def recover_stuck(self, older_than_s: int) -> int: ...
+
+
 def _failed(ref: TaskRef, code: str, message: str) -> FinalizeInput:
     return FinalizeInput(
         task_id=ref.task_id, status="failed", error={"code": code, "message": message}
@@ -102,10 +128,9 @@ class MediaTaskWorkflow:
     async def run(self, ref: TaskRef) -> TaskDone:
         started = workflow.now()
         final = await self._work(ref, started)
-        done: TaskDone = await workflow.execute_activity(
-            FINALIZE,
+        done = await workflow.execute_activity_method(
+            TaskActivityDefs.finalize,
             final,
-            result_type=TaskDone,
             start_to_close_timeout=timedelta(seconds=30),
             # Money must settle: keep retrying (with backoff) until the database answers.
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
@@ -122,10 +147,9 @@ class MediaTaskWorkflow:
             return _failed(ref, code, message)
 
         try:
-            submitted = await workflow.execute_activity(
-                SUBMIT,
+            submitted = await workflow.execute_activity_method(
+                TaskActivityDefs.submit,
                 ref,
-                result_type=SubmitResult,
                 start_to_close_timeout=SUBMIT_TIMEOUT,
                 heartbeat_timeout=SUBMIT_HEARTBEAT,
                 retry_policy=RetryPolicy(
@@ -162,10 +186,9 @@ class MediaTaskWorkflow:
                     ref, "deadline_exceeded", "the task did not finish before its deadline"
                 )
             try:
-                polled = await workflow.execute_activity(
-                    POLL,
+                polled = await workflow.execute_activity_method(
+                    TaskActivityDefs.poll,
                     ref,
-                    result_type=PollResult,
                     # Short, so a poll lost with a crashed worker is retried soon.
                     start_to_close_timeout=timedelta(seconds=20),
                     retry_policy=RetryPolicy(
@@ -203,10 +226,9 @@ class MediaTaskWorkflow:
         if wait > timedelta(0):
             await workflow.sleep(wait)
         try:
-            found: ReconcileResult = await workflow.execute_activity(
-                RECONCILE,
+            found = await workflow.execute_activity_method(
+                TaskActivityDefs.reconcile,
                 ref,
-                result_type=ReconcileResult,
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=5),

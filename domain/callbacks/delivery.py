@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 import time
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from domain.errors import InvalidField
 from schema.db import SessionFactory
 from workflows.callbacks import CallbackJob, Decision, DeliveryResult, Outcome
 
+log = logging.getLogger("oxinf.callbacks")
 PARAM = "callback_url"
 EXCERPT_CHARS = 1024
 ERROR_CHARS = 500
@@ -141,7 +143,7 @@ async def deliver(
     latency_ms = int((time.monotonic() - started) * 1000)
     result = outcome.result
     async with sessions.begin() as session:
-        await repo.insert_attempt(
+        _, recorded = await repo.insert_attempt(
             session,
             {
                 "task_id": job.task_id,
@@ -156,6 +158,11 @@ async def deliver(
                 "latency_ms": latency_ms,
                 "response_excerpt": outcome.excerpt,
             },
+        )
+    if not recorded:
+        log.warning(
+            "callback attempt ran twice; the first record stands",
+            extra={"task_id": str(job.task_id), "event": job.event, "attempt": attempt},
         )
     return result
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.budgets.models import BudgetRef
 from domain.byok.service import ByokSecret, secrets_for_routing
+from domain.clock import SYSTEM_CLOCK, Clock
 from domain.crypto import SecretBox
 from domain.enterprise import governance
 from domain.errors import DomainError, InvalidRequest, PermissionDenied
@@ -60,6 +61,7 @@ class RelayConfig:
     upstream_timeout_s: float = 120.0
     provider_base_urls: Mapping[str, str] = field(default_factory=lambda: DEFAULT_PROVIDER_URLS)
     plan_cache_ttl_s: float = 1.0
+    clock: Clock = SYSTEM_CLOCK  # breaker cooldowns are measured on it
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,7 @@ class Relay:
             return True
         async with self.sessions.begin() as session:
             claimed = await channels_repo.claim_trial(
-                session, route.channel.id, self.cfg.breaker_cooldown_s
+                session, route.channel.id, self.cfg.breaker_cooldown_s, self.cfg.clock.now()
             )
         self.forget_channels()
         return claimed
@@ -193,7 +193,7 @@ class Relay:
             return
         async with self.sessions.begin() as session:
             await channels_repo.record_failure(
-                session, route.channel.id, self.cfg.breaker_threshold
+                session, route.channel.id, self.cfg.breaker_threshold, self.cfg.clock.now()
             )
         self.forget_channels()
 

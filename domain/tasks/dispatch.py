@@ -126,8 +126,11 @@ async def _submit(
             break
         if channel.breaker_state != "closed":
             async with sessions.begin() as session:
-                if not await channels_repo.claim_trial(session, channel.id, cfg.breaker_cooldown_s):
-                    continue
+                claimed = await channels_repo.claim_trial(
+                    session, channel.id, cfg.breaker_cooldown_s, cfg.clock.now()
+                )
+            if not claimed:
+                continue
         tried += 1
         async with sessions.begin() as session:
             attempt = await submissions.begin_attempt(
@@ -153,7 +156,9 @@ async def _submit(
                 if err.kind == "invalid_request" or not err.retryable:
                     return _failed(err)
             async with sessions.begin() as session:
-                await channels_repo.record_failure(session, channel.id, cfg.breaker_threshold)
+                await channels_repo.record_failure(
+                    session, channel.id, cfg.breaker_threshold, cfg.clock.now()
+                )
             continue
         return await _take(ctx, attempt, channel, answer)
     if last is None:

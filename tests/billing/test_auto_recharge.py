@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -13,6 +12,7 @@ from domain.payments.recharge import RechargeTrigger, maybe_trigger_recharge
 from schema.db import SessionFactory
 from tests.billing.conftest import MICROS, Billing, gather, result_of, rows, scalar
 from tests.domain.invariants import assert_books_balance
+from tests.fixtures.conditions import eventually
 from tests.fixtures.portal import PortalUser, signup
 from tests.fixtures.relay import balance
 from workflows.payments import RechargeReport, recharge_workflow_id
@@ -129,17 +129,17 @@ async def test_a_declined_card_is_not_retried_until_rearmed(billing: Billing) ->
 
     assert sorted(await _fire(billing, org)) == [False] * 7 + [True]
     handle = billing.env.client.get_workflow_handle(recharge_workflow_id(str(org)))
-    for _ in range(100):  # wait for the declined charge to be recorded
+
+    async def declined() -> bool:
         status = await scalar(
             billing.resources,
             "SELECT coalesce(max(status), '') FROM payments"
             " WHERE kind = 'recharge' AND org_id = :o",
             o=org,
         )
-        if status == "failed":
-            break
-        await asyncio.sleep(0.05)
-    assert status == "failed"
+        return bool(status == "failed")
+
+    await eventually(declined, within=5, what="the declined charge recorded")
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
 
     # Still below the threshold, settle after settle: no second charge while it waits.

@@ -24,6 +24,8 @@ from tests.fakes.provider import VIDEO_CONTENT_BYTES, FakeProvider, Fault, fake_
 from tests.fixtures.portal import PASSWORD
 from tests.fixtures.relay import Tenant, live_server, make_tenant
 from tests.fixtures.tasks import add_jobs_channel, add_media_model, running_worker
+from tests.fixtures.temporal import workflow_result
+from workflows.media import TaskDone
 
 BASE = "http://t"
 
@@ -40,9 +42,7 @@ class TaskApi:
         return str(resp.json()["id"])
 
     async def finished(self, tenant: Tenant, task_id: str) -> dict[str, Any]:
-        handle = self.env.client.get_workflow_handle(f"task-{task_id}")
-        async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
-            await handle.result()
+        await workflow_result(self.env, f"task-{task_id}", TaskDone)  # the API started it
         resp = await self.client.get(f"/v1/tasks/{task_id}", headers=tenant.auth)
         return dict(resp.json())
 
