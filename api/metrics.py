@@ -33,6 +33,7 @@ from api.metrics_registry import REGISTRY, Labels, sample
 from api.runtime import Resources
 from domain.errors import NotFound, Unauthenticated
 from domain.ops import repository as ops_repo
+from domain.results import repository as results_repo
 from schema.db import SessionFactory
 
 router = APIRouter(tags=["health"])
@@ -81,6 +82,7 @@ async def gauge_lines(sessions: SessionFactory) -> list[str]:
         ledger = await ops_repo.ledger_by_kind(s, now - HOUR)
         by_model = await ops_repo.requests_by_model(s, now - REQUEST_WINDOW)
         orphans_found, orphans_canceled = await ops_repo.orphan_jobs(s)
+        copy_failures = await results_repo.copy_failures(s)
     out: list[str] = []
     out += _gauge("oxinf_pending_holds", "Holds not yet settled or voided.", [((), holds)])
     out += _gauge("oxinf_pending_holds_micros", "Credits reserved by pending holds.", [((), held)])
@@ -111,6 +113,13 @@ async def gauge_lines(sessions: SessionFactory) -> list[str]:
         "oxinf_task_upstream_orphans_total",
         "Upstream media jobs made for tasks that did not use them: found, and cancelled.",
         [((("event", "found"),), orphans_found), ((("event", "canceled"),), orphans_canceled)],
+        kind="counter",
+    )
+    out += _gauge(
+        "oxinf_task_result_copy_failures_total",
+        "Task results that could not be copied into the result store (the task kept the "
+        "provider's URLs).",
+        [((), copy_failures)],
         kind="counter",
     )
     out += _gauge(
