@@ -143,7 +143,8 @@ class FakeProvider:
         self.video_content_gate: threading.Event | None = None
         self.video_content_aborts = 0
         # Result files (image and job URLs point at `/files/...` on this server): expired ones
-        # answer 404; with `files_redirect` set, each answers 302 to that base plus its path.
+        # answer 404. With `files_redirect` set to a base URL, result files and OpenAI video
+        # content answer 302 to `{files_redirect}/files/r/...`, which serves the bytes.
         self.files_expired = False
         self.files_redirect: str | None = None
         # Job creation (POST /jobs, POST /v1/videos) replays the job first created under an
@@ -763,8 +764,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _file(self, path: str) -> None:
         """A result file, as a provider's CDN serves it: bytes derived from the path."""
         provider = self.server.provider
-        if provider.files_redirect is not None:
-            self._send_bytes(302, "text/plain", b"", {"Location": provider.files_redirect + path})
+        if provider.files_redirect is not None and not path.startswith("/files/r/"):
+            self._redirect_file(path.removeprefix("/files/"))
             return
         if provider.files_expired:
             self._error(404, "This file has expired.")
@@ -825,6 +826,9 @@ class _Handler(BaseHTTPRequestHandler):
         if provider.video_content_expired:
             self._error(404, f"The content of video {job_id} has expired.")
             return
+        if provider.files_redirect is not None:
+            self._redirect_file(f"videos/{job_id}.mp4")
+            return
         data = fake_video_bytes(job_id)
         chunked = provider.video_content_chunked
         if self._mid_stream is not None and not chunked:
@@ -854,6 +858,10 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client hung up mid-download
             provider._count_video_abort()
             self.close_connection = True
+
+    def _redirect_file(self, name: str) -> None:
+        target = f"{self.server.provider.files_redirect}/files/r/{name}"
+        self._send_bytes(302, "text/plain", b"", {"Location": target})
 
     def _openai_video_delete(self, job_id: str, body: _Body) -> None:
         """Deleting a video that is still rendering stops it (and its bill)."""
