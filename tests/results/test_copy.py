@@ -212,3 +212,31 @@ async def test_a_result_over_the_size_bound_is_not_stored(
     assert row.state == "failed" and row.error == "the result is larger than 100 bytes"
     assert await resources.results.store.head(f"tasks/{task_id}/0") is None
     assert len(results_fake.calls("/files/")) == 1
+
+
+async def test_the_demo_providers_media_are_real_files_at_0xinfs_urls(
+    resources: Resources, time_skipping_env: WorkflowEnvironment, results_fake: FakeProvider
+) -> None:
+    """What `make dev` users get: a PNG and an MP4 they can open, at 0xinf's own URLs."""
+    await add_media_model(resources, "demo-img", "image")
+    await add_media_model(resources, "demo-vid", "video")
+    await add_jobs_channel(resources, results_fake, "demo", ["demo-img", "demo-vid"],
+                           provider="demo")  # fmt: skip
+    tenant = await make_tenant(resources, credits_micros=10_000 * 1_000_000)
+    async with task_api(resources, time_skipping_env) as api:
+        image = await api.submit(
+            tenant.auth, type="image", model="demo-img", input={"prompt": "a fox", "n": 2}
+        )
+        video = await api.submit(
+            tenant.auth, type="video", model="demo-vid", input={"prompt": "sea", "seconds": 2}
+        )
+        images = (await api.finished(tenant.auth, image))["result"]["urls"]
+        (clip,) = (await api.finished(tenant.auth, video))["result"]["urls"]
+        pngs = [await api.client.get(url) for url in images]
+        mp4 = await api.client.get(clip)
+    assert [r.headers["content-type"] for r in pngs] == ["image/png"] * 2
+    assert all(r.content.startswith(b"\x89PNG\r\n\x1a\n") for r in pngs)
+    assert pngs[0].content != pngs[1].content
+    assert mp4.headers["content-type"] == "video/mp4"
+    assert mp4.content[4:12] == b"ftypisom" and b"mdat" in mp4.content
+    assert results_fake.requests == []  # the demo needs no network
