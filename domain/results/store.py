@@ -24,18 +24,24 @@ also sees its type.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from obstore.exceptions import BaseError, NotFoundError
 from obstore.store import LocalStore, S3Store
+
+from domain.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
     from obstore import GetResult
     from obstore.store import ClientConfig, RetryConfig
+
+log = logging.getLogger("oxinf.results")
 
 CONTENT_TYPE = "Content-Type"
 OCTET_STREAM = "application/octet-stream"
@@ -59,6 +65,29 @@ class BlobNotFound(Exception):
 
 class BlobStoreConfigError(ValueError):
     """`OXINF_BLOB_URL` names no store this build can open."""
+
+
+class BlobStoreUnavailable(ServiceUnavailable):
+    """The store did not answer as it should (unreachable, credentials refused): a 503 for a
+    download, a retry for a copy."""
+
+
+_MISSING = (FileNotFoundError, NotFoundError)
+
+
+@contextlib.contextmanager
+def _store_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except _MISSING:
+        raise
+    except BaseError as exc:
+        # obstore's messages name the endpoint and key, never credentials; still, keep them
+        # for the log and give callers a fixed sentence.
+        log.warning("result store error", extra={"action": action, "error": str(exc)[:300]})
+        raise BlobStoreUnavailable(
+            f"the result store could not {action} right now; retry shortly"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -101,28 +130,31 @@ class BlobStore:
                 size += len(piece)
                 yield piece
 
-        if self._sidecar_types:
-            await self._store.put_async(key + _TYPE_SUFFIX, content_type.encode())
-            await self._store.put_async(key, counted(), chunk_size=PART_SIZE)
-        else:
-            await self._store.put_async(
-                key, counted(), attributes={CONTENT_TYPE: content_type}, chunk_size=PART_SIZE
-            )
+        with _store_errors("store a result"):
+            if self._sidecar_types:
+                await self._store.put_async(key + _TYPE_SUFFIX, content_type.encode())
+                await self._store.put_async(key, counted(), chunk_size=PART_SIZE)
+            else:
+                await self._store.put_async(
+                    key, counted(), attributes={CONTENT_TYPE: content_type}, chunk_size=PART_SIZE
+                )
         return size
 
     async def open(self, key: str) -> Blob:
-        try:
-            result = await self._store.get_async(key)
-        except FileNotFoundError:
-            raise BlobNotFound(key) from None
-        return Blob(result, await self._content_type(key, result.attributes))
+        with _store_errors("read a result"):
+            try:
+                result = await self._store.get_async(key)
+            except _MISSING:
+                raise BlobNotFound(key) from None
+            return Blob(result, await self._content_type(key, result.attributes))
 
     async def head(self, key: str) -> BlobInfo | None:
-        try:
-            meta = await self._store.head_async(key)
-        except FileNotFoundError:
-            return None
-        return BlobInfo(int(meta["size"]), await self._content_type(key, None))
+        with _store_errors("read a result"):
+            try:
+                meta = await self._store.head_async(key)
+            except _MISSING:
+                return None
+            return BlobInfo(int(meta["size"]), await self._content_type(key, None))
 
     async def delete(self, key: str) -> None:
         """Idempotent: deleting what is not there is fine."""
@@ -130,14 +162,15 @@ class BlobStore:
 
     async def delete_many(self, keys: list[str]) -> None:
         """Idempotent; S3 deletes up to 1,000 keys per request."""
-        if not self._sidecar_types:
-            for start in range(0, len(keys), 1000):
-                await self._store.delete_async(keys[start : start + 1000])
-            return
-        for key in keys:
-            for each in (key, key + _TYPE_SUFFIX):
-                with contextlib.suppress(FileNotFoundError):
-                    await self._store.delete_async(each)
+        with _store_errors("delete a result"):
+            if not self._sidecar_types:
+                for start in range(0, len(keys), 1000):
+                    await self._store.delete_async(keys[start : start + 1000])
+                return
+            for key in keys:
+                for each in (key, key + _TYPE_SUFFIX):
+                    with contextlib.suppress(*_MISSING):
+                        await self._store.delete_async(each)
 
     async def _content_type(self, key: str, attributes: dict[Any, str] | None) -> str:
         if not self._sidecar_types:
@@ -146,7 +179,7 @@ class BlobStore:
             return attributes.get(CONTENT_TYPE) or OCTET_STREAM
         try:
             raw = await (await self._store.get_async(key + _TYPE_SUFFIX)).bytes_async()
-        except FileNotFoundError:
+        except _MISSING:
             return OCTET_STREAM
         return bytes(raw).decode("ascii", "replace") or OCTET_STREAM
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -13,7 +15,8 @@ import pytest
 from api.runtime import Resources
 from domain.errors import PermissionDenied
 from domain.results.signing import ResultSigner
-from tests.fixtures.relay import make_tenant
+from domain.results.store import open_blob_store
+from tests.fixtures.relay import free_port, make_tenant
 
 PEPPER = "p" * 40
 
@@ -115,3 +118,18 @@ async def test_an_api_key_is_no_substitute_for_a_signature(
     await resources.results.store.put(f"tasks/{task}/0", _one(b"abc"), "image/png")
     resp = await api.get(f"/v1/files/{task}/0", headers=tenant.auth)
     assert resp.status_code == 403
+
+
+async def test_a_store_that_does_not_answer_is_a_503(
+    api: httpx.AsyncClient, resources: Resources, tmp_path: Path
+) -> None:
+    saved = resources.results
+    dead = open_blob_store(f"s3://gone/x?endpoint_url=http://127.0.0.1:{free_port()}", tmp_path)
+    resources.results = dataclasses.replace(saved, store=dead)
+    try:
+        resp = await api.get(saved.signer.path(uuid.uuid4(), 0))
+    finally:
+        resources.results = saved
+    assert resp.status_code == 503
+    error = resp.json()["error"]
+    assert error["code"] == "service_unavailable" and "result store" in error["message"]

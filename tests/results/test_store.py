@@ -14,8 +14,10 @@ from domain.results.store import (
     BlobNotFound,
     BlobStore,
     BlobStoreConfigError,
+    BlobStoreUnavailable,
     open_blob_store,
 )
+from tests.fixtures.relay import free_port
 from tests.results.conftest import s3_bucket, s3_url
 
 MiB = 1024 * 1024
@@ -130,3 +132,12 @@ def test_local_files_are_the_default(tmp_path: Path) -> None:
 def test_blob_urls_that_name_no_store_are_refused(url: str, tmp_path: Path) -> None:
     with pytest.raises(BlobStoreConfigError):
         open_blob_store(url, tmp_path)
+
+
+async def test_an_unreachable_store_is_unavailable_not_a_crash(tmp_path: Path) -> None:
+    store = open_blob_store(s3_url(f"http://127.0.0.1:{free_port()}", "nowhere"), tmp_path)
+    with pytest.raises(BlobStoreUnavailable) as raised:
+        await store.open("tasks/x/0")
+    assert raised.value.code == "service_unavailable"
+    with pytest.raises(BlobStoreUnavailable):
+        await store.put("tasks/x/0", pieces(10), "image/png")
