@@ -230,7 +230,8 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
         f"{report.buckets_written} buckets written\n"
         f"content details deleted: {report.details_deleted}\n"
         f"callback excerpts trimmed: {report.callbacks_trimmed}\n"
-        f"rate-limit windows deleted: {report.rate_windows_deleted}"
+        f"rate-limit windows deleted: {report.rate_windows_deleted}\n"
+        f"stored task results deleted: {report.results_deleted}"
         + ("" if report.complete else "\n(more left: the next run continues)")
     )
     return 0

@@ -76,6 +76,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         callbacks.deliver,
         task.submit,
         task.poll,
+        task.store_results,
         task.finalize,
         task.reconcile,
         task.recover_stuck,
@@ -89,6 +90,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         cycles.delete_details,
         cycles.trim_callbacks,
         cycles.delete_rate_windows,
+        cycles.delete_results,
     ]
 
 

@@ -12,10 +12,12 @@ from temporalio import activity
 
 from activities.deps import ActivityDeps
 from activities.payments import domain_errors
+from api.runtime import result_store
 from domain.billing_cycles import allocations, retention
 from workflows.billing_cycles import (
     ALLOCATE_BATCH,
     RETENTION_DELETE_DETAILS,
+    RETENTION_DELETE_RESULTS,
     RETENTION_DELETE_WINDOWS,
     RETENTION_PLAN,
     RETENTION_ROLLUP,
@@ -38,6 +40,7 @@ def _org(value: str | None) -> uuid.UUID | None:
 class BillingCycleActivities(BillingCycleActivityDefs):
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
+        self._store = result_store(deps.settings).store
 
     @activity.defn(name=ALLOCATE_BATCH)
     async def allocate_batch(self, batch: AllocationBatch) -> AllocationBatchOut:
@@ -102,4 +105,12 @@ class BillingCycleActivities(BillingCycleActivityDefs):
             async with self._deps.sessions.begin() as session:
                 return await retention.delete_rate_windows_batch(
                     session, step.now, limit=step.limit
+                )
+
+    @activity.defn(name=RETENTION_DELETE_RESULTS)
+    async def delete_results(self, step: RetentionStep) -> int:
+        with domain_errors():
+            async with self._deps.sessions.begin() as session:
+                return await retention.delete_results_batch(
+                    session, self._store, step.now, limit=step.limit
                 )

@@ -39,6 +39,7 @@ from api.portal.usage import router as portal_usage_router
 from api.portal.webhook_secret import router as portal_webhook_secret_router
 from api.relay.chat import router as relay_chat_router
 from api.relay.chat import serve_chat
+from api.relay.files import router as relay_files_router
 from api.relay.media import router as relay_media_router
 from api.relay.tasks import router as relay_tasks_router
 from api.runtime import Resources, open_resources
@@ -117,6 +118,7 @@ def create_app(
         relay_chat_router,
         relay_tasks_router,
         relay_media_router,
+        relay_files_router,
         portal_auth_router,
         portal_keys_router,
         portal_byok_router,

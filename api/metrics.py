@@ -38,6 +38,7 @@ from api.metrics_registry import REGISTRY
 from api.runtime import Resources
 from domain.errors import NotFound, Unauthenticated
 from domain.ops import repository as ops_repo
+from domain.results import repository as results_repo
 from schema.db import SessionFactory
 
 router = APIRouter(tags=["health"])
@@ -60,6 +61,7 @@ class _Snapshot:
     ledger: tuple[tuple[str, int, int], ...] = ()  # kind, entries, amount
     orphans_found: int = 0
     orphans_canceled: int = 0
+    copy_failures: int = 0
     by_model: tuple[tuple[str, str, int, int], ...] = ()  # model, status, code, requests
 
 
@@ -73,11 +75,13 @@ async def _read(sessions: SessionFactory) -> _Snapshot:
         ledger = await ops_repo.ledger_by_kind(s, now - HOUR)
         by_model = await ops_repo.requests_by_model(s, now - REQUEST_WINDOW)
         found, canceled = await ops_repo.orphan_jobs(s)
+        copy_failures = await results_repo.copy_failures(s)
     return _Snapshot(
         holds=holds, held=held, accounts=accounts, balance=balance, available=available,
         callback_failures=callbacks, tasks=tuple(sorted(tasks.items())),
         ledger=tuple((k, n, total) for k, (n, total) in sorted(ledger.items())),
-        orphans_found=found, orphans_canceled=canceled, by_model=tuple(sorted(by_model)),
+        orphans_found=found, orphans_canceled=canceled, copy_failures=copy_failures,
+        by_model=tuple(sorted(by_model)),
     )  # fmt: skip
 
 
@@ -137,6 +141,13 @@ def _families(snap: _Snapshot | None) -> Iterator[Metric]:
         "oxinf_task_upstream_orphans",
         "Upstream media jobs made for tasks that did not use them: found, and cancelled.",
         ["event"], orphans if snap is not None else [],
+    )  # fmt: skip
+    yield _family(
+        CounterMetricFamily,  # exposed as oxinf_task_result_copy_failures_total
+        "oxinf_task_result_copy_failures",
+        "Task results that could not be copied into the result store (the task kept the "
+        "provider's URLs).",
+        [], one(s.copy_failures),
     )  # fmt: skip
     yield _family(
         g, "oxinf_relay_requests_5m",

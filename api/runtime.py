@@ -32,6 +32,8 @@ from domain.payments.recharge import (
 from domain.providers.aiohttp_transport import UpstreamClient
 from domain.relay.plan import DEFAULT_PROVIDER_URLS, RelayConfig
 from domain.relay.service import Relay
+from domain.results import CopyLimits, Results, ResultSigner
+from domain.results.store import BlobStoreConfigError, open_blob_store
 from schema.db import SessionFactory, create_engine, session_factory
 from schema.embedded import start_embedded_postgres
 
@@ -96,6 +98,26 @@ def relay_config(settings: Settings) -> RelayConfig:
     )
 
 
+def result_store(settings: Settings) -> Results:
+    """The result store, its URL signer and copy limits (`domain.results`)."""
+    try:
+        store = open_blob_store(settings.blob_url, settings.data_dir / "blobs")
+    except BlobStoreConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    return Results(
+        store=store,
+        signer=ResultSigner(settings.hmac_pepper.get_secret_value(), settings.result_url_ttl_s),
+        limits=CopyLimits(
+            max_bytes={
+                "image": settings.result_max_bytes_image,
+                "video": settings.result_max_bytes_video,
+                "audio": settings.result_max_bytes_audio,
+            },
+            timeout_s=settings.result_fetch_timeout_s,
+        ),
+    )
+
+
 @dataclass
 class Resources:
     settings: Settings
@@ -108,6 +130,7 @@ class Resources:
     key_auth: KeyAuthenticator = field(init=False)
     relay: Relay = field(init=False)
     tenant_http: httpx.AsyncClient = field(init=False)
+    results: Results = field(init=False)
 
     def __post_init__(self) -> None:
         self.identity = identity_config(self.settings)
@@ -121,6 +144,7 @@ class Resources:
         # Routing opens the same channel secrets on every call: the relay's box remembers them.
         routing_box = MemoSecretBox(self.settings.encryption_key_list)
         self.tenant_http = build_tenant_http_client(self.settings.tenant_egress)
+        self.results = result_store(self.settings)
         self.relay = Relay(
             self.sessions, self.http, routing_box, relay_config(self.settings),
             tenant_http=self.tenant_http,

@@ -9,6 +9,7 @@ from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage, CostCen
 from schema.payments import OrgBilling, Payment, StripeEvent, UsageMonthly
 from schema.pricing import Model, ModelPrice
 from schema.requests import RateLimitWindow, RequestAttempt, RequestDetail, RequestLog
+from schema.results import TaskResult
 from schema.tasks import CallbackAttempt, Task, TaskOrphanJob, TaskSubmission, WebhookSecret
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "StripeEvent",
     "Task",
     "TaskOrphanJob",
+    "TaskResult",
     "TaskSubmission",
     "UsageMonthly",
     "User",

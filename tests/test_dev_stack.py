@@ -60,6 +60,12 @@ def _starts_stops_cleanly_and_reuses_data(data_dir: Path) -> None:
         state = eventually_blocking(finished, within=30, what="the demo task finished")
         assert state["status"] == "succeeded", state
         assert state["credits_charged"] == "20"
+        # A real picture at the API's own URL (the worker stored it, the API serves it).
+        (url,) = state["result"]["urls"]
+        assert url.startswith(f"{stack.api_url}/v1/files/")
+        image = httpx.get(url, timeout=10)
+        assert image.status_code == 200 and image.content.startswith(b"\x89PNG\r\n\x1a\n")
+        assert (data_dir / "blobs" / "tasks" / task.json()["id"] / "0").exists()
         _, alive = stack.stop()
         assert not alive, f"orphans left behind: {alive}"
         assert (data_dir / "pg" / "PG_VERSION").exists()

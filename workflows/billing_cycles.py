@@ -8,8 +8,9 @@ backfilled run still allocates the month it was scheduled for. Long runs continu
 with their cursor and running totals.
 
 `Retention` rolls closed months of request logs into `usage_monthly`, then deletes expired
-content details (only in months whose rollup exists), trims callback response excerpts and
-drops stale rate-limit windows, each in bounded batches. All cutoffs come from one instant
+content details (only in months whose rollup exists), deletes task results kept in the
+result store past their org's window, trims callback response excerpts and drops stale
+rate-limit windows, each in bounded batches. All cutoffs come from one instant
 (`now`), fixed when the run starts.
 """
 
@@ -29,6 +30,8 @@ RETENTION_ROLLUP = "retention.rollup_batch"
 RETENTION_DELETE_DETAILS = "retention.delete_details"
 RETENTION_TRIM_CALLBACKS = "retention.trim_callbacks"
 RETENTION_DELETE_WINDOWS = "retention.delete_rate_windows"
+RETENTION_DELETE_RESULTS = "retention.delete_results"
+RESULTS_PATCH = "retention-delete-results"
 
 ALLOCATION_SCHEDULE_ID = "monthly-allocations"
 ALLOCATION_WORKFLOW_ID = "monthly-allocations"
@@ -176,6 +179,7 @@ class RetentionReport(BaseModel):
     details_deleted: int
     callbacks_trimmed: int
     rate_windows_deleted: int
+    results_deleted: int = 0
     complete: bool
 
 
@@ -200,6 +204,9 @@ class BillingCycleActivityDefs(Protocol):
 
     @activity.defn(name=RETENTION_DELETE_WINDOWS)
     async def delete_rate_windows(self, step: RetentionStep) -> int: ...
+
+    @activity.defn(name=RETENTION_DELETE_RESULTS)
+    async def delete_results(self, step: RetentionStep) -> int: ...
 
 
 # One of the retention steps that deletes or trims in batches and says how many rows.
@@ -245,6 +252,12 @@ class RetentionWorkflow:
             total, done = await self._drain(step_of, now, params)
             counts.append(total)
             complete = complete and done
+        results_deleted = 0
+        if workflow.patched(RESULTS_PATCH):
+            results_deleted, done = await self._drain(
+                BillingCycleActivityDefs.delete_results, now, params
+            )
+            complete = complete and done
         return RetentionReport(
             now=now,
             rolled_from=window.start,
@@ -253,6 +266,7 @@ class RetentionWorkflow:
             details_deleted=counts[0],
             callbacks_trimmed=counts[1],
             rate_windows_deleted=counts[2],
+            results_deleted=results_deleted,
             complete=complete,
         )
 

@@ -10,6 +10,12 @@ Submit heartbeats, so a worker killed inside the upstream call is noticed within
 `SUBMIT_HEARTBEAT` and the retry (on any worker) resolves the attempt it left behind rather
 than submitting anew. When the submit says an earlier attempt may have left a job upstream,
 a last step looks for it once the task has settled and cancels it (`tasks.reconcile`).
+
+Before a success is settled, its results are copied into the result store
+(`tasks.store_results`), retried with backoff for at most `STORE_WINDOW`. A copy that still
+fails does not fail the task: the provider did the work and the customer got it, so the task
+is settled as succeeded with the provider's URLs, as before the store existed, and the failure
+is recorded for operators. Never charged for nothing, never refunded for something delivered.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ POLL = "tasks.poll"
 FINALIZE = "tasks.finalize"
 RECONCILE = "tasks.reconcile"
 RECOVER_STUCK = "tasks.recover_stuck"
+STORE = "tasks.store_results"
 UPSTREAM_REJECTED = "UpstreamRejected"
 MAX_POLL_PAUSE = timedelta(seconds=30)
 HISTORY_LIMIT = 2_000
@@ -42,6 +49,12 @@ SUBMIT_HEARTBEAT = timedelta(seconds=10)
 # A submit that failed outright may have left attempts unanswered: look after this long.
 RECONCILE_AFTER_FAILED_SUBMIT = timedelta(minutes=2)
 RECONCILE_PATCH = "reconcile-upstream-jobs"
+STORE_PATCH = "store-task-results"
+# A copy that cannot work (too large, refused by the egress policy, gone upstream).
+COPY_REFUSED = "ResultCopyRefused"
+# Well inside the hold's margin past the task's deadline, so the settle always finds its hold.
+STORE_WINDOW = timedelta(minutes=20)
+STORE_HEARTBEAT = timedelta(seconds=30)
 
 
 class TaskRef(BaseModel):
@@ -77,6 +90,19 @@ class FinalizeInput(BaseModel):
     status: str
     outcome: dict[str, Any] | None = None
     error: dict[str, str] | None = None
+    # The results copied into the result store, by index ({index, content_type, bytes}).
+    stored: list[dict[str, Any]] | None = None
+    # Set when the copy gave up: {"index": int | None, "message": str}, recorded for ops.
+    copy_error: dict[str, Any] | None = None
+
+
+class StoreInput(BaseModel):
+    task_id: str
+    outcome: dict[str, Any]
+
+
+class StoreResult(BaseModel):
+    stored: list[dict[str, Any]]
 
 
 class TaskDone(BaseModel):
@@ -110,6 +136,9 @@ class TaskActivityDefs(Protocol):
     @activity.defn(name=RECOVER_STUCK)
     async def recover_stuck(self, older_than_s: int) -> int: ...
 
+    @activity.defn(name=STORE)
+    async def store_results(self, request: StoreInput) -> StoreResult: ...
+
 
 def _failed(ref: TaskRef, code: str, message: str) -> FinalizeInput:
     return FinalizeInput(
@@ -128,6 +157,8 @@ class MediaTaskWorkflow:
     async def run(self, ref: TaskRef) -> TaskDone:
         started = workflow.now()
         final = await self._work(ref, started)
+        if final.status == "succeeded" and final.outcome and workflow.patched(STORE_PATCH):
+            final = await self._store(final)
         done = await workflow.execute_activity_method(
             TaskActivityDefs.finalize,
             final,
@@ -219,6 +250,37 @@ class MediaTaskWorkflow:
             pause = min(pause * 3 // 2, MAX_POLL_PAUSE)
             if workflow.info().get_current_history_length() > HISTORY_LIMIT and not self._cancel:
                 workflow.continue_as_new(ref.model_copy(update={"deadline_at": deadline}))
+
+    async def _store(self, final: FinalizeInput) -> FinalizeInput:
+        """Copies the results into the result store; gives up (keeping the provider's URLs)
+        once a copy is refused or `STORE_WINDOW` has passed."""
+        assert final.outcome is not None
+        try:
+            stored = await workflow.execute_activity_method(
+                TaskActivityDefs.store_results,
+                StoreInput(task_id=final.task_id, outcome=final.outcome),
+                start_to_close_timeout=STORE_WINDOW,
+                schedule_to_close_timeout=STORE_WINDOW,
+                heartbeat_timeout=STORE_HEARTBEAT,
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=2),
+                    maximum_interval=timedelta(minutes=2),
+                    non_retryable_error_types=[COPY_REFUSED],
+                ),
+            )
+        except ActivityError as err:
+            cause = err.cause
+            index: int | None = None
+            if isinstance(cause, ApplicationError):
+                message = cause.message
+                details = cause.details[0] if cause.details else None
+                if isinstance(details, dict) and isinstance(details.get("index"), int):
+                    index = details["index"]
+            else:
+                message = f"the copy did not finish within {STORE_WINDOW}"
+            workflow.logger.warning("task results not stored: %s", message)
+            return final.model_copy(update={"copy_error": {"index": index, "message": message}})
+        return final.model_copy(update={"stored": stored.stored})
 
     async def _reconcile(self, ref: TaskRef, at: datetime) -> None:
         """Best effort once the money is settled: a failure is logged, never the task's."""

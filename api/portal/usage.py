@@ -237,7 +237,7 @@ async def list_tasks(
         session, ctx.org.id, status=status, cursor=cursor, limit=limit
     )
     base = public_base_url(request, resources)
-    data = [task_view(t, base_url=base) for t in page]
+    data = [task_view(t, base_url=base, signer=resources.results.signer) for t in page]
     return {"object": "list", "data": data, "next_cursor": next_cursor}
 
 
@@ -246,4 +246,5 @@ async def get_task(
     task_id: uuid.UUID, request: Request, ctx: OrgCtx, session: SessionDep, resources: ResourcesDep
 ) -> dict[str, Any]:
     task = await tasks.get_task(session, ctx.org.id, task_id)
-    return task_view(task, base_url=public_base_url(request, resources))
+    base = public_base_url(request, resources)
+    return task_view(task, base_url=base, signer=resources.results.signer)

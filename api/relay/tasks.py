@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 
 from api.auth import ApiKeyAuth
 from api.deps import ResourcesDep, public_base_url
+from api.relay.files import BlobDownload
 from api.runtime import Resources
 from domain.inputs import ModelName, Text
 from domain.keys.auth import KeyPrincipal
@@ -131,7 +132,9 @@ async def create_task(
         callback_url=body.callback_url, idempotency_key=idempotency_key,
         request_id=request.state.request_id,
     )  # fmt: skip
-    view = task_view(task, base_url=public_base_url(request, resources))
+    view = task_view(
+        task, base_url=public_base_url(request, resources), signer=resources.results.signer
+    )
     return JSONResponse(view, status_code=202, headers=headers)
 
 
@@ -141,7 +144,12 @@ async def get_task(
 ) -> dict[str, Any]:
     async with resources.sessions() as session:
         task = await tasks.get_task(session, key.org_id, task_id)
-    return task_view(task, include_content=True, base_url=public_base_url(request, resources))
+    return task_view(
+        task,
+        include_content=True,
+        base_url=public_base_url(request, resources),
+        signer=resources.results.signer,
+    )
 
 
 @router.get("/tasks/{task_id}/content", response_model=None)
@@ -151,11 +159,11 @@ async def get_task_content(
     resources: ResourcesDep,
     index: Annotated[int, Query(ge=0, le=1000, description="which result, for n > 1")] = 0,
 ) -> Response:
-    """The task's result itself: stored bytes and channel-held videos are sent from here,
-    public URLs are a 307 to the URL (see `domain.tasks.content`)."""
+    """The task's result itself: results in the result store, stored bytes and channel-held
+    videos are sent from here, public URLs are a 307 to the URL (see `domain.tasks.content`)."""
     found = await content.open_task_content(
         resources.sessions, resources.http, resources.secret_box, resources.relay.cfg,
-        key.org_id, task_id, index=index,
+        key.org_id, task_id, index=index, store=resources.results.store,
     )  # fmt: skip
     return content_response(found)
 
@@ -164,6 +172,8 @@ def content_response(found: content.TaskContent) -> Response:
     if isinstance(found, content.Redirect):
         return RedirectResponse(found.url, status_code=307)
     disposition = {"Content-Disposition": f'attachment; filename="{found.filename}"'}
+    if isinstance(found, content.Stored):
+        return BlobDownload(found.blob, disposition)
     if isinstance(found, content.Inline):
         return Response(found.data, media_type=found.content_type, headers=disposition)
     return UpstreamDownload(found.content, disposition)
@@ -201,7 +211,7 @@ async def list_tasks(
             session, key.org_id, status=status, cursor=cursor, limit=limit
         )
     base = public_base_url(request, resources)
-    data = [task_view(t, base_url=base) for t in page]
+    data = [task_view(t, base_url=base, signer=resources.results.signer) for t in page]
     return {"object": "list", "data": data, "next_cursor": next_cursor}
 
 
@@ -225,4 +235,9 @@ async def cancel_task(
                 raise  # Temporal is unreachable: nothing was cancelled (503)
     async with resources.sessions() as session:
         task = await tasks.get_task(session, key.org_id, task_id)
-    return task_view(task, include_content=True, base_url=public_base_url(request, resources))
+    return task_view(
+        task,
+        include_content=True,
+        base_url=public_base_url(request, resources),
+        signer=resources.results.signer,
+    )

@@ -24,10 +24,12 @@ from temporalio.client import Client
 from domain.callbacks import repository as callbacks_repo
 from domain.errors import NotFound
 from domain.ops import repository as repo
+from domain.results import repository as results_repo
 from domain.tasks import repository as tasks_repo
 from domain.usage import repository as usage_repo
 from schema.ledger import Hold, LedgerEntry
 from schema.requests import RequestAttempt, RequestLog
+from schema.results import TaskResult
 from schema.tasks import CallbackAttempt, Task, TaskOrphanJob, TaskSubmission
 
 log = logging.getLogger("oxinf.ops")
@@ -75,6 +77,7 @@ async def task_view(session: AsyncSession, task_id: uuid.UUID) -> dict[str, Any]
     callbacks = await callbacks_repo.list_attempts(session, task.org_id, task.id)
     attempts = await tasks_repo.submissions(session, task.id)
     orphans = await tasks_repo.orphans(session, task.id)
+    stored = await results_repo.for_task(session, task.id)
     return {
         "task": row(task),
         "holds": [row(h) for h in holds],
@@ -83,6 +86,7 @@ async def task_view(session: AsyncSession, task_id: uuid.UUID) -> dict[str, Any]
         # A synchronous result can run to megabytes; the task row holds it once settled.
         "upstream_submissions": [row(a) | {"outcome": None} for a in attempts],
         "orphan_jobs": [row(o) for o in orphans],
+        "stored_results": [row(r) for r in stored],
     }
 
 
@@ -175,6 +179,21 @@ def _orphan_entries(o: TaskOrphanJob) -> list[dict[str, Any]]:
             {"at": o.resolved_at, "source": "upstream", "event": f"upstream.orphan_{o.state}",
              "data": {"upstream_job_id": o.upstream_job_id, "error": o.error}}
         )  # fmt: skip
+    return out
+
+
+def _result_entries(r: TaskResult) -> list[dict[str, Any]]:
+    """A result copied into the result store (and deleted by retention), or a copy that
+    gave up (the task then kept the provider's URLs)."""
+    where = {"index": r.idx, "object_key": r.object_key}
+    if r.state == "failed":
+        return [{"at": r.created_at, "source": "results", "event": "result.copy_failed",
+                 "data": where | {"error": r.error}}]  # fmt: skip
+    out = [{"at": r.stored_at, "source": "results", "event": "result.stored",
+            "data": where | {"content_type": r.content_type, "bytes": r.size_bytes}}]  # fmt: skip
+    if r.deleted_at is not None:
+        out.append({"at": r.deleted_at, "source": "results", "event": "result.deleted",
+                    "data": where})  # fmt: skip
     return out
 
 
@@ -286,6 +305,8 @@ async def task_timeline(
         timeline += _submission_entries(attempt)
     for orphan in await tasks_repo.orphans(session, task.id):
         timeline += _orphan_entries(orphan)
+    for stored in await results_repo.for_task(session, task.id):
+        timeline += _result_entries(stored)
     workflow_id = task.workflow_id or f"task-{task.id}"
     link = temporal_link(ui_base, namespace, workflow_id)
     events, unavailable = await workflow_history(get_client, workflow_id)

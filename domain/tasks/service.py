@@ -34,6 +34,7 @@ from domain.pricing import repository as pricing_repo
 from domain.pricing.cost import PriceSnapshot, media_cost_micros
 from domain.providers.media import MediaOutcome, max_units, validate_media_input
 from domain.relay.plan import ModelNotAllowed, check_model_name
+from domain.results import copy as copy_results
 from domain.routing import repository as channels_repo
 from domain.tasks import repository as repo
 from schema.db import SessionFactory
@@ -251,8 +252,13 @@ async def finalize(
     *,
     outcome: MediaOutcome | None = None,
     error: dict[str, str] | None = None,
+    stored: list[dict[str, Any]] | None = None,
+    copy_error: dict[str, Any] | None = None,
 ) -> Final:
-    """Move to a terminal state once: settle actual units on success, else refund in full."""
+    """Move to a terminal state once: settle actual units on success, else refund in full.
+
+    `stored`: the results copied into the result store (views then hand out signed URLs to
+    them); `copy_error`: the copy gave up, which is recorded but changes nothing else."""
     task = await repo.get(session, task_id, lock=True)
     if task is None:
         raise NotFound("no such task")
@@ -272,15 +278,16 @@ async def finalize(
             settled = await ledger.settle(session, task.hold_id, actual)
             charged = settled.charged_micros
         refunded = max(0, task.estimate_micros - charged)
-        values |= {
-            "progress": 100,
-            "units": units,
-            "result": {
-                "urls": outcome.urls,
-                "content_type": outcome.content_type,
-                "content_b64": outcome.content_b64,
-            },
+        result: dict[str, Any] = {
+            "urls": outcome.urls,
+            "content_type": outcome.content_type,
+            "content_b64": outcome.content_b64,
         }
+        if stored:
+            result["stored"] = stored
+        if copy_error:
+            await copy_results.record_gave_up(session, task, outcome, copy_error)
+        values |= {"progress": 100, "units": units, "result": result}
     else:
         if task.hold_id is not None:
             await ledger.void(session, task.hold_id)

@@ -33,6 +33,7 @@ REGISTERED_NAMES = {
     "tasks.finalize",
     "tasks.reconcile",
     "tasks.recover_stuck",
+    "tasks.store_results",
     "payments.apply_stripe_event",
     "payments.prepare_recharge",
     "payments.charge_recharge",
@@ -43,6 +44,7 @@ REGISTERED_NAMES = {
     "retention.delete_details",
     "retention.trim_callbacks",
     "retention.delete_rate_windows",
+    "retention.delete_results",
 }
 
 
