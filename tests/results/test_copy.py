@@ -7,10 +7,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from prometheus_client import generate_latest
 from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
-from api.metrics import gauge_lines
+from api.metrics import GAUGES
+from api.metrics_registry import REGISTRY
 from api.runtime import Resources
 from domain.ops import service as ops
 from domain.providers.media import MediaOutcome
@@ -159,8 +161,10 @@ async def test_a_redirect_to_a_private_host_is_refused_and_the_task_still_succee
 
     events = [e for e in timeline["timeline"] if e["source"] == "results"]
     assert [e["event"] for e in events] == ["result.copy_failed"]
-    metrics = "\n".join(await gauge_lines(resources.sessions))
-    assert "oxinf_task_result_copy_failures_total 1" in metrics
+    GAUGES.expire()
+    await GAUGES.refresh(resources.sessions)
+    metrics = generate_latest(REGISTRY).decode()
+    assert "oxinf_task_result_copy_failures_total 1.0" in metrics
 
 
 async def _client(env: WorkflowEnvironment) -> Any:
