@@ -191,7 +191,7 @@ async def test_0008_dedupes_callback_attempts_then_refuses_duplicates_and_revers
                     insert,
                     {"t": task, "o": org, "e": event, "a": attempt, "out": outcome, "st": status},
                 )
-        await upgrade(engine)
+        await upgrade(engine, "0008")
         assert await current_revision(engine) == "0008"
         listing = text(
             "SELECT event, attempt, outcome FROM callback_attempts ORDER BY event, attempt"

@@ -1,5 +1,6 @@
 """`/metrics` keeps every series it had before prometheus-client served it: the same names,
-types and label names, and nothing else (no `_created` series, no process collectors)."""
+types and label names, and nothing else (no `_created` series, no process collectors); the
+one series added since (result-store copy failures) is listed too."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ SERIES: dict[str, tuple[str, frozenset[str]]] = {
     "oxinf_ledger_entries_1h": ("gauge", frozenset({"kind"})),
     "oxinf_ledger_amount_micros_1h": ("gauge", frozenset({"kind"})),
     "oxinf_task_upstream_orphans_total": ("counter", frozenset({"event"})),
+    "oxinf_task_result_copy_failures_total": ("counter", frozenset()),
     "oxinf_relay_requests_5m": ("gauge", frozenset({"model", "status", "code"})),
 }
 BUCKETS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0",
