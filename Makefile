@@ -26,7 +26,7 @@ chaos: $(STAMP)          ## only the chaos tests (also part of `make test`)
 lint: $(STAMP)           ## ruff + mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy api domain workflows activities schema web scripts cli.py devstack.py worker.py
+	$(BIN)/mypy api config domain edge workflows activities schema web scripts cli.py devstack.py worker.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

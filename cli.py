@@ -17,15 +17,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from api.logs import configure_logging
-from api.settings import Settings
+from config.logs import configure_logging
+from config.settings import Settings
 from devstack import cmd_dev
 from devstack import load_settings as _settings
 
 if TYPE_CHECKING:
     from temporalio.client import Client
 
-    from api.runtime import Resources
+    from config.runtime import Resources
     from workflows.billing_cycles import RetentionReport
 
 BIN_DIR = Path(sys.executable).parent
@@ -62,7 +62,7 @@ def cmd_worker(_: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    from api.runtime import resolve_database_url
+    from config.runtime import resolve_database_url
     from schema.db import create_engine
     from schema.migrate import current_revision, upgrade
 
@@ -81,7 +81,7 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def _open(settings: Settings) -> Resources:
-    from api.runtime import open_resources
+    from config.runtime import open_resources
 
     return open_resources(settings)
 
@@ -209,7 +209,7 @@ async def retention_via_temporal(
 
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    from api.temporal import connect_temporal
+    from config.temporal import connect_temporal
 
     settings = _settings()
 
@@ -287,7 +287,7 @@ async def schedule_rows(client: Client) -> list[tuple[str, str, str, str]]:
 
 
 def cmd_schedules_list(_: argparse.Namespace) -> int:
-    from api.temporal import connect_temporal
+    from config.temporal import connect_temporal
 
     settings = _settings()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from api.settings import ConfigError, Settings
+from config.settings import ConfigError, Settings
 from domain.callbacks.delivery import CallbackConfig, build_callback_client, deliver
 from domain.crypto import SecretBox
 from workflows.callbacks import DELIVER, DeliveryRequest, DeliveryResult

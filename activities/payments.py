@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
-from api.settings import Settings
+from config.settings import Settings
 from domain.errors import Conflict, DomainError
 from domain.payments import events, recharge
 from domain.payments.gateway import StripeGateway, StripeUnavailable, gateway_for

@@ -20,7 +20,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.deps import ActivityDeps
-from api.runtime import relay_config
+from config.runtime import relay_config
 from domain.crypto import SecretBox
 from domain.providers import UpstreamError
 from domain.providers.media import MediaOutcome

@@ -28,11 +28,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api.auth import bearer_token
-from api.deps import ResourcesDep
 from api.metrics_registry import REGISTRY, Labels, sample
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import NotFound, Unauthenticated
 from domain.ops import repository as ops_repo
+from edge.deps import ResourcesDep
 from schema.db import SessionFactory
 
 router = APIRouter(tags=["health"])

@@ -12,8 +12,8 @@ import secrets
 import uuid
 from dataclasses import dataclass, replace
 
-from api.runtime import identity_config
-from api.settings import Settings
+from config.runtime import identity_config
+from config.settings import Settings
 from domain.audit.service import SYSTEM
 from domain.crypto import SecretBox
 from domain.identity import repository as identity_repo

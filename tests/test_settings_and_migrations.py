@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from sqlalchemy import Connection, text
 
 from api.app import create_app
-from api.settings import ConfigError, Settings
+from config.settings import ConfigError, Settings
 from schema.db import create_engine
 from schema.migrate import (
     DatabaseNotMigrated,

@@ -10,14 +10,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 
-from api.auth import Operator, client_ip
-from api.deps import ResourcesDep, SessionDep
+from api.auth import Operator
 from domain.audit.service import Actor
 from domain.inputs import Int32, ModelName, PatchBody, Text
 from domain.providers import Upstream, UpstreamError, adapter_for
 from domain.relay.plan import DEFAULT_PROVIDER_URLS
 from domain.routing import channels as channel_service
 from domain.routing import repository as channels_repo
+from edge.deps import ResourcesDep, SessionDep, client_ip
 from schema.channels import Channel
 from schema.identity import User
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
-from api.auth import Operator, client_ip
-from api.deps import ResourcesDep, SessionDep
+from api.auth import Operator
 from domain.audit.service import Actor
 from domain.inputs import ModelName
 from domain.pricing import admin as catalog_admin
 from domain.pricing import service as catalog
 from domain.pricing.cost import PriceSnapshot
 from domain.pricing.models import CatalogModel, ModelInfo, ModelPatch, NewModel, NewPrice
+from edge.deps import ResourcesDep, SessionDep, client_ip
 from schema.identity import User
 
 router = APIRouter(prefix="/admin/v1/models", tags=["admin: models"])

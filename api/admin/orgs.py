@@ -9,8 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.auth import Operator, client_ip
-from api.deps import ResourcesDep, SessionDep
+from api.auth import Operator
 from api.portal.api_keys import KeyList, KeyOut
 from domain.audit.service import Actor
 from domain.errors import NotFound
@@ -18,6 +17,7 @@ from domain.identity import admin
 from domain.identity import repository as identity_repo
 from domain.inputs import Int64, PatchBody, Text
 from domain.keys import service as keys
+from edge.deps import ResourcesDep, SessionDep, client_ip
 
 router = APIRouter(prefix="/admin/v1/orgs", tags=["admin: orgs"])
 

@@ -13,10 +13,10 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.budgets import service as budgets
 from domain.inputs import Int64, PatchBody, Text
 from domain.pricing.cost import format_credits
+from edge.deps import ResourcesDep, SessionDep
 
 router = APIRouter(prefix="/enterprise/v1/budgets", tags=["enterprise: budgets"])
 

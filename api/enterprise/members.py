@@ -10,10 +10,10 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import SessionDep
 from domain.enterprise import service as enterprise
 from domain.enterprise.repository import Member
 from domain.inputs import PatchBody, Text
+from edge.deps import SessionDep
 
 router = APIRouter(prefix="/enterprise/v1/members", tags=["enterprise: members"])
 

@@ -10,9 +10,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.enterprise import service as enterprise
 from domain.inputs import PatchBody, Text
+from edge.deps import ResourcesDep, SessionDep
 from schema.identity import Org
 
 router = APIRouter(prefix="/enterprise/v1/org", tags=["enterprise: org"])

@@ -14,9 +14,9 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.enterprise import structure
 from domain.inputs import ModelName, PatchBody, Text
+from edge.deps import ResourcesDep, SessionDep
 
 departments = APIRouter(prefix="/enterprise/v1/departments", tags=["enterprise: departments"])
 cost_centers = APIRouter(prefix="/enterprise/v1/cost-centers", tags=["enterprise: cost centers"])

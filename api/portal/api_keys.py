@@ -10,9 +10,9 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.inputs import Int32, Int64, ModelName, PatchBody, Text
 from domain.keys import service as keys
+from edge.deps import ResourcesDep, SessionDep
 from schema.keys import ApiKey
 
 router = APIRouter(prefix="/portal/v1/api-keys", tags=["portal: api keys"])

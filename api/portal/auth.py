@@ -8,10 +8,10 @@ from datetime import datetime
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 
-from api.auth import PortalUser, bearer_token, client_ip
-from api.deps import ResourcesDep, SessionDep
+from api.auth import PortalUser, bearer_token
 from domain.identity import service as identity
 from domain.inputs import Text
+from edge.deps import ResourcesDep, SessionDep, client_ip
 
 router = APIRouter(prefix="/portal/v1", tags=["portal: auth"])
 

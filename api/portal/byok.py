@@ -9,9 +9,9 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.byok import service as byok
 from domain.inputs import Text
+from edge.deps import ResourcesDep, SessionDep
 from schema.keys import ByokKey
 
 router = APIRouter(prefix="/portal/v1/byok", tags=["portal: byok"])

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
-from api.settings import Settings
+from config.settings import Settings
 from domain.inputs import Int64, Text
 from domain.payments import service as payments
 from domain.payments.gateway import StripeGateway, gateway_for
 from domain.payments.models import BillingSettings, PaymentRecord
 from domain.payments.service import CheckoutConfig
 from domain.pricing.cost import format_credits
+from edge.deps import ResourcesDep, SessionDep
 
 router = APIRouter(prefix="/portal/v1/credits", tags=["portal: credits"])
 

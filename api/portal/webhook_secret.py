@@ -12,8 +12,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.callbacks import secrets
+from edge.deps import ResourcesDep, SessionDep
 
 router = APIRouter(prefix="/portal/v1/webhook-secret", tags=["portal: webhook secret"])
 

@@ -14,15 +14,15 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from api.auth import ApiKeyAuth
-from api.deps import ResourcesDep, public_base_url
 from api.errors import error_response
 from api.relay.tasks import TasksKey, get_task_content, submit_task
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import InvalidRequest
 from domain.inputs import Text
 from domain.keys.auth import KeyPrincipal
 from domain.tasks import service as tasks
 from domain.tasks.views import result_urls
+from edge.deps import ResourcesDep, public_base_url
 from schema.tasks import Task
 
 router = APIRouter(prefix="/v1", tags=["media shims"])

@@ -15,8 +15,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.auth import ApiKeyAuth
-from api.deps import ResourcesDep, public_base_url
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.inputs import ModelName, Text
 from domain.keys.auth import KeyPrincipal
 from domain.outages import DependencyUnavailable, dependency_down
@@ -25,6 +24,7 @@ from domain.ratelimit import service as ratelimit
 from domain.tasks import content
 from domain.tasks import service as tasks
 from domain.tasks.views import task_view
+from edge.deps import ResourcesDep, public_base_url
 from schema.tasks import Task
 from workflows.media import MediaTaskWorkflow, TaskRef
 

@@ -12,10 +12,10 @@ import logging
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from api.deps import ResourcesDep
-from api.settings import Settings
+from config.settings import Settings
 from domain.errors import ServiceUnavailable
 from domain.payments.webhooks import parse_verified, record_event, start_event_workflow
+from edge.deps import ResourcesDep
 
 log = logging.getLogger("oxinf.payments")
 

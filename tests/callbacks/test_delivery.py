@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.callbacks import secrets
 from domain.callbacks.delivery import (
     CallbackConfig,

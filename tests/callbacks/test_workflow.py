@@ -17,8 +17,8 @@ from temporalio.worker import Worker
 
 from activities.callbacks import CallbackActivities, callback_config
 from activities.deps import ActivityDeps
-from api.runtime import Resources
-from api.settings import ConfigError, Settings
+from config.runtime import Resources
+from config.settings import ConfigError, Settings
 from domain.callbacks.start import build_payload, callback_job, start_callback
 from domain.egress.policy import STRICT
 from tests.callbacks.conftest import FinishedTask, attempts, task_status

@@ -15,7 +15,7 @@ import pytest
 
 from api.metrics import GAUGES
 from api.relay.tasks import task_config
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.relay.plan import RelayConfig
 from domain.tasks import dispatch, orphans, submissions
 from domain.tasks import repository as repo

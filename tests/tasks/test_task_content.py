@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
 from domain.keys.service import create_key
 from tests.fakes.provider import VIDEO_CONTENT_BYTES, FakeProvider, Fault, fake_video_bytes
 from tests.fixtures.portal import PASSWORD

@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
 from tests.fakes.provider import FakeProvider
 from tests.fixtures.relay import balance, ledger_sums_hold, pending_holds
 from tests.fixtures.tasks import (

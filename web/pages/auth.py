@@ -13,13 +13,12 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from api.auth import client_ip
-from api.deps import ResourcesDep, SessionDep
-from api.errors import STATUS_BY_CODE
 from domain.crypto import random_hex
 from domain.errors import DomainError
 from domain.identity import service as identity
 from domain.identity.service import InvalidCredentials, LoginThrottled
+from edge.deps import ResourcesDep, SessionDep, client_ip
+from edge.statuses import status_of
 from web import csrf
 from web.cookies import PRE_SESSION, SESSION
 from web.errors import PageRoute, sentence
@@ -132,7 +131,7 @@ async def sign_up(
             "errors": {field: sentence(exc.message)} if field else {},
             "error": None if field else sentence(exc.message),
         }
-        status = exc.status_hint or STATUS_BY_CODE.get(exc.code, 400)
+        status = status_of(exc)
         return signed_out_page(request, resources, "auth/sign_up.html", context, status)
     issued = await identity.issue_session(session, resources.identity, user.id, client_ip(request))
     await session.commit()

@@ -1,4 +1,5 @@
-"""FastAPI dependencies: how a router reaches the shared resources and a session."""
+"""FastAPI dependencies of both edges: how a route or page reaches the process's resources
+and its session, and what it reads from the request itself."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.runtime import Resources
+from config.runtime import Resources
 
 
 async def get_resources(request: Request) -> Resources:
@@ -32,3 +33,7 @@ def public_base_url(request: Request, resources: Resources) -> str:
     """Where clients reach this API, for URLs we hand out: the configured public URL
     (`OXINF_PUBLIC_BASE_URL`), else the base URL the request came in on."""
     return (resources.settings.public_base_url or str(request.base_url)).rstrip("/")
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None

@@ -17,8 +17,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from api.settings import ConfigError, Settings
-from api.temporal import TemporalHandle
+from config.settings import ConfigError, Settings
+from config.temporal import TemporalHandle
 from domain.crypto import MemoSecretBox, SecretBox
 from domain.egress.policy import EgressPolicy
 from domain.identity.service import IdentityConfig
