@@ -54,4 +54,9 @@ class CallbackActivities:
                 "decision": result.decision,
             },
         )
-        return result
+        return DeliveryResult(
+            decision=result.decision,
+            outcome=result.outcome,
+            http_status=result.http_status,
+            error=result.error,
+        )

@@ -16,11 +16,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
 from config.runtime import relay_config
+from config.workflow_starter import TemporalWorkflowStarter
 from domain.crypto import SecretBox
 from domain.providers import UpstreamError
 from domain.providers.media import MediaOutcome
@@ -35,7 +35,6 @@ from workflows.media import (
     SUBMIT_HEARTBEAT,
     UPSTREAM_REJECTED,
     FinalizeInput,
-    MediaTaskWorkflow,
     PollResult,
     ReconcileResult,
     SubmitResult,
@@ -137,28 +136,17 @@ class TaskActivities:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
         async with self._deps.sessions() as session:
             stuck = await repository.stale_pending(session, cutoff, limit=100)
-        client = activity.client()
+        starter = TemporalWorkflowStarter.over(
+            activity.client(), task_queue=self._deps.settings.task_queue
+        )
         started = 0
         for task in stuck:
             # What is left of the deadline, counted from the workflow's own start.
             left = (task.deadline_at - datetime.now(UTC)) if task.deadline_at else timedelta(0)
-            ref = TaskRef(
-                task_id=str(task.id),
+            started += await starter.start_task(
+                task.id, org_id=task.org_id, callback_url=task.callback_url,
                 deadline_s=max(1, int(left.total_seconds())),
-                org_id=str(task.org_id),
-                callback_url=task.callback_url,
-            )
-            try:
-                await client.start_workflow(
-                    MediaTaskWorkflow.run,
-                    ref,
-                    id=service.workflow_id(task.id),
-                    task_queue=self._deps.settings.task_queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                )
-            except WorkflowAlreadyStartedError:
-                continue
-            started += 1
+            )  # fmt: skip
         return started
 
     @activity.defn(name=FINALIZE)

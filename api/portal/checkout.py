@@ -181,4 +181,5 @@ async def put_auto_recharge(
         payment_method_id=body.payment_method_id,
     )
     await session.commit()
+    resources.auto_recharge.forget(ctx.org.id)
     return AutoRechargeOut.of(updated)

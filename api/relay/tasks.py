@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import Annotated, Any, Literal
@@ -26,7 +25,7 @@ from domain.tasks import service as tasks
 from domain.tasks.views import task_view
 from edge.deps import ResourcesDep, public_base_url
 from schema.tasks import Task
-from workflows.media import MediaTaskWorkflow, TaskRef
+from workflows.media import MediaTaskWorkflow
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
 log = logging.getLogger("oxinf.tasks")
@@ -81,19 +80,11 @@ async def submit_task(
         callback_url=callback_url, idempotency_key=idempotency_key, request_id=request_id,
     )  # fmt: skip
     if created:
-        ref = TaskRef(
-            task_id=str(task.id),
-            deadline_s=int(cfg.deadline(task.type).total_seconds()),
-            callback_url=task.callback_url,
-            org_id=str(task.org_id),
-        )
         try:
-            client = await resources.temporal.get()
-            async with asyncio.timeout(resources.settings.temporal_timeout_s):
-                await client.start_workflow(
-                    MediaTaskWorkflow.run, ref, id=tasks.workflow_id(task.id),
-                    task_queue=resources.settings.task_queue,
-                )  # fmt: skip
+            await resources.workflows.start_task(
+                task.id, org_id=task.org_id, callback_url=task.callback_url,
+                deadline_s=int(cfg.deadline(task.type).total_seconds()),
+            )  # fmt: skip
         except Exception as exc:
             # Temporal is out of reach: refuse rather than hold credits for a task that may
             # not start. (If the start did land after all, the workflow finds the task failed

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from config.settings import Settings
 from domain.errors import ServiceUnavailable
-from domain.payments.webhooks import parse_verified, record_event, start_event_workflow
+from domain.payments.webhooks import parse_verified, record_event
 from edge.deps import ResourcesDep
 
 log = logging.getLogger("oxinf.payments")
@@ -54,8 +54,7 @@ async def stripe_webhook(request: Request, resources: ResourcesDep) -> WebhookAc
         received = await record_event(session, event)
     if not received.processed:
         try:
-            client = await resources.temporal.get()
-            await start_event_workflow(client, received.id, settings.task_queue)
+            await resources.workflows.start_stripe_event(received.id)
         except Exception as exc:  # recorded but not started: a non-2xx makes Stripe redeliver
             log.warning("stripe event workflow not started", extra={"event_id": received.id})
             raise ServiceUnavailable(

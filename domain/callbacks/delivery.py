@@ -19,8 +19,9 @@ import asyncio
 import json
 import ssl
 import time
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -39,12 +40,42 @@ from domain.egress.policy import (
 )
 from domain.errors import InvalidField
 from schema.db import SessionFactory
-from workflows.callbacks import CallbackJob, Decision, DeliveryResult, Outcome
 
 PARAM = "callback_url"
 EXCERPT_CHARS = 1024
 ERROR_CHARS = 500
 USER_AGENT = "0xinf-webhooks/1.0"
+
+Decision = Literal["delivered", "retry", "stop"]
+Outcome = Literal["delivered", "http_error", "refused", "timeout", "connect_error", "redirect"]
+
+
+class CallbackJob(Protocol):
+    """Everything one delivery sends, fixed when it starts so every attempt sends the same
+    (the delivery workflow's `CallbackJob` is one)."""
+
+    @property
+    def task_id(self) -> uuid.UUID: ...
+    @property
+    def org_id(self) -> uuid.UUID: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def webhook_id(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What one attempt came to, and whether the workflow should try again."""
+
+    decision: Decision
+    outcome: Outcome
+    http_status: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from domain.payments import repository as repo
 from domain.payments.gateway import StripeGateway, StripeUnavailable
 from domain.payments.models import BillingSettings, CheckoutStarted, PaymentRecord
 from domain.payments.packages import CreditPackage, resolve_package
-from domain.payments.recharge import invalidate_recharge_cache
 from schema.db import SessionFactory
 
 BILLING_ROLE = "finance"  # finance, admin and owner may buy and manage billing
@@ -128,7 +127,8 @@ async def set_auto_recharge(
     payment_method_id: str | None,
 ) -> BillingSettings:
     """Turn auto-recharge on or off; on needs a package, a threshold and a saved card.
-    Fields left out (None) keep their stored values, so switching off forgets nothing."""
+    Fields left out (None) keep their stored values, so switching off forgets nothing.
+    The caller makes the process's `AutoRecharge` forget the org once this commits."""
     ctx.require(BILLING_ROLE)
     before = await repo.get_billing(session, ctx.org.id) or BillingSettings(org_id=ctx.org.id)
     values: dict[str, object] = {"auto_recharge": enabled}
@@ -170,7 +170,6 @@ async def set_auto_recharge(
         target_type="org_billing", target_id=ctx.org.id,
         before=_recharge_view(before), after=_recharge_view(after),
     )  # fmt: skip
-    invalidate_recharge_cache(ctx.org.id)
     return after
 
 
