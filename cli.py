@@ -21,6 +21,7 @@ from config.logs import configure_logging
 from config.settings import Settings
 from devstack import cmd_dev
 from devstack import load_settings as _settings
+from schema.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -100,7 +101,7 @@ def cmd_admin_create_user(args: argparse.Namespace) -> int:
     async def run() -> str:
         res = _open(settings)
         try:
-            async with res.sessions.begin() as session:
+            async with unit_of_work(res.sessions) as session:
                 user = await create_user(
                     session, res.identity, args.email, password, is_operator=args.operator
                 )
@@ -131,7 +132,7 @@ def cmd_admin_grant_credits(args: argparse.Namespace) -> int:
     async def run() -> str:
         res = _open(settings)
         try:
-            async with res.sessions.begin() as session:
+            async with unit_of_work(res.sessions) as session:
                 posting = await grant(
                     session,
                     Actor("system", None, "cli"),
@@ -317,7 +318,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
                     issue = False
                 except Exception:  # revoked, expired, or another database: issue a new one
                     issue = True
-            async with res.sessions.begin() as session:
+            async with unit_of_work(res.sessions) as session:
                 seeded = await seed_demo(
                     session, res.identity, res.secret_box,
                     admin_email=settings.admin_email or "admin@oxinf.local",

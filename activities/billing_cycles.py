@@ -13,6 +13,7 @@ from temporalio import activity
 from activities.deps import ActivityDeps
 from activities.payments import domain_errors
 from domain.billing_cycles import allocations, retention
+from schema.unit_of_work import unit_of_work
 from workflows.billing_cycles import (
     ALLOCATE_BATCH,
     RETENTION_DELETE_DETAILS,
@@ -41,7 +42,7 @@ class BillingCycleActivities:
     @activity.defn(name=ALLOCATE_BATCH)
     async def allocate_batch(self, batch: AllocationBatch) -> AllocationBatchOut:
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 result = await allocations.allocate_batch(
                     session,
                     batch.period,
@@ -65,7 +66,7 @@ class BillingCycleActivities:
 
     @activity.defn(name=RETENTION_PLAN)
     async def plan_rollup(self, clock: RetentionClock) -> RollupWindow:
-        async with self._deps.sessions() as session:
+        async with unit_of_work(self._deps.sessions) as session:
             plan = await retention.plan_rollup(session, clock.now)
         return RollupWindow(start=plan.start, end=plan.end)
 
@@ -73,7 +74,7 @@ class BillingCycleActivities:
     async def rollup_batch(self, step: RollupStep) -> RollupStepOut:
         plan = retention.RollupPlan(start=step.start, end=step.end)
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 result = await retention.rollup_batch(
                     session, plan, after=_org(step.after_org_id), limit=step.limit
                 )
@@ -86,19 +87,19 @@ class BillingCycleActivities:
     @activity.defn(name=RETENTION_DELETE_DETAILS)
     async def delete_details(self, step: RetentionStep) -> int:
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 return await retention.delete_details_batch(session, step.now, limit=step.limit)
 
     @activity.defn(name=RETENTION_TRIM_CALLBACKS)
     async def trim_callbacks(self, step: RetentionStep) -> int:
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 return await retention.trim_callbacks_batch(session, step.now, limit=step.limit)
 
     @activity.defn(name=RETENTION_DELETE_WINDOWS)
     async def delete_rate_windows(self, step: RetentionStep) -> int:
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 return await retention.delete_rate_windows_batch(
                     session, step.now, limit=step.limit
                 )

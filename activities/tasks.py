@@ -26,6 +26,7 @@ from domain.providers import UpstreamError
 from domain.providers.media import MediaOutcome
 from domain.tasks import dispatch, orphans, repository, service
 from domain.tasks.views import task_view
+from schema.unit_of_work import unit_of_work
 from workflows.media import (
     FINALIZE,
     POLL,
@@ -134,7 +135,7 @@ class TaskActivities:
         the task and starting its workflow). A workflow that exists is left alone, so this
         never runs a task twice; the task then settles or refunds like any other."""
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
-        async with self._deps.sessions() as session:
+        async with unit_of_work(self._deps.sessions) as session:
             stuck = await repository.stale_pending(session, cutoff, limit=100)
         starter = TemporalWorkflowStarter.over(
             activity.client(), task_queue=self._deps.settings.task_queue
@@ -153,7 +154,7 @@ class TaskActivities:
     async def finalize(self, final: FinalizeInput) -> TaskDone:
         task_id = uuid.UUID(final.task_id)
         outcome = MediaOutcome.from_dict(final.outcome) if final.outcome else None
-        async with self._deps.sessions.begin() as session:
+        async with unit_of_work(self._deps.sessions) as session:
             result = await service.finalize(
                 session, task_id, final.status,  # type: ignore[arg-type]
                 outcome=outcome, error=final.error,

@@ -34,6 +34,7 @@ from domain.errors import NotFound, Unauthenticated
 from domain.ops import repository as ops_repo
 from edge.deps import ResourcesDep
 from schema.db import SessionFactory
+from schema.unit_of_work import unit_of_work
 
 router = APIRouter(tags=["health"])
 
@@ -73,7 +74,7 @@ def _gauge(
 
 async def gauge_lines(sessions: SessionFactory) -> list[str]:
     now = datetime.now(UTC)
-    async with sessions() as s:
+    async with unit_of_work(sessions) as s:
         holds, held = await ops_repo.pending_holds(s)
         accounts, balance, available = await ops_repo.account_totals(s)
         callbacks = await ops_repo.callback_failures(s, now - HOUR)

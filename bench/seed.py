@@ -26,6 +26,7 @@ from domain.pricing.models import NewModel, NewPrice
 from domain.routing import channels as channel_service
 from schema.db import create_engine, session_factory
 from schema.migrate import upgrade
+from schema.unit_of_work import unit_of_work
 
 MODEL = "bench-chat"
 INPUT_PER_MTOK = 150
@@ -72,7 +73,7 @@ async def migrate_and_seed(
         sessions = session_factory(engine)
         identity = replace(identity_config(settings), bcrypt_rounds=SEED_BCRYPT_ROUNDS)
         box = SecretBox(settings.encryption_key_list)
-        async with sessions.begin() as s:
+        async with unit_of_work(sessions) as s:
             user = await create_user(
                 s,
                 identity,

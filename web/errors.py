@@ -23,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 
 from config.context import current_request_id
 from domain.errors import DomainError
+from edge.deps import abandon_unit_of_work
 from edge.statuses import status_of
 from web.render import html_response
 from web.viewer import SignInRequired
@@ -119,6 +120,7 @@ class PageRoute(APIRoute):
                 raise
             except Exception:
                 log.exception("console page failed", extra={"path": request.url.path})
+                abandon_unit_of_work(request)  # answered here, so nothing of it is kept
                 return error_page(request, 500)
 
         return guarded

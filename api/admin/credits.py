@@ -46,7 +46,6 @@ async def grant_credits(
     posting = await grant(
         session, actor, org_id, body.amount_micros, kind=body.kind, reason=body.reason, key=key
     )
-    await session.commit()
     after = posting.entry.balance_after_micros
     return GrantOut(
         entry=EntryOut.of(posting.entry),

@@ -18,6 +18,7 @@ from domain.identity import repository as identity_repo
 from domain.inputs import Int64, PatchBody, Text
 from domain.keys import service as keys
 from edge.deps import ResourcesDep, SessionDep, client_ip
+from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/admin/v1/orgs", tags=["admin: orgs"])
 
@@ -85,6 +86,6 @@ async def update_org(
     actor = Actor("operator", operator.id, client_ip(request))
     org = await admin.update_org(session, actor, org_id, body.model_dump(exclude_unset=True))
     out = AdminOrgOut.model_validate(org, from_attributes=True)
-    await session.commit()
-    resources.relay.forget_org(org_id)  # the relay memoises the tier it prices with
+    # The relay memoises the tier it prices with.
+    after_commit(session, lambda: resources.relay.forget_org(org_id))
     return out

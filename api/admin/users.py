@@ -77,5 +77,4 @@ async def update_user(
     changes = body.model_dump(exclude_unset=True)
     user = await admin.update_user(session, actor, user_id, changes)
     out = AdminUserOut.of(user)
-    await session.commit()
     return out

@@ -52,7 +52,6 @@ class MeOut(BaseModel):
 async def signup(body: Credentials, resources: ResourcesDep, session: SessionDep) -> SignupOut:
     user = await identity.create_user(session, resources.identity, body.email, body.password)
     orgs = await identity.memberships(session, user.id)
-    await session.commit()
     return SignupOut(id=user.id, email=user.email, org_id=orgs[0].org.id)
 
 
@@ -63,7 +62,6 @@ async def login(
     issued = await identity.login(
         session, resources.identity, body.email, body.password, client_ip(request)
     )
-    await session.commit()
     return LoginOut(token=issued.token, expires_at=issued.expires_at)
 
 
@@ -74,7 +72,6 @@ async def logout(
     token = bearer_token(request)
     assert token is not None  # PortalUser already required it
     await identity.logout(session, resources.identity, token)
-    await session.commit()
 
 
 @router.get("/me")

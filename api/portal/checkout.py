@@ -17,6 +17,7 @@ from domain.payments.models import BillingSettings, PaymentRecord
 from domain.payments.service import CheckoutConfig
 from domain.pricing.cost import format_credits
 from edge.deps import ResourcesDep, SessionDep
+from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/portal/v1/credits", tags=["portal: credits"])
 
@@ -180,6 +181,5 @@ async def put_auto_recharge(
         package_id=body.package_id,
         payment_method_id=body.payment_method_id,
     )
-    await session.commit()
-    resources.auto_recharge.forget(ctx.org.id)
+    after_commit(session, lambda: resources.auto_recharge.forget(ctx.org.id))
     return AutoRechargeOut.of(updated)

@@ -38,7 +38,6 @@ async def get_secret(
 ) -> WebhookSecretOut:
     ctx.require("admin")
     info = await secrets.load_or_create(session, ctx.org.id, resources.secret_box, actor=ctx.actor)
-    await session.commit()
     _no_store(response)
     return WebhookSecretOut.of(info)
 
@@ -50,6 +49,5 @@ async def rotate_secret(
     ctx.require("admin")
     await secrets.rotate(session, ctx.org.id, resources.secret_box, ctx.actor)
     info = await secrets.load_or_create(session, ctx.org.id, resources.secret_box, actor=ctx.actor)
-    await session.commit()
     _no_store(response)
     return WebhookSecretOut.of(info)

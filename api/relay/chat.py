@@ -19,7 +19,7 @@ from domain.keys.auth import KeyPrincipal
 from domain.outages import as_unavailable
 from domain.pricing import repository as pricing_repo
 from domain.relay.stream import sse_events, start_pump
-from edge.deps import ResourcesDep, get_resources
+from edge.deps import ResourcesDep, SessionDep, get_resources
 
 router = APIRouter(prefix="/v1", tags=["relay"])
 
@@ -138,12 +138,11 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 @router.get("/models")
-async def list_models(key: ApiKeyAuth, resources: ResourcesDep) -> dict[str, Any]:
+async def list_models(key: ApiKeyAuth, session: SessionDep) -> dict[str, Any]:
     if not key.scopes & {"llm:models", "llm:inference"}:
         raise PermissionDenied("this key lacks the llm:models scope")
-    async with resources.sessions() as session:
-        catalog = await pricing_repo.list_models(session, enabled_only=True, at=None)
-        rules = await governance.for_key(session, key.org_id, key.key_id)
+    catalog = await pricing_repo.list_models(session, enabled_only=True, at=None)
+    rules = await governance.for_key(session, key.org_id, key.key_id)
     data = [
         {
             "id": entry.model.name,

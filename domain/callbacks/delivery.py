@@ -40,6 +40,7 @@ from domain.egress.policy import (
 )
 from domain.errors import InvalidField
 from schema.db import SessionFactory
+from schema.unit_of_work import unit_of_work
 
 PARAM = "callback_url"
 EXCERPT_CHARS = 1024
@@ -161,17 +162,17 @@ async def deliver(
     Once an attempt has been recorded as delivered, later calls report that and send
     nothing, so a duplicated attempt cannot deliver twice.
     """
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         done, status = await repo.delivered_status(session, job.org_id, job.task_id, job.event)
     if done:
         return DeliveryResult(decision="delivered", outcome="delivered", http_status=status)
-    async with sessions.begin() as session:
+    async with unit_of_work(sessions) as session:
         secret = await secrets.get_or_create(session, job.org_id, box)
     started = time.monotonic()
     outcome = await _attempt(http, config, job, secret)
     latency_ms = int((time.monotonic() - started) * 1000)
     result = outcome.result
-    async with sessions.begin() as session:
+    async with unit_of_work(sessions) as session:
         await repo.insert_attempt(
             session,
             {

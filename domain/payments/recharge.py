@@ -34,6 +34,7 @@ from domain.payments.gateway import StripeGateway
 from domain.payments.packages import CreditPackage
 from domain.ports import WorkflowStarter
 from schema.db import SessionFactory
+from schema.unit_of_work import unit_of_work
 
 log = logging.getLogger("oxinf.payments")
 
@@ -86,7 +87,7 @@ class AutoRecharge:
         """Only orgs that turned it on pay for the balance read."""
         if not (await self._settings(org_id)).enabled:
             return
-        async with self._sessions() as session:
+        async with unit_of_work(self._sessions) as session:
             available = (await ledger.balance(session, org_id)).available_micros
         await self.maybe_trigger(org_id, available)
 
@@ -95,7 +96,7 @@ class AutoRecharge:
         cached = self._config.get(org_id)
         if cached is not None and cached.expires_at > now:
             return cached
-        async with self._sessions() as session:
+        async with unit_of_work(self._sessions) as session:
             found = await repo.recharge_trigger(session, org_id)
         enabled, threshold = found or (False, 0)
         if len(self._config) >= self.max_orgs:
@@ -183,7 +184,7 @@ class ChargeResult(BaseModel):
 async def charge(
     sessions: SessionFactory, gateway: StripeGateway, payment_id: uuid.UUID
 ) -> ChargeResult:
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         payment = await repo.get_payment(session, payment_id)
         if payment is None:
             raise NotFound(f"payment {payment_id} not found")
@@ -193,7 +194,7 @@ async def charge(
     if payment.status == "failed":
         return ChargeResult(status="failed", detail="already failed")
     if settings is None or not settings.stripe_customer_id or not settings.default_payment_method:
-        async with sessions.begin() as session:
+        async with unit_of_work(sessions) as session:
             await repo.update_payment(
                 session, payment_id, {"status": "failed"}, from_statuses=("pending",)
             )
@@ -203,7 +204,7 @@ async def charge(
         customer=settings.stripe_customer_id,
         payment_method=settings.default_payment_method,
     )
-    async with sessions.begin() as session:
+    async with unit_of_work(sessions) as session:
         locked = await repo.get_payment(session, payment_id, lock=True)
         if locked is None:  # pragma: no cover - rows are never deleted
             raise NotFound(f"payment {payment_id} not found")

@@ -21,6 +21,7 @@ from domain.payments.gateway import StripeGateway, StripeUnavailable
 from domain.payments.models import BillingSettings, CheckoutStarted, PaymentRecord
 from domain.payments.packages import CreditPackage, resolve_package
 from schema.db import SessionFactory
+from schema.unit_of_work import unit_of_work
 
 BILLING_ROLE = "finance"  # finance, admin and owner may buy and manage billing
 MAX_PAGE = 100
@@ -54,7 +55,7 @@ async def start_checkout(
     if gateway is None:
         raise stripe_missing()
     package = resolve_package(config.packages, package_id)
-    async with sessions.begin() as session:
+    async with unit_of_work(sessions) as session:
         payment = await repo.insert_payment(
             session,
             {
@@ -88,7 +89,7 @@ async def start_checkout(
             save_payment_method=save_payment_method,
         )
     except StripeUnavailable:
-        async with sessions.begin() as session:
+        async with unit_of_work(sessions) as session:
             await repo.update_payment(
                 session, payment.id, {"status": "failed"}, from_statuses=("pending",)
             )
@@ -96,7 +97,7 @@ async def start_checkout(
     values = {"checkout_session_id": ref.id}
     if ref.payment_intent:
         values["payment_intent_id"] = ref.payment_intent
-    async with sessions.begin() as session:
+    async with unit_of_work(sessions) as session:
         updated = await repo.update_payment(session, payment.id, values)
     return CheckoutStarted(payment=updated or payment, url=ref.url)
 

@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.crypto import SecretBox
 from domain.errors import Conflict, DomainError, NotFound
@@ -31,7 +32,6 @@ from domain.providers.media_base import MediaContent, clean_content_type
 from domain.relay.plan import RelayConfig
 from domain.tasks import dispatch, service
 from domain.tasks.views import held_upstream, stored_bytes
-from schema.db import SessionFactory
 from schema.tasks import Task
 
 log = logging.getLogger("oxinf.tasks")
@@ -114,7 +114,7 @@ def _out_of_range(task: Task, count: int, index: int) -> NotFound:
 
 
 async def open_task_content(
-    sessions: SessionFactory,
+    session: AsyncSession,
     http: httpx.AsyncClient,
     box: SecretBox,
     cfg: RelayConfig,
@@ -124,17 +124,17 @@ async def open_task_content(
     index: int = 0,
 ) -> TaskContent:
     """The task's `index`-th result, ready to send. A `Streamed` result is an open upstream
-    connection: the caller must close it."""
-    async with sessions() as session:
-        task = await service.get_task(session, org_id, task_id)
-        _check_ready(task)
-        job: dispatch.UpstreamJob | None = None
-        if held_upstream(task):
-            try:
-                job = await dispatch.upstream_job(session, task, box, cfg)
-            except NotFound:
-                raise NotFound(f"task {task.id}'s result is no longer available") from None
-    # No database connection is held from here on: a download can take minutes.
+    connection: the caller must close it, and should end its unit of work before sending
+    the body (the routes do: a download can take minutes, its body is sent after the
+    request's unit of work has ended)."""
+    task = await service.get_task(session, org_id, task_id)
+    _check_ready(task)
+    job: dispatch.UpstreamJob | None = None
+    if held_upstream(task):
+        try:
+            job = await dispatch.upstream_job(session, task, box, cfg)
+        except NotFound:
+            raise NotFound(f"task {task.id}'s result is no longer available") from None
     if (job is not None or stored_bytes(task)) and index != 0:
         raise _out_of_range(task, 1, index)
     if job is not None:
