@@ -160,7 +160,8 @@ async def deliver(
     """Make attempt number `attempt` and record it; safe to call again for the same job.
 
     Once an attempt has been recorded as delivered, later calls report that and send
-    nothing, so a duplicated attempt cannot deliver twice.
+    nothing, so a duplicated attempt cannot deliver twice. Its reads and its record are
+    units of work of their own: no transaction stays open while the receiver answers.
     """
     async with unit_of_work(sessions) as session:
         done, status = await repo.delivered_status(session, job.org_id, job.task_id, job.event)

@@ -184,6 +184,9 @@ class ChargeResult(BaseModel):
 async def charge(
     sessions: SessionFactory, gateway: StripeGateway, payment_id: uuid.UUID
 ) -> ChargeResult:
+    """Charge the saved card for a prepared payment. Three units of work, not one: no
+    transaction stays open across the Stripe call, and what it answered is recorded in
+    its own (a retried activity finds it there)."""
     async with unit_of_work(sessions) as session:
         payment = await repo.get_payment(session, payment_id)
         if payment is None:

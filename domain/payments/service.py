@@ -51,6 +51,8 @@ async def start_checkout(
     *,
     save_payment_method: bool = False,
 ) -> CheckoutStarted:
+    """One unit of work before the Stripe call and one after (see the module docstring:
+    the pending payment must be durable before Stripe can know of it)."""
     ctx.require(BILLING_ROLE)
     if gateway is None:
         raise stripe_missing()

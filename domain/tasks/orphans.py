@@ -6,6 +6,9 @@ and one loses, or when an answer arrives after the task ended. Each is recorded
 (`task_orphan_jobs`, counted in `/metrics`, shown in the ops timeline) and cancelled
 upstream. `reconcile` runs after the task has settled, when `submissions.reconcile_after`
 says an earlier attempt may still hide a job, and retries cancellations that failed.
+
+Recording and cancelling are separate units of work: an orphan is durable before its
+cancel goes upstream, and the cancel's outcome is recorded after it answers.
 """
 
 from __future__ import annotations
