@@ -38,9 +38,9 @@ from activities.health import HealthActivities
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.tasks import TaskActivities
-from api.runtime import open_resources
-from api.settings import Settings
-from api.temporal import connect_temporal
+from config.runtime import open_resources
+from config.settings import Settings
+from config.temporal import connect_temporal
 from workflows import billing_cycles, holds
 from workflows.billing_cycles import MonthlyAllocationWorkflow, RetentionWorkflow
 from workflows.callbacks import CallbackDeliveryWorkflow

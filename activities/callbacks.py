@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from api.settings import ConfigError, Settings
+from config.settings import ConfigError, Settings
 from domain.callbacks.delivery import CallbackConfig, build_callback_client, deliver
 from domain.crypto import SecretBox
 from workflows.callbacks import DELIVER, CallbackActivityDefs, DeliveryRequest, DeliveryResult
@@ -54,4 +54,9 @@ class CallbackActivities(CallbackActivityDefs):
                 "decision": result.decision,
             },
         )
-        return result
+        return DeliveryResult(
+            decision=result.decision,
+            outcome=result.outcome,
+            http_status=result.http_status,
+            error=result.error,
+        )

@@ -10,6 +10,7 @@ from temporalio import activity
 
 from activities.deps import ActivityDeps
 from domain.ledger import service as ledger
+from schema.unit_of_work import unit_of_work
 from workflows.holds import (
     EXPIRE_STALE_HOLDS,
     LedgerActivityDefs,
@@ -24,7 +25,7 @@ class LedgerActivities(LedgerActivityDefs):
 
     @activity.defn(name=EXPIRE_STALE_HOLDS)
     async def expire_stale_holds(self, batch: SweepBatch) -> SweepBatchResult:
-        async with self._deps.sessions.begin() as session:
+        async with unit_of_work(self._deps.sessions) as session:
             result = await ledger.expire_stale_holds(session, now=None, limit=batch.limit)
         if result.expired:
             activity.logger.info(

@@ -16,10 +16,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
-from api.settings import Settings
+from config.settings import Settings
 from domain.errors import Conflict, DomainError
 from domain.payments import events, recharge
 from domain.payments.gateway import StripeGateway, StripeUnavailable, gateway_for
+from schema.unit_of_work import unit_of_work
 from workflows.payments import (
     APPLY_STRIPE_EVENT,
     CHARGE_RECHARGE,
@@ -57,7 +58,7 @@ class PaymentActivities(PaymentActivityDefs):
     @activity.defn(name=APPLY_STRIPE_EVENT)
     async def apply_stripe_event(self, params: ApplyEvent) -> EventOutcome:
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 result = await events.apply_event(session, params.event_id)
         activity.logger.info(
             "stripe event applied",
@@ -73,7 +74,7 @@ class PaymentActivities(PaymentActivityDefs):
     async def prepare_recharge(self, step: RechargeStep) -> RechargePlan:
         settings = self._deps.settings
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 decision = await recharge.prepare(
                     session,
                     uuid.UUID(step.org_id),
@@ -103,5 +104,5 @@ class PaymentActivities(PaymentActivityDefs):
     @activity.defn(name=RECHARGE_REARMED)
     async def recharge_rearmed(self, check: RearmCheck) -> bool:
         with domain_errors():
-            async with self._deps.sessions() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 return await recharge.rearmed(session, uuid.UUID(check.org_id))

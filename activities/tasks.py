@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
-from api.runtime import build_tenant_http_client, relay_config, result_store
+from config.runtime import build_tenant_http_client, relay_config, result_store
+from config.workflow_starter import TemporalWorkflowStarter
 from domain.crypto import SecretBox
 from domain.providers import UpstreamError
 from domain.providers.media import MediaOutcome
@@ -29,6 +29,7 @@ from domain.results import copy
 from domain.results.sources import CopyError
 from domain.tasks import dispatch, orphans, repository, service
 from domain.tasks.views import task_view
+from schema.unit_of_work import unit_of_work
 from workflows.media import (
     COPY_REFUSED,
     FINALIZE,
@@ -40,7 +41,6 @@ from workflows.media import (
     SUBMIT_HEARTBEAT,
     UPSTREAM_REJECTED,
     FinalizeInput,
-    MediaTaskWorkflow,
     PollResult,
     ReconcileResult,
     StoreInput,
@@ -172,37 +172,26 @@ class TaskActivities(TaskActivityDefs):
         the task and starting its workflow). A workflow that exists is left alone, so this
         never runs a task twice; the task then settles or refunds like any other."""
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
-        async with self._deps.sessions() as session:
+        async with unit_of_work(self._deps.sessions) as session:
             stuck = await repository.stale_pending(session, cutoff, limit=100)
-        client = activity.client()
+        starter = TemporalWorkflowStarter.over(
+            activity.client(), task_queue=self._deps.settings.task_queue
+        )
         started = 0
         for task in stuck:
             # What is left of the deadline, counted from the workflow's own start.
             left = (task.deadline_at - datetime.now(UTC)) if task.deadline_at else timedelta(0)
-            ref = TaskRef(
-                task_id=str(task.id),
+            started += await starter.start_task(
+                task.id, org_id=task.org_id, callback_url=task.callback_url,
                 deadline_s=max(1, int(left.total_seconds())),
-                org_id=str(task.org_id),
-                callback_url=task.callback_url,
-            )
-            try:
-                await client.start_workflow(
-                    MediaTaskWorkflow.run,
-                    ref,
-                    id=service.workflow_id(task.id),
-                    task_queue=self._deps.settings.task_queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                )
-            except WorkflowAlreadyStartedError:
-                continue
-            started += 1
+            )  # fmt: skip
         return started
 
     @activity.defn(name=FINALIZE)
     async def finalize(self, final: FinalizeInput) -> TaskDone:
         task_id = uuid.UUID(final.task_id)
         outcome = MediaOutcome.from_dict(final.outcome) if final.outcome else None
-        async with self._deps.sessions.begin() as session:
+        async with unit_of_work(self._deps.sessions) as session:
             result = await service.finalize(
                 session, task_id, final.status,  # type: ignore[arg-type]
                 outcome=outcome, error=final.error, stored=final.stored,

@@ -42,9 +42,9 @@ from api.relay.chat import serve_chat
 from api.relay.files import router as relay_files_router
 from api.relay.media import router as relay_media_router
 from api.relay.tasks import router as relay_tasks_router
-from api.runtime import Resources, open_resources
-from api.settings import Settings, get_settings
 from api.webhooks.stripe import router as stripe_webhook_router
+from config.runtime import Resources, open_resources
+from config.settings import Settings, get_settings
 from domain.identity.bootstrap import bootstrap_admin
 from schema.migrate import ensure_migrated
 from web.mount import install_console

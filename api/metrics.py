@@ -33,13 +33,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from starlette.responses import Response
 
 from api.auth import bearer_token
-from api.deps import ResourcesDep
 from api.metrics_registry import REGISTRY
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import NotFound, Unauthenticated
 from domain.ops import repository as ops_repo
 from domain.results import repository as results_repo
+from edge.deps import ResourcesDep
 from schema.db import SessionFactory
+from schema.unit_of_work import unit_of_work
 
 router = APIRouter(tags=["health"])
 
@@ -67,7 +68,7 @@ class _Snapshot:
 
 async def _read(sessions: SessionFactory) -> _Snapshot:
     now = datetime.now(UTC)
-    async with sessions() as s:
+    async with unit_of_work(sessions) as s:
         holds, held = await ops_repo.pending_holds(s)
         accounts, balance, available = await ops_repo.account_totals(s)
         callbacks = await ops_repo.callback_failures(s, now - HOUR)

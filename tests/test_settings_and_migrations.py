@@ -15,7 +15,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from api.app import create_app
-from api.settings import ConfigError, Settings
+from config.settings import ConfigError, Settings
 from schema.db import create_engine
 from schema.migrate import (
     DatabaseNotMigrated,

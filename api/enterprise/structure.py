@@ -14,9 +14,10 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.enterprise import structure
 from domain.inputs import ModelName, PatchBody, Text
+from edge.deps import ResourcesDep, SessionDep
+from schema.unit_of_work import after_commit
 
 departments = APIRouter(prefix="/enterprise/v1/departments", tags=["enterprise: departments"])
 cost_centers = APIRouter(prefix="/enterprise/v1/cost-centers", tags=["enterprise: cost centers"])
@@ -120,7 +121,6 @@ async def list_departments(ctx: OrgCtx, session: SessionDep) -> DepartmentList:
 async def create_department(body: DepartmentIn, ctx: OrgCtx, session: SessionDep) -> DepartmentOut:
     row = await structure.create_entity(session, "department", ctx, body.model_dump())
     out = DepartmentOut.model_validate(dict(row))
-    await session.commit()
     return out
 
 
@@ -140,7 +140,6 @@ async def rename_department(
         session, "department", ctx, department_id, body.model_dump()
     )
     out = DepartmentOut.model_validate(dict(row))
-    await session.commit()
     return out
 
 
@@ -153,8 +152,7 @@ async def delete_department(
     department_id: uuid.UUID, ctx: OrgCtx, session: SessionDep, resources: ResourcesDep
 ) -> None:
     await structure.delete_entity(session, "department", ctx, department_id)
-    await session.commit()
-    resources.relay.forget_org(ctx.org.id)
+    after_commit(session, lambda: resources.relay.forget_org(ctx.org.id))
 
 
 # --- cost centers --------------------------------------------------------------------------
@@ -170,7 +168,6 @@ async def list_cost_centers(ctx: OrgCtx, session: SessionDep) -> CostCenterList:
 async def create_cost_center(body: CostCenterIn, ctx: OrgCtx, session: SessionDep) -> CostCenterOut:
     row = await structure.create_entity(session, "cost_center", ctx, body.model_dump())
     out = CostCenterOut.model_validate(dict(row))
-    await session.commit()
     return out
 
 
@@ -189,7 +186,6 @@ async def update_cost_center(
     changes = body.model_dump(exclude_unset=True)
     row = await structure.update_entity(session, "cost_center", ctx, cost_center_id, changes)
     out = CostCenterOut.model_validate(dict(row))
-    await session.commit()
     return out
 
 
@@ -202,8 +198,7 @@ async def delete_cost_center(
     cost_center_id: uuid.UUID, ctx: OrgCtx, session: SessionDep, resources: ResourcesDep
 ) -> None:
     await structure.delete_entity(session, "cost_center", ctx, cost_center_id)
-    await session.commit()
-    resources.relay.forget_org(ctx.org.id)
+    after_commit(session, lambda: resources.relay.forget_org(ctx.org.id))
 
 
 # --- department policies -------------------------------------------------------------------
@@ -237,6 +232,5 @@ async def set_policy(
     changes = body.model_dump(exclude_unset=True)
     row = await structure.set_policy(session, ctx, department_id, changes)
     out = _policy(row)
-    await session.commit()
-    resources.relay.forget_org(ctx.org.id)
+    after_commit(session, lambda: resources.relay.forget_org(ctx.org.id))
     return out

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep, public_base_url
 from domain.errors import InvalidRequest, NotFound
 from domain.inputs import Text, Timestamp
 from domain.pricing.cost import format_credits
@@ -23,6 +22,7 @@ from domain.tasks import service as tasks
 from domain.tasks.views import task_view
 from domain.usage import queries
 from domain.usage import repository as usage_repo
+from edge.deps import ResourcesDep, SessionDep, public_base_url
 from schema.requests import RequestLog
 
 router = APIRouter(prefix="/portal/v1", tags=["portal: usage"])

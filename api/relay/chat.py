@@ -9,9 +9,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from api.auth import ApiKeyAuth, api_key_principal
-from api.deps import ResourcesDep, get_resources
 from api.errors import domain_error_response, outage_response
-from api.runtime import Resources
+from config.runtime import Resources
 from domain import json_exact
 from domain.enterprise import governance
 from domain.errors import DomainError, InvalidRequest, PermissionDenied
@@ -20,6 +19,7 @@ from domain.keys.auth import KeyPrincipal
 from domain.outages import as_unavailable
 from domain.pricing import repository as pricing_repo
 from domain.relay.stream import sse_events, start_pump
+from edge.deps import ResourcesDep, SessionDep, get_resources
 
 router = APIRouter(prefix="/v1", tags=["relay"])
 
@@ -138,12 +138,11 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 @router.get("/models")
-async def list_models(key: ApiKeyAuth, resources: ResourcesDep) -> dict[str, Any]:
+async def list_models(key: ApiKeyAuth, session: SessionDep) -> dict[str, Any]:
     if not key.scopes & {"llm:models", "llm:inference"}:
         raise PermissionDenied("this key lacks the llm:models scope")
-    async with resources.sessions() as session:
-        catalog = await pricing_repo.list_models(session, enabled_only=True, at=None)
-        rules = await governance.for_key(session, key.org_id, key.key_id)
+    catalog = await pricing_repo.list_models(session, enabled_only=True, at=None)
+    rules = await governance.for_key(session, key.org_id, key.key_id)
     data = [
         {
             "id": entry.model.name,

@@ -15,13 +15,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response, StreamingResponse
 
-from api.deps import ResourcesDep
 from domain.errors import NotFound
 from domain.inputs import Text
 from domain.results.repository import object_key
 from domain.results.signing import MAX_TTL_S, BadSignature
 from domain.results.store import Blob, BlobNotFound
 from domain.tasks.content import filename
+from edge.deps import ResourcesDep
 
 router = APIRouter(prefix="/v1", tags=["files"])
 

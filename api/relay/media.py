@@ -21,11 +21,10 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from api.auth import ApiKeyAuth
-from api.deps import ResourcesDep, public_base_url
 from api.errors import error_response
 from api.relay.files import BlobDownload
 from api.relay.tasks import TasksKey, get_task_content, submit_task
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import InvalidField, InvalidRequest
 from domain.inputs import Text
 from domain.keys.auth import KeyPrincipal
@@ -34,7 +33,9 @@ from domain.results.sources import decode_data_url
 from domain.results.store import BlobNotFound
 from domain.tasks import service as tasks
 from domain.tasks.views import result_urls, stored_results
+from edge.deps import ResourcesDep, SessionDep, public_base_url
 from schema.tasks import Task
+from schema.unit_of_work import unit_of_work
 
 router = APIRouter(prefix="/v1", tags=["media shims"])
 
@@ -70,13 +71,19 @@ async def _submit(
     body: dict[str, Any],
     task_input: dict[str, Any],
 ) -> tuple[Task, dict[str, str]]:
-    """Every shim creates the same task `POST /v1/tasks` would, honouring Idempotency-Key."""
-    task, _, headers = await submit_task(
-        resources, key, task_type=task_type, model=str(body.get("model") or ""),
-        task_input=task_input, callback_url=None,
-        idempotency_key=request.headers.get("idempotency-key"),
-        request_id=request.state.request_id,
-    )  # fmt: skip
+    """Every shim creates the same task `POST /v1/tasks` would, honouring Idempotency-Key.
+
+    In a unit of work of its own, not the request's: a shim goes on to wait for the task's
+    workflow, which starts only once the task has committed (the unit of work's post-commit
+    hook), so the submission must be committed, and its workflow started, before it returns.
+    """
+    async with unit_of_work(resources.sessions) as session:
+        task, _, headers = await submit_task(
+            resources, session, key, task_type=task_type, model=str(body.get("model") or ""),
+            task_input=task_input, callback_url=None,
+            idempotency_key=request.headers.get("idempotency-key"),
+            request_id=request.state.request_id,
+        )  # fmt: skip
     return task, headers
 
 
@@ -87,7 +94,7 @@ async def _wait(resources: Resources, task: Task) -> Task:
         handle = client.get_workflow_handle(tasks.workflow_id(task.id))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(handle.result(), timeout=resources.settings.shim_wait_s)
-    async with resources.sessions() as session:
+    async with unit_of_work(resources.sessions) as session:
         return await tasks.get_task(session, task.org_id, task.id)
 
 
@@ -223,10 +230,13 @@ async def create_video(request: Request, key: ApiKeyAuth, resources: ResourcesDe
 
 @router.get("/videos/{video_id}")
 async def get_video(
-    video_id: uuid.UUID, request: Request, key: TasksKey, resources: ResourcesDep
+    video_id: uuid.UUID,
+    request: Request,
+    key: TasksKey,
+    resources: ResourcesDep,
+    session: SessionDep,
 ) -> dict[str, Any]:
-    async with resources.sessions() as session:
-        task = await tasks.get_task(session, key.org_id, video_id)
+    task = await tasks.get_task(session, key.org_id, video_id)
     return _video(task, public_base_url(request, resources), resources)
 
 
@@ -235,12 +245,13 @@ async def get_video_content(
     video_id: uuid.UUID,
     key: TasksKey,
     resources: ResourcesDep,
+    session: SessionDep,
     variant: Annotated[Text, Query(max_length=40)] = "video",
 ) -> Response:
     """`client.videos.download_content(id)` of the OpenAI SDK: the video task's content."""
     if variant != "video":
         raise InvalidRequest("only variant=video can be downloaded", param="variant")
-    return await get_task_content(video_id, key, resources)
+    return await get_task_content(video_id, key, resources, session)
 
 
 @router.post("/audio/speech", response_model=None)

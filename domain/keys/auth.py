@@ -20,6 +20,7 @@ from domain.errors import Unauthenticated
 from domain.keys import repository as repo
 from domain.keys.service import KEY_RE
 from schema.db import SessionFactory
+from schema.unit_of_work import unit_of_work
 
 log = logging.getLogger("oxinf.keys")
 MAX_CACHED = 20_000
@@ -90,7 +91,7 @@ class KeyAuthenticator:
                 del self._cache[digest]
 
     async def _load(self, digest: bytes, now: float) -> _Entry:
-        async with self._sessions() as session:
+        async with unit_of_work(self._sessions) as session:
             row = await repo.by_hash(session, digest)
         principal = None
         if row is not None and row.revoked_at is None:
@@ -124,7 +125,7 @@ class KeyAuthenticator:
 
     async def _write_last_used(self, key_id: uuid.UUID, now: datetime) -> None:
         try:
-            async with self._sessions.begin() as session:
+            async with unit_of_work(self._sessions) as session:
                 await repo.touch_last_used(session, key_id, now, self._resolution)
         except Exception:  # best effort: a missed last_used must never fail a request
             log.warning("could not record last_used_at", exc_info=True)

@@ -23,6 +23,7 @@ from domain.ledger.models import (
     SweepResult,
 )
 from schema.db import SessionFactory
+from schema.unit_of_work import unit_of_work
 
 
 class Ledger:
@@ -30,11 +31,11 @@ class Ledger:
         self._sessions = sessions
 
     async def ensure_account(self, org_id: uuid.UUID) -> Balance:
-        async with self._sessions.begin() as session:
+        async with unit_of_work(self._sessions) as session:
             return await service.ensure_account(session, org_id)
 
     async def balance(self, org_id: uuid.UUID) -> Balance:
-        async with self._sessions.begin() as session:
+        async with unit_of_work(self._sessions) as session:
             return await service.balance(session, org_id)
 
     async def credit(
@@ -48,7 +49,7 @@ class Ledger:
         reason: str | None = None,
         reference: str | None = None,
     ) -> Posting:
-        async with self._sessions.begin() as session:
+        async with unit_of_work(self._sessions) as session:
             return await service.credit(
                 session,
                 org_id,
@@ -70,7 +71,7 @@ class Ledger:
         reason: str,
         reference: str | None = None,
     ) -> Posting:
-        async with self._sessions.begin() as session:
+        async with unit_of_work(self._sessions) as session:
             return await service.adjust(
                 session,
                 org_id,
@@ -93,7 +94,7 @@ class Ledger:
         budgets: Sequence[BudgetRef] = (),
         period: date | None = None,
     ) -> Reservation:
-        async with self._sessions.begin() as session:
+        async with unit_of_work(self._sessions) as session:
             return await service.reserve(
                 session,
                 org_id,
@@ -109,17 +110,17 @@ class Ledger:
     async def settle(
         self, hold_id: uuid.UUID, actual_micros: int, *, actor: str = service.SYSTEM_ACTOR
     ) -> Settlement:
-        async with self._sessions.begin() as session:
+        async with unit_of_work(self._sessions) as session:
             return await service.settle(session, hold_id, actual_micros, actor=actor)
 
     async def void(self, hold_id: uuid.UUID) -> Release:
-        async with self._sessions.begin() as session:
+        async with unit_of_work(self._sessions) as session:
             return await service.void(session, hold_id)
 
     async def expire_stale_holds(
         self, *, now: datetime | None = None, limit: int = 500
     ) -> SweepResult:
-        async with self._sessions.begin() as session:
+        async with unit_of_work(self._sessions) as session:
             return await service.expire_stale_holds(session, now=now, limit=limit)
 
     async def refund(
@@ -131,7 +132,7 @@ class Ledger:
         reason: str,
         org_id: uuid.UUID | None = None,
     ) -> Posting:
-        async with self._sessions.begin() as session:
+        async with unit_of_work(self._sessions) as session:
             return await service.refund(
                 session, entry_id, key=key, actor=actor, reason=reason, org_id=org_id
             )
@@ -146,7 +147,7 @@ class Ledger:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> EntryPage:
-        async with self._sessions.begin() as session:
+        async with unit_of_work(self._sessions) as session:
             return await service.list_entries(
                 session, org_id, cursor=cursor, limit=limit, kind=kind, since=since, until=until
             )

@@ -42,6 +42,7 @@ from domain.routing import repository as channels_repo
 from domain.tasks import repository as tasks_repo
 from schema.db import SessionFactory
 from schema.tasks import Task
+from schema.unit_of_work import unit_of_work
 
 log = logging.getLogger("oxinf.results")
 
@@ -115,7 +116,7 @@ async def copy_results(
 ) -> list[StoredResult]:
     """Stores every result of `outcome` and returns them, index by index; raises `CopyError`
     (with `index` set) at the first that cannot be copied."""
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         task = await tasks_repo.get(session, task_id)
         if task is None:
             raise CopyError("no such task", permanent=True)
@@ -143,7 +144,7 @@ async def copy_results(
         except CopyError as err:
             err.index = index
             raise
-        async with sessions.begin() as session:
+        async with unit_of_work(sessions) as session:
             await repo.record_stored(
                 session, task_id=task.id, org_id=task.org_id, index=index,
                 content_type=content_type, size=size,

@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.crypto import SecretBox
 from domain.errors import Conflict, DomainError, NotFound
@@ -39,7 +40,6 @@ from domain.tasks.views import (
     stored_bytes,
     stored_results,
 )
-from schema.db import SessionFactory
 from schema.tasks import Task
 
 log = logging.getLogger("oxinf.tasks")
@@ -134,7 +134,7 @@ def _out_of_range(task: Task, count: int, index: int) -> NotFound:
 
 
 async def open_task_content(
-    sessions: SessionFactory,
+    session: AsyncSession,
     http: httpx.AsyncClient,
     box: SecretBox,
     cfg: RelayConfig,
@@ -145,20 +145,20 @@ async def open_task_content(
     store: BlobStore | None = None,
 ) -> TaskContent:
     """The task's `index`-th result, ready to send. A `Streamed` result is an open upstream
-    connection: the caller must close it."""
-    async with sessions() as session:
-        task = await service.get_task(session, org_id, task_id)
-        _check_ready(task)
-        if results_deleted(task):
-            raise NotFound(f"task {task.id}: {DELETED_MESSAGE}")
-        job: dispatch.UpstreamJob | None = None
-        if held_upstream(task):
-            try:
-                job = await dispatch.upstream_job(session, task, box, cfg)
-            except NotFound:
-                if not stored_results(task):
-                    raise _gone(task) from None
-    # No database connection is held from here on: a download can take minutes.
+    connection: the caller must close it, and should end its unit of work before sending
+    the body (the routes do: a download can take minutes, its body is sent after the
+    request's unit of work has ended)."""
+    task = await service.get_task(session, org_id, task_id)
+    _check_ready(task)
+    if results_deleted(task):
+        raise NotFound(f"task {task.id}: {DELETED_MESSAGE}")
+    job: dispatch.UpstreamJob | None = None
+    if held_upstream(task):
+        try:
+            job = await dispatch.upstream_job(session, task, box, cfg)
+        except NotFound:
+            if not stored_results(task):
+                raise _gone(task) from None
     stored = stored_results(task)
     if stored and store is not None:
         if index >= len(stored):

@@ -37,7 +37,6 @@ from domain.relay.plan import ModelNotAllowed, check_model_name
 from domain.results import copy as copy_results
 from domain.routing import repository as channels_repo
 from domain.tasks import repository as repo
-from schema.db import SessionFactory
 from schema.tasks import TASK_TYPES, Task
 
 log = logging.getLogger("oxinf.tasks")
@@ -72,7 +71,7 @@ def _price_units(snapshot: PriceSnapshot, units: int, tier: str, power: str) -> 
 
 
 async def create_task(
-    sessions: SessionFactory,
+    session: AsyncSession,
     cfg: TaskConfig,
     key: KeyPrincipal,
     *,
@@ -83,7 +82,9 @@ async def create_task(
     idempotency_key: str | None,
     request_id: str,
 ) -> tuple[Task, bool]:
-    """Returns the task and whether this call created it (False: an idempotent replay)."""
+    """Returns the task and whether this call created it (False: an idempotent replay).
+
+    Writes in the caller's unit of work, which starts the task's workflow once it commits."""
     require_scope(key)
     if task_type not in TASK_TYPES:
         raise InvalidField(f"type must be one of {', '.join(TASK_TYPES)}", param="type")
@@ -101,35 +102,35 @@ async def create_task(
         check_url(callback_url, param="callback_url", policy=cfg.egress)
 
     if idempotency_key is not None:
-        async with sessions() as session:
-            existing = await repo.by_idempotency_key(session, key.org_id, idempotency_key)
+        existing = await repo.by_idempotency_key(session, key.org_id, idempotency_key)
         if existing is not None:
             return existing, False
 
     now = datetime.now(UTC)
-    async with sessions() as session:
-        rules = await governance.for_key(session, key.org_id, key.key_id)
-        if not rules.allows_model(model):
-            raise ModelNotAllowed(
-                f"your department's policy does not allow model {model!r}", param="model"
-            )
-        info = await pricing_repo.get_model(session, model)
-        if info is None or not info.enabled or info.type != task_type:
-            raise InvalidRequest(f"unknown {task_type} model {model!r}", param="model")
-        snapshot = await pricing_repo.price_at(session, model, now)
-        if snapshot is None:
-            raise InvalidRequest(f"model {model!r} has no price yet", param="model")
-        org = await identity_repo.org_by_id(session, key.org_id)
-        if org is None:
-            raise PermissionDenied("this key's org no longer exists")
-        if not await channels_repo.serving(session, model, task_type, info.channel_group):
-            raise ServiceUnavailable(f"no channel serves {model!r} right now")
+    rules = await governance.for_key(session, key.org_id, key.key_id)
+    if not rules.allows_model(model):
+        raise ModelNotAllowed(
+            f"your department's policy does not allow model {model!r}", param="model"
+        )
+    info = await pricing_repo.get_model(session, model)
+    if info is None or not info.enabled or info.type != task_type:
+        raise InvalidRequest(f"unknown {task_type} model {model!r}", param="model")
+    snapshot = await pricing_repo.price_at(session, model, now)
+    if snapshot is None:
+        raise InvalidRequest(f"model {model!r} has no price yet", param="model")
+    org = await identity_repo.org_by_id(session, key.org_id)
+    if org is None:
+        raise PermissionDenied("this key's org no longer exists")
+    if not await channels_repo.serving(session, model, task_type, info.channel_group):
+        raise ServiceUnavailable(f"no channel serves {model!r} right now")
     estimate = _price_units(snapshot, max_units(task_type, cleaned), org.tier, org.power_level)  # type: ignore[arg-type]
 
     task_id = uuid.uuid4()
     deadline = now + cfg.deadline(task_type)
     try:
-        async with sessions.begin() as session:
+        # A savepoint: losing the Idempotency-Key race below must not abort the caller's
+        # whole transaction, which still reads the winner's task.
+        async with session.begin_nested():
             await repo.insert_task(
                 session,
                 {
@@ -163,13 +164,11 @@ async def create_task(
         # Another request with the same Idempotency-Key won the insert.
         if idempotency_key is None:
             raise
-        async with sessions() as session:
-            existing = await repo.by_idempotency_key(session, key.org_id, idempotency_key)
+        existing = await repo.by_idempotency_key(session, key.org_id, idempotency_key)
         if existing is None:
             raise
         return existing, False
-    async with sessions() as session:
-        task = await repo.get(session, task_id)
+    task = await repo.get(session, task_id)
     assert task is not None
     return task, True
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import Unauthenticated
 from domain.identity import repository as identity_repo
 from domain.keys.auth import KeyAuthenticator

@@ -20,9 +20,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
 from api.middleware import EdgeMiddleware
-from api.runtime import Resources, build_resources
-from api.settings import Settings
-from api.temporal import TemporalHandle
+from config.runtime import Resources, build_resources
+from config.settings import Settings
+from config.temporal import TemporalHandle
 from domain.outages import DependencyUnavailable, dependency_down
 from schema.db import create_engine
 from schema.direct import DirectPool

@@ -18,9 +18,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.deps import ActivityDeps
 from api.app import create_app
-from api.runtime import Resources
-from api.settings import Settings
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.settings import Settings
+from config.temporal import TemporalHandle
 from tests.fakes.stripe import FakeStripe, signed
 from tests.fixtures.conditions import eventually
 from tests.fixtures.portal import PortalUser, signup

@@ -18,7 +18,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.billing.conftest import MICROS, deps_for, rows
 from tests.domain.factories import make_org
 from tests.fixtures.conditions import eventually

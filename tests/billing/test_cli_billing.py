@@ -7,8 +7,8 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
-from api.runtime import Resources
 from cli import build_parser, retention_via_temporal, schedule_rows
+from config.runtime import Resources
 from tests.billing.conftest import deps_for
 from tests.fixtures.conditions import eventually
 from worker import build_worker, ensure_schedules

@@ -10,8 +10,8 @@ from datetime import timedelta
 import httpx
 
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
 from domain.ledger.transactional import Ledger
 from tests.billing.conftest import MICROS, WEBHOOK_SECRET, Billing, gather, rows, scalar
 from tests.domain.invariants import assert_books_balance

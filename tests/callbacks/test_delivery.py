@@ -11,11 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.callbacks import repository as callbacks_repo
 from domain.callbacks import secrets
 from domain.callbacks.delivery import (
     CallbackConfig,
+    DeliveryResult,
     build_callback_client,
     deliver,
     encode_body,
@@ -24,7 +25,6 @@ from domain.egress.policy import STRICT
 from tests.callbacks.conftest import LOOPBACK, FinishedTask, attempts, make_task, task_status
 from tests.callbacks.receiver import Receiver, Reply, loopback_v4_reachable_as, make_cert
 from tests.callbacks.receiver import receiver_accepts as verify
-from workflows.callbacks import DeliveryResult
 
 
 @pytest.fixture

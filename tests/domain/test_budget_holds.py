@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import insert, select, text, update
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.budgets.models import BudgetRef, period_of
 from domain.errors import DomainError
 from domain.ledger.errors import ApiKeyBudgetExhausted

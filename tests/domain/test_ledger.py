@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import Conflict, DomainError, InvalidRequest, NotFound
 from domain.ledger import service as ledger
 from domain.ledger.errors import InsufficientCredits

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import DomainError
 from domain.ledger.transactional import Ledger
 from tests.domain.factories import CREDIT, HOLDS, key_budget, make_api_key, make_org

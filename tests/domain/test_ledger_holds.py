@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import Conflict, DomainError, InvalidRequest, NotFound
 from domain.ledger import repository as repo
 from domain.ledger import service as ledger

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.budgets import service as budgets
 from domain.enterprise import service as enterprise
 from domain.enterprise import structure

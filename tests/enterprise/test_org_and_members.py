@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.enterprise import service as enterprise
 from domain.errors import Conflict
 from domain.identity import repository as identity_repo

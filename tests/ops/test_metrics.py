@@ -12,7 +12,7 @@ from prometheus_client.samples import Sample
 from sqlalchemy import text
 
 from api.metrics import GAUGES
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.fakes.provider import FakeProvider
 from tests.fixtures.relay import add_channel, add_model, make_tenant
 from tests.portal.helpers import HELLO

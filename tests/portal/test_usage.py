@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.usage.rollup import rollup_orgs
 from tests.fakes.provider import FakeProvider, Fault
 from tests.fixtures.relay import add_channel, add_model, make_tenant

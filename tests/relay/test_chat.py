@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import text
 
 from api.app import OxinfApp
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.fakes.provider import FakeProvider, Fault
 from tests.fixtures.conditions import eventually
 from tests.fixtures.relay import (

@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import text
 
 from api.app import create_app
-from api.runtime import Resources, build_resources
+from config.runtime import Resources, build_resources
 from domain.providers import estimate_prompt_tokens, estimate_text_tokens
 from domain.relay.plan import RelayConfig
 from domain.relay.service import Relay

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.relay import repository as relay_repo
 from tests.domain.factories import CREDIT, make_org, unique
 from tests.domain.invariants import assert_books_balance

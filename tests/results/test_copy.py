@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.metrics import GAUGES
 from api.metrics_registry import REGISTRY
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.ops import service as ops
 from domain.providers.media import MediaOutcome
 from domain.results import copy

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.results import repository as results_repo
 from tests.billing.conftest import deps_for
 from tests.domain.factories import make_org

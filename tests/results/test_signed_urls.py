@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import PermissionDenied
 from domain.results.signing import ResultSigner
 from domain.results.store import open_blob_store

@@ -16,8 +16,8 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from activities.deps import ActivityDeps
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
 from tests.fakes.provider import FakeProvider
 from tests.fixtures.relay import make_tenant
 from tests.fixtures.tasks import add_jobs_channel, add_media_model

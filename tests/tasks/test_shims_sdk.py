@@ -21,8 +21,8 @@ from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
 from tests.fakes.provider import FakeProvider, Fault, fake_file, fake_video_bytes
 from tests.fixtures.relay import Tenant, balance, ledger_sums_hold, make_tenant
 from tests.fixtures.tasks import UNIT_PRICES, add_jobs_channel, add_media_model, running_worker

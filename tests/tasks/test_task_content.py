@@ -21,8 +21,8 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
 from domain.keys.service import create_key
 from tests.fakes.provider import (
     VIDEO_CONTENT_BYTES,

@@ -23,8 +23,8 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
 from domain.callbacks.secrets import get_or_create
 from tests.callbacks.receiver import receiver_accepts as verify
 from tests.fakes.provider import FakeProvider, fake_video_bytes

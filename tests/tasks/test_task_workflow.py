@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
+from schema.unit_of_work import unit_of_work
 from tests.fakes.provider import FakeProvider
 from tests.fixtures.conditions import eventually
 from tests.fixtures.relay import balance, ledger_sums_hold, pending_holds
@@ -159,11 +160,12 @@ async def test_sweeper_starts_a_task_whose_workflow_never_started(
     _, queue = task_app
     tenant, start = await media_tenant(resources, media_fake, "img-test", "image")
     principal = await resources.key_auth.authenticate(tenant.key)
-    task, created = await tasks.create_task(
-        resources.sessions, task_config(resources), principal, task_type="image",
-        model="img-test", task_input={"prompt": "orphan"}, callback_url=None,
-        idempotency_key=None, request_id="req_orphan",
-    )  # fmt: skip
+    async with unit_of_work(resources.sessions) as session:
+        task, created = await tasks.create_task(
+            session, task_config(resources), principal, task_type="image",
+            model="img-test", task_input={"prompt": "orphan"}, callback_url=None,
+            idempotency_key=None, request_id="req_orphan",
+        )  # fmt: skip
     assert created
     async with resources.sessions.begin() as s:
         await s.execute(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from activities.deps import ActivityDeps
-from api.runtime import Resources
+from config.runtime import Resources
 from worker import build_activities
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[2] / "workflows"

@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.deps import ActivityDeps
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.ledger.transactional import Ledger
 from tests.domain.factories import CREDIT, backdate_hold, key_budget, make_api_key, make_org
 from tests.domain.invariants import assert_books_balance

@@ -7,8 +7,6 @@ pool sizes are decided in one place.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -17,18 +15,14 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from api.settings import ConfigError, Settings
-from api.temporal import TemporalHandle
+from config.settings import ConfigError, Settings
+from config.temporal import TemporalHandle
+from config.workflow_starter import TemporalWorkflowStarter
 from domain.crypto import MemoSecretBox, SecretBox
 from domain.egress.policy import EgressPolicy
 from domain.identity.service import IdentityConfig
 from domain.keys.auth import KeyAuthenticator
-from domain.ledger import service as ledger
-from domain.payments.recharge import (
-    auto_recharge_enabled,
-    auto_recharge_known_off,
-    maybe_trigger_recharge,
-)
+from domain.payments.recharge import AutoRecharge
 from domain.providers.aiohttp_transport import UpstreamClient
 from domain.relay.plan import DEFAULT_PROVIDER_URLS, RelayConfig
 from domain.relay.service import Relay
@@ -131,6 +125,8 @@ class Resources:
     relay: Relay = field(init=False)
     tenant_http: httpx.AsyncClient = field(init=False)
     results: Results = field(init=False)
+    workflows: TemporalWorkflowStarter = field(init=False)
+    auto_recharge: AutoRecharge = field(init=False)
 
     def __post_init__(self) -> None:
         self.identity = identity_config(self.settings)
@@ -149,22 +145,15 @@ class Resources:
             self.sessions, self.http, routing_box, relay_config(self.settings),
             tenant_http=self.tenant_http,
         )  # fmt: skip
-        self.relay.on_settled = self._after_settle
-
-    def _after_settle(self, org_id: uuid.UUID) -> Awaitable[None] | None:
-        """Nothing to do (and no task to start) for an org known to have it off."""
-        return None if auto_recharge_known_off(org_id) else self._maybe_recharge(org_id)
-
-    async def _maybe_recharge(self, org_id: uuid.UUID) -> None:
-        """Auto-recharge: only orgs that turned it on pay for the balance read."""
-        if not await auto_recharge_enabled(self.sessions, org_id):
-            return
-        async with self.sessions() as session:
-            available = (await ledger.balance(session, org_id)).available_micros
-        await maybe_trigger_recharge(
-            self.sessions, self.temporal.get, org_id, available,
-            task_queue=self.settings.task_queue,
-        )  # fmt: skip
+        # Starts bounded like any other Temporal call of the API: a 503 rather than a hang.
+        # `temporal` and `settings` are read at each start, not here: tests swap them in place.
+        self.workflows = TemporalWorkflowStarter(
+            lambda: self.temporal.get(),
+            task_queue=lambda: self.settings.task_queue,
+            timeout_s=self.settings.temporal_timeout_s,
+        )
+        self.auto_recharge = AutoRecharge(self.sessions, self.workflows)
+        self.relay.on_settled = self.auto_recharge.after_settle
 
     async def aclose(self) -> None:
         await self.relay.aclose()
