@@ -13,6 +13,7 @@ from api.deps import ResourcesDep, get_resources
 from api.errors import domain_error_response, outage_response
 from api.runtime import Resources
 from domain import json_exact
+from domain.admission import service as admission
 from domain.enterprise import governance
 from domain.errors import DomainError, InvalidRequest, PermissionDenied
 from domain.inputs import MODEL_NAME_MAX, NO_NUL
@@ -152,8 +153,6 @@ async def list_models(key: ApiKeyAuth, resources: ResourcesDep) -> dict[str, Any
             "owned_by": entry.model.provider or "0xinf",
         }
         for entry in catalog
-        if entry.price is not None
-        and key.allows_model(entry.model.name)
-        and rules.allows_model(entry.model.name)
+        if entry.price is not None and admission.may_use(key, rules, entry.model.name)
     ]
     return {"object": "list", "data": data}
