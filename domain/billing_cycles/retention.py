@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.billing_cycles import repository as repo
 from domain.billing_cycles.periods import add_months, month_start
 from domain.errors import InvalidField
-from domain.usage.rollup import rollup_orgs
+from domain.usage import repository as usage_repo
 
 RATE_WINDOW_KEEP = timedelta(hours=1)
 MAX_BATCH = 10_000
@@ -62,7 +62,7 @@ async def rollup_batch(
 ) -> RollupBatch:
     _check(limit)
     org_ids = await repo.org_ids_page(session, after=after, limit=limit)
-    written = await rollup_orgs(session, org_ids, start=plan.start, end=plan.end)
+    written = await usage_repo.rollup_orgs(session, org_ids, start=plan.start, end=plan.end)
     return RollupBatch(
         orgs=len(org_ids), buckets_written=written, last_org_id=org_ids[-1] if org_ids else None
     )

@@ -62,6 +62,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import TextClause
 
 from domain.ledger.repository import accounts, entries, holds
+from domain.ratelimit import repository as ratelimit_repo
 from domain.ratelimit import service as ratelimit
 from domain.ratelimit.service import RateDecision
 from domain.usage.repository import ATTEMPT_DEFAULTS, ATTEMPTS, LOG_DEFAULTS, LOGS
@@ -107,7 +108,7 @@ _RESERVE = _hold_from(_taken()).returning(holds.c.id)
 
 # The key's rate-limit hit and the reserve in one round trip: the reserve happens only if
 # the hit was counted, and a refused hit reserves nothing.
-_HIT = ratelimit.HIT.columns(
+_HIT = ratelimit_repo.HIT.columns(
     column("count", Integer), column("window_start", DateTime(timezone=True))
 ).cte("hit")
 _HELD_AFTER_HIT = _hold_from(_taken(exists(select(_HIT.c.count)))).returning(holds.c.id).cte("held")
