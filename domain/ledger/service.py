@@ -2,8 +2,6 @@
 
 Each function takes an `AsyncSession` inside an open transaction and never commits, so the
 relay can settle a hold and write its request log atomically.
-`domain.ledger.transactional.Ledger` wraps each one in its own transaction for callers that
-want nothing more.
 
 Idempotency, without savepoints: every operation first applies its guarded effect (the
 conditional account update, or the `WHERE status = ...` claim of a hold) and then claims
@@ -106,12 +104,11 @@ async def balance(session: Executor, org_id: uuid.UUID) -> Balance:
     found = await repo.get_account(session, org_id)
     if found is None:
         raise NotFound("credit account not found")
-    total, available = found
     return Balance(
         org_id=org_id,
-        balance_micros=total,
-        available_micros=available,
-        held_micros=total - available,
+        balance_micros=found.balance_micros,
+        available_micros=found.available_micros,
+        held_micros=found.balance_micros - found.available_micros,
     )
 
 
@@ -189,7 +186,7 @@ async def _post(
             "org_id": org_id,
             "kind": kind,
             "amount_micros": amount,
-            "balance_after_micros": moved[0],
+            "balance_after_micros": moved.balance_micros,
             "idempotency_key": key,
             "actor": actor,
             "reason": reason,
@@ -258,7 +255,7 @@ async def reserve(
     key_part = 0
     if api_key_id is not None:
         budget = await repo.reserve_key_budget(session, api_key_id, org_id, amount_micros)
-        if budget is None or (budget[0] and not budget[1]):
+        if budget is None or (budget.has_budget and not budget.reserved):
             await repo.move_account(session, org_id, balance_delta=0, available_delta=amount_micros)
             replay = await _replayed_hold(session, key, org_id, amount_micros, api_key_id)
             if replay is not None:
@@ -266,7 +263,7 @@ async def reserve(
             if budget is None:
                 raise NotFound("api key not found")
             raise ApiKeyBudgetExhausted("the api key's credit budget is exhausted")
-        key_part = amount_micros if budget[0] else 0
+        key_part = amount_micros if budget.has_budget else 0
 
     claims: list[BudgetClaim] = []
     if budgets:
@@ -408,7 +405,7 @@ async def settle(
     extra = 0
     if overflow:
         account = await repo.get_account(session, hold.org_id, lock=True)
-        extra = min(overflow, account[1]) if account else 0
+        extra = min(overflow, account.available_micros) if account else 0
     moved = await repo.move_account(
         session,
         hold.org_id,
@@ -434,7 +431,7 @@ async def settle(
                 "org_id": hold.org_id,
                 "kind": "debit",
                 "amount_micros": -charged,
-                "balance_after_micros": moved[0],
+                "balance_after_micros": moved.balance_micros,
                 "idempotency_key": _settle_key(hold_id),
                 "actor": actor,
                 "api_key_id": hold.api_key_id,
@@ -564,7 +561,7 @@ async def refund(
             "org_id": debit.org_id,
             "kind": "refund",
             "amount_micros": amount,
-            "balance_after_micros": moved[0],
+            "balance_after_micros": moved.balance_micros,
             "idempotency_key": key,
             "actor": actor,
             "reason": cleaned,

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -295,7 +296,7 @@ async def _charge_refunded(
     covered = payment.reversed_micros + payment.uncollected_micros
     wanted = target - (covered - _claims(payment.disputes))
     room = payment.credits_micros - covered
-    disputes, handed = _hand_over(payment.disputes, wanted - room)
+    handover = _hand_over(payment.disputes, wanted - room)
     status = "refunded" if refunded >= charged and payment.status == "paid" else payment.status
     return await _reverse(
         session,
@@ -306,8 +307,8 @@ async def _charge_refunded(
         status=status,
         why="refund",
         charge_id=_ref(obj, "id"),
-        disputes=disputes,
-        handed_over=handed,
+        disputes=handover.disputes,
+        handed_over=handover.moved_micros,
     )
 
 
@@ -350,7 +351,7 @@ async def _dispute_created(
         status="disputed",
         why="dispute",
         charge_id=_ref(obj, "charge"),
-        dispute=(dispute_id, state),
+        dispute=NamedDispute(dispute_id, state),
     )
 
 
@@ -430,9 +431,21 @@ def _claims(disputes: dict[str, DisputeState]) -> int:
     )
 
 
-def _hand_over(
-    disputes: dict[str, DisputeState], needed: int
-) -> tuple[dict[str, DisputeState], int]:
+@dataclass(frozen=True)
+class Handover:
+    """The dispute book after open disputes handed `moved_micros` of their claims to a refund."""
+
+    disputes: dict[str, DisputeState]
+    moved_micros: int
+
+
+@dataclass(frozen=True)
+class NamedDispute:
+    id: str
+    state: DisputeState
+
+
+def _hand_over(disputes: dict[str, DisputeState], needed: int) -> Handover:
     """Move up to `needed` micros of open disputes' claims to a refund (taken before
     uncollected, so a win gives back less and the refund keeps real credits). No money
     moves: the payment's totals stay, only who holds them changes."""
@@ -456,7 +469,7 @@ def _hand_over(
             }
         )
         moved += taken + short
-    return book, moved
+    return Handover(book, moved)
 
 
 def _status_after(payment: PaymentRecord, disputes: dict[str, DisputeState], covered: int) -> str:
@@ -504,7 +517,7 @@ async def _reverse(
     status: str,
     why: str,
     charge_id: str | None,
-    dispute: tuple[str, DisputeState] | None = None,
+    dispute: NamedDispute | None = None,
     disputes: dict[str, DisputeState] | None = None,
     handed_over: int = 0,
 ) -> EventResult:
@@ -513,7 +526,7 @@ async def _reverse(
     `dispute` is the dispute this reversal is for: it is recorded holding what was taken and
     left uncollected. `disputes` replaces the payment's dispute book (a refund that took
     `handed_over` micros over from open disputes)."""
-    entry, taken = await post_reversal(
+    reversal = await post_reversal(
         session,
         payment.org_id,
         wanted,
@@ -521,6 +534,7 @@ async def _reverse(
         reason=f"Stripe {why} ({event.id})",
         reference=f"payment:{payment.id}",
     )
+    entry, taken = reversal.entry, reversal.taken_micros
     short = max(wanted, 0) - taken
     values: dict[str, Any] = {
         "status": status,
@@ -529,8 +543,7 @@ async def _reverse(
     }
     book = dict(payment.disputes if disputes is None else disputes)
     if dispute is not None:
-        dispute_id, state = dispute
-        book[dispute_id] = state.model_copy(
+        book[dispute.id] = dispute.state.model_copy(
             update={"taken_micros": taken, "uncollected_micros": short}
         )
     if book != payment.disputes:
@@ -545,7 +558,7 @@ async def _reverse(
             "status": status,
         }  # fmt: skip
         if dispute is not None:
-            after["dispute_id"] = dispute[0]
+            after["dispute_id"] = dispute.id
         if handed_over:
             after["from_disputes_micros"] = handed_over
         await record(

@@ -79,7 +79,7 @@ class RechargeTrigger:
             return cached
         async with sessions() as session:
             found = await repo.recharge_trigger(session, org_id)
-        enabled, threshold = found or (False, 0)
+        enabled, threshold = (found.auto_recharge, found.threshold_micros) if found else (False, 0)
         if len(self._config) >= self.max_orgs:
             self._config.clear()  # crude, but bounded; a miss costs one indexed read
         cached = _Config(enabled, threshold, now + self.config_ttl_s)

@@ -84,6 +84,14 @@ class ModelRoutes:
     max_output: int
 
 
+@dataclass(frozen=True)
+class Held:
+    """A hold reserved together with the rate-limit hit (`Relay.plan`)."""
+
+    hold_id: uuid.UUID
+    amount_micros: int
+
+
 # Upstreams that need an explicit output cap get the one the hold was sized for, so the
 # upstream cannot produce more than was reserved.
 NEEDS_EXPLICIT_CAP = frozenset({"anthropic", "google"})
@@ -107,8 +115,7 @@ class Plan:
     byok_routes: list[Route]
     platform: list[ModelRoutes]
     rate: RateDecision | None = None
-    # A hold reserved together with the rate-limit hit (`Relay.plan`): its id and amount.
-    held: tuple[uuid.UUID, int] | None = None
+    held: Held | None = None
     # From the key creator's department and the budget policies reaching the key.
     log_content: bool = False
     budgets: tuple[BudgetRef, ...] = ()

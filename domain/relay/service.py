@@ -41,6 +41,7 @@ from domain.relay.billing import (
 from domain.relay.cache import TtlCache
 from domain.relay.group_commit import GroupCommit
 from domain.relay.plan import (
+    Held,
     ModelRoutes,
     OnDemandSession,
     Plan,
@@ -165,8 +166,8 @@ class Relay:
                 key=hold_key(plan, 1), reference=plan.request_id, expires_in=self.cfg.hold_ttl,
             )  # fmt: skip
             if both is not None:
-                plan.rate, hold_id = both
-                plan.held = (hold_id, amount) if hold_id is not None else None
+                plan.rate = both.rate
+                plan.held = Held(both.hold_id, amount) if both.hold_id is not None else None
                 return
         plan.rate = await ratelimit.hit_direct(self.unflushed, plan.key.key_id, limit)
 
