@@ -32,7 +32,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from domain.errors import NotFound
 from domain.ledger import service as ledger
 from domain.payments import repository as repo
-from domain.payments.events import fulfil, record_refs
+from domain.payments.credit_events import fulfil, record_refs
 from domain.payments.gateway import StripeGateway
 from domain.payments.packages import CreditPackage
 from schema.db import SessionFactory
