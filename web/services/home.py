@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.portal.catalog import snippets
-from api.portal.credits import next_month_start
+from domain.billing_cycles.periods import next_month_start
 from domain.identity.service import OrgContext
 from domain.keys import repository as keys_repo
 from domain.ledger import service as ledger
