@@ -259,7 +259,7 @@ async def build_plan(
     model, org = admitted.model, admitted.org
 
     prompt_estimate = estimate_prompt_tokens(body)
-    secrets = await memo.get(("byok", org.id), deferred(db.run, secrets_for_routing, org.id, box))
+    secrets = await memo.get(("byok", org.id), lambda: db.run(secrets_for_routing, org.id, box))
     byok = _byok_routes(secrets, model, cfg)
     platform: list[ModelRoutes] = []
     for candidate in admitted.candidates:
