@@ -306,7 +306,6 @@ OPENS_UNITS_OF_WORK = {
     "domain/keys/auth.py": "the key cache's loads and its last-used writes",
     "domain/identity/bootstrap.py": "the operator account at process start",
     "domain/rotation.py": "secret rotation commits batch by batch",
-    "domain/ledger/transactional.py": "a test helper: one unit of work per ledger call",
     # Edges that must commit before going on.
     "api/relay/tasks.py": "the refund of a task whose workflow could not start",
     "api/relay/media.py": "shims commit (and start) the task before waiting for it",

@@ -12,6 +12,7 @@ from api.auth import ApiKeyAuth, api_key_principal
 from api.errors import domain_error_response, outage_response
 from config.runtime import Resources
 from domain import json_exact
+from domain.admission import service as admission
 from domain.enterprise import governance
 from domain.errors import DomainError, InvalidRequest, PermissionDenied
 from domain.inputs import MODEL_NAME_MAX, NO_NUL
@@ -151,8 +152,6 @@ async def list_models(key: ApiKeyAuth, session: SessionDep) -> dict[str, Any]:
             "owned_by": entry.model.provider or "0xinf",
         }
         for entry in catalog
-        if entry.price is not None
-        and key.allows_model(entry.model.name)
-        and rules.allows_model(entry.model.name)
+        if entry.price is not None and admission.may_use(key, rules, entry.model.name)
     ]
     return {"object": "list", "data": data}

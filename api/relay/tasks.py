@@ -21,7 +21,7 @@ from config.runtime import Resources
 from domain.inputs import ModelName, Text
 from domain.keys.auth import KeyPrincipal
 from domain.outages import DependencyUnavailable, dependency_down
-from domain.providers.media_base import MediaContent
+from domain.providers.media_http import MediaContent
 from domain.ratelimit import service as ratelimit
 from domain.tasks import content
 from domain.tasks import service as tasks

@@ -33,5 +33,5 @@ def add_months(start: datetime, months: int) -> datetime:
 
 
 def next_month_start(moment: datetime) -> datetime:
-    """When the next period begins (the next monthly allocation)."""
+    """When the month after `moment`'s begins (monthly allocations, budgets reset then)."""
     return add_months(month_start(moment), 1)

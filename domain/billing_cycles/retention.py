@@ -25,7 +25,7 @@ from domain.billing_cycles.periods import add_months, month_start
 from domain.errors import InvalidField
 from domain.results import repository as results_repo
 from domain.results.store import BlobStore
-from domain.usage.rollup import rollup_orgs
+from domain.usage import repository as usage_repo
 
 RATE_WINDOW_KEEP = timedelta(hours=1)
 MAX_BATCH = 10_000
@@ -68,7 +68,7 @@ async def rollup_batch(
 ) -> RollupBatch:
     _check(limit)
     org_ids = await repo.org_ids_page(session, after=after, limit=limit)
-    written = await rollup_orgs(session, org_ids, start=plan.start, end=plan.end)
+    written = await usage_repo.rollup_orgs(session, org_ids, start=plan.start, end=plan.end)
     return RollupBatch(
         orgs=len(org_ids), buckets_written=written, last_org_id=org_ids[-1] if org_ids else None
     )

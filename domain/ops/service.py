@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -47,20 +48,33 @@ def temporal_link(ui_base: str, namespace: str, workflow_id: str) -> str:
     return f"{ui_base.rstrip('/')}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id)}"
 
 
-async def request_view(session: AsyncSession, request_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _RequestRecords:
+    log: RequestLog
+    attempts: list[RequestAttempt]
+    hold_ids: list[uuid.UUID]  # the hold the log names, if any
+    holds: list[Hold]  # every hold the request took (a fallback may take another)
+
+
+async def _request_records(session: AsyncSession, request_id: str) -> _RequestRecords:
     found = await repo.get_log(session, request_id)
     if found is None:
         raise NotFound("no such request")
     attempts = await usage_repo.attempts_of(session, request_id)
     hold_ids = [found.hold_id] if found.hold_id else []
     holds = await repo.holds_for(session, found.org_id, request_id, hold_ids)
-    all_holds = sorted({h.id for h in holds} | set(hold_ids))
+    return _RequestRecords(found, attempts, hold_ids, holds)
+
+
+async def request_view(session: AsyncSession, request_id: str) -> dict[str, Any]:
+    records = await _request_records(session, request_id)
+    all_holds = sorted({h.id for h in records.holds} | set(records.hold_ids))
     entries = await repo.entries_for(session, request_id, all_holds)
     detail = await repo.get_detail(session, request_id)
     return {
-        "log": row(found),
-        "attempts": [row(a) for a in attempts],
-        "holds": [row(h) for h in holds],
+        "log": row(records.log),
+        "attempts": [row(a) for a in records.attempts],
+        "holds": [row(h) for h in records.holds],
         "ledger_entries": [row(e) for e in entries],
         "detail": row(detail) if detail else None,
     }
@@ -203,18 +217,14 @@ def _sorted(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def request_timeline(session: AsyncSession, request_id: str) -> dict[str, Any]:
-    found = await repo.get_log(session, request_id)
-    if found is None:
-        raise NotFound("no such request")
-    attempts = await usage_repo.attempts_of(session, request_id)
-    hold_ids = [found.hold_id] if found.hold_id else []
-    holds = await repo.holds_for(session, found.org_id, request_id, hold_ids)
-    entries = await repo.entries_for(session, request_id, sorted({h.id for h in holds}))
-    timeline = _log_entries(found) + [_attempt_entry(a) for a in attempts]
-    for h in holds:
+    records = await _request_records(session, request_id)
+    hold_ids = sorted({h.id for h in records.holds})
+    entries = await repo.entries_for(session, request_id, hold_ids)
+    timeline = _log_entries(records.log) + [_attempt_entry(a) for a in records.attempts]
+    for h in records.holds:
         timeline += _hold_entries(h)
     timeline += [_entry(e) for e in entries]
-    return {"kind": "request", "id": request_id, "org_id": found.org_id,
+    return {"kind": "request", "id": request_id, "org_id": records.log.org_id,
             "timeline": _sorted(timeline)}  # fmt: skip
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.errors import NotFound
 from domain.ledger import service as ledger
 from domain.payments import repository as repo
-from domain.payments.events import fulfil, record_refs
+from domain.payments.credit_events import fulfil, record_refs
 from domain.payments.gateway import StripeGateway
 from domain.payments.packages import CreditPackage
 from domain.ports import WorkflowStarter
@@ -98,7 +98,7 @@ class AutoRecharge:
             return cached
         async with unit_of_work(self._sessions) as session:
             found = await repo.recharge_trigger(session, org_id)
-        enabled, threshold = found or (False, 0)
+        enabled, threshold = (found.auto_recharge, found.threshold_micros) if found else (False, 0)
         if len(self._config) >= self.max_orgs:
             self._config.clear()  # crude, but bounded; a miss costs one indexed read
         cached = _Config(enabled, threshold, now + self.config_ttl_s)

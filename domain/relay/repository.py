@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -62,6 +62,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import TextClause
 
 from domain.ledger.repository import accounts, entries, holds
+from domain.ratelimit import repository as ratelimit_repo
 from domain.ratelimit import service as ratelimit
 from domain.ratelimit.service import RateDecision
 from domain.usage.repository import ATTEMPT_DEFAULTS, ATTEMPTS, LOG_DEFAULTS, LOGS
@@ -107,7 +108,7 @@ _RESERVE = _hold_from(_taken()).returning(holds.c.id)
 
 # The key's rate-limit hit and the reserve in one round trip: the reserve happens only if
 # the hit was counted, and a refused hit reserves nothing.
-_HIT = ratelimit.HIT.columns(
+_HIT = ratelimit_repo.HIT.columns(
     column("count", Integer), column("window_start", DateTime(timezone=True))
 ).cte("hit")
 _HELD_AFTER_HIT = _hold_from(_taken(exists(select(_HIT.c.count)))).returning(holds.c.id).cte("held")
@@ -151,6 +152,14 @@ async def reserve(
     return uuid.UUID(str(row[0])) if row else None
 
 
+class HitAndHold(NamedTuple):
+    """The call counted in its window, and the hold reserved with it (None: not reserved,
+    the general path decides). A named tuple: callers (and tests) may still unpack it."""
+
+    rate: RateDecision
+    hold_id: uuid.UUID | None
+
+
 async def hit_and_reserve(
     direct: DirectPool,
     key_id: uuid.UUID,
@@ -161,7 +170,7 @@ async def hit_and_reserve(
     key: str,
     reference: str | None,
     expires_in: timedelta,
-) -> tuple[RateDecision, uuid.UUID | None] | None:
+) -> HitAndHold | None:
     """Count the call against the key's window and, if counted, reserve as `reserve` does.
 
     Raises `rate_limit_exceeded` (nothing reserved) when the window is full. Otherwise the
@@ -179,7 +188,7 @@ async def hit_and_reserve(
     if count is None:
         ratelimit.refused(limit, window_now)
     decision = ratelimit.counted(limit, int(count), window_start)
-    return decision, uuid.UUID(str(hold_id)) if hold_id is not None else None
+    return HitAndHold(decision, uuid.UUID(str(hold_id)) if hold_id is not None else None)
 
 
 # --- settle with its request log, for many calls at once -------------------------------------

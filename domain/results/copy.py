@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.crypto import SecretBox
 from domain.providers.media import MediaOutcome, media_adapter_for
-from domain.providers.media_base import OCTET_STREAM, auth_headers
+from domain.providers.media_http import OCTET_STREAM, auth_headers
 from domain.relay.plan import RelayConfig, platform_upstream
 from domain.results import repository as repo
 from domain.results.sources import (

@@ -22,7 +22,7 @@ from urllib.parse import urljoin
 import httpx
 
 from domain.egress.pinning import EgressRefused
-from domain.providers.media_base import OCTET_STREAM, clean_content_type
+from domain.providers.media_http import OCTET_STREAM, clean_content_type
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5

@@ -29,7 +29,7 @@ from domain.crypto import SecretBox
 from domain.errors import Conflict, DomainError, NotFound
 from domain.providers import UpstreamError
 from domain.providers.media import media_adapter_for
-from domain.providers.media_base import MediaContent, clean_content_type
+from domain.providers.media_http import MediaContent, clean_content_type
 from domain.relay.plan import RelayConfig
 from domain.results.repository import object_key
 from domain.results.store import Blob, BlobNotFound, BlobStore

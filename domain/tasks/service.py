@@ -17,23 +17,20 @@ from typing import Any, Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.admission import service as admission
 from domain.egress.policy import STRICT, EgressPolicy, check_url
-from domain.enterprise import governance
 from domain.errors import (
     Conflict,
     InvalidField,
     InvalidRequest,
     NotFound,
-    PermissionDenied,
     ServiceUnavailable,
 )
 from domain.identity import repository as identity_repo
 from domain.keys.auth import KeyPrincipal
 from domain.ledger import service as ledger
-from domain.pricing import repository as pricing_repo
 from domain.pricing.cost import PriceSnapshot, media_cost_micros
 from domain.providers.media import MediaOutcome, max_units, validate_media_input
-from domain.relay.plan import ModelNotAllowed, check_model_name
 from domain.results import copy as copy_results
 from domain.routing import repository as channels_repo
 from domain.tasks import repository as repo
@@ -58,8 +55,7 @@ class TaskConfig:
 
 def require_scope(key: KeyPrincipal) -> None:
     """Creating, reading, listing, cancelling and downloading tasks all need the scope."""
-    if "tasks" not in key.scopes:
-        raise PermissionDenied("this key lacks the tasks scope")
+    admission.require_scope(key, admission.TASKS_SCOPE)
 
 
 def workflow_id(task_id: uuid.UUID) -> str:
@@ -90,13 +86,12 @@ async def create_task(
         raise InvalidField(f"type must be one of {', '.join(TASK_TYPES)}", param="type")
     if not isinstance(model, str) or not model:
         raise InvalidField("`model` is required", param="model")
-    check_model_name(model)
+    admission.check_model_name(model)
     if not isinstance(task_input, dict):
         raise InvalidField("`input` must be an object", param="input")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidRequest("Idempotency-Key must be 1-200 characters", param="Idempotency-Key")
-    if not key.allows_model(model):
-        raise ModelNotAllowed(f"this key may not use model {model!r}", param="model")
+    admission.require_key_allows(key, model)
     cleaned = validate_media_input(task_type, task_input)  # type: ignore[arg-type]
     if callback_url is not None:
         check_url(callback_url, param="callback_url", policy=cfg.egress)
@@ -107,22 +102,11 @@ async def create_task(
             return existing, False
 
     now = datetime.now(UTC)
-    rules = await governance.for_key(session, key.org_id, key.key_id)
-    if not rules.allows_model(model):
-        raise ModelNotAllowed(
-            f"your department's policy does not allow model {model!r}", param="model"
-        )
-    info = await pricing_repo.get_model(session, model)
-    if info is None or not info.enabled or info.type != task_type:
-        raise InvalidRequest(f"unknown {task_type} model {model!r}", param="model")
-    snapshot = await pricing_repo.price_at(session, model, now)
-    if snapshot is None:
-        raise InvalidRequest(f"model {model!r} has no price yet", param="model")
-    org = await identity_repo.org_by_id(session, key.org_id)
-    if org is None:
-        raise PermissionDenied("this key's org no longer exists")
-    if not await channels_repo.serving(session, model, task_type, info.channel_group):
+    surface = admission.task_surface(task_type)
+    admitted = await admission.admit(admission.SessionReader(session), surface, key, model, now=now)
+    if not await channels_repo.serving(session, model, task_type, admitted.model.channel_group):
         raise ServiceUnavailable(f"no channel serves {model!r} right now")
+    snapshot, org = admitted.price, admitted.org
     estimate = _price_units(snapshot, max_units(task_type, cleaned), org.tier, org.power_level)  # type: ignore[arg-type]
 
     task_id = uuid.uuid4()
@@ -157,7 +141,7 @@ async def create_task(
                 expires_in=cfg.deadline(task_type) + timedelta(seconds=cfg.hold_margin_s),
                 api_key_id=key.key_id,
                 reference=f"task:{task_id}",
-                budgets=rules.budgets,
+                budgets=admitted.budgets,
             )
             await repo.set_fields(session, task_id, {"hold_id": reservation.hold.id})
     except IntegrityError:

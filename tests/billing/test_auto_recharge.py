@@ -7,12 +7,12 @@ from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus
 
-from domain.ledger.transactional import Ledger
 from domain.payments.recharge import AutoRecharge
 from schema.db import SessionFactory
 from tests.billing.conftest import MICROS, Billing, gather, result_of, rows, scalar
 from tests.domain.invariants import assert_books_balance
 from tests.fixtures.conditions import eventually
+from tests.fixtures.ledger import Ledger
 from tests.fixtures.portal import PortalUser, signup
 from tests.fixtures.relay import balance
 from workflows.payments import RechargeReport, recharge_workflow_id

@@ -12,10 +12,10 @@ import httpx
 from api.app import create_app
 from config.runtime import Resources
 from config.temporal import TemporalHandle
-from domain.ledger.transactional import Ledger
 from tests.billing.conftest import MICROS, WEBHOOK_SECRET, Billing, gather, rows, scalar
 from tests.domain.invariants import assert_books_balance
 from tests.fakes.stripe import signed
+from tests.fixtures.ledger import Ledger
 from tests.fixtures.portal import signup
 from tests.fixtures.relay import balance
 

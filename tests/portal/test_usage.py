@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import text
 
 from config.runtime import Resources
-from domain.usage.rollup import rollup_orgs
+from domain.usage.repository import rollup_orgs
 from tests.fakes.provider import FakeProvider, Fault
 from tests.fixtures.relay import add_channel, add_model, make_tenant
 from tests.portal.helpers import (
