@@ -51,7 +51,7 @@ class ProviderChoice:
 
 
 PROVIDERS = (
-    ProviderChoice("openrouter", "OpenRouter", "Recommended: all models, one key", "sk-or-v1-…"),
+    ProviderChoice("openrouter", "OpenRouter", "recommended, all models", "sk-or-v1-…"),
     ProviderChoice("openai", "OpenAI", "GPT, DALL·E, Whisper", "sk-…"),
     ProviderChoice("anthropic", "Anthropic", "Claude models", "sk-ant-…"),
     ProviderChoice("google", "Google", "Gemini models", "AIza…"),
