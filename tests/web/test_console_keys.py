@@ -258,3 +258,14 @@ async def test_quickstart_and_help_pages(client: httpx.AsyncClient, resources: R
     home = await client.get("/console")
     assert 'href="/console/keys"' in home.text
     assert 'href="/console/quickstart"' in home.text and 'href="/help/api-keys"' in home.text
+
+
+async def test_a_dialog_opens_by_address(client: httpx.AsyncClient) -> None:
+    """`?open=` is how the dialogs work without JavaScript; only known dialogs open."""
+    await sign_up(client)
+    page = await client.get("/console/keys", params={"open": "generate-dialog"})
+    assert 'id="generate-dialog" open data-open-on-load' in page.text
+    assert 'href="?open=generate-dialog"' in page.text
+    for odd in ('"><script>', "created-dialog", "x" * 60):
+        page = await client.get("/console/keys", params={"open": odd})
+        assert page.status_code == 200 and " open data-open-on-load" not in page.text

@@ -298,3 +298,23 @@ async def test_csrf_refused_and_member_view(open_page: OpenPage, resources: Reso
     async with resources.sessions() as s:
         count = (await s.execute(text("SELECT count(*) FROM byok_keys"))).scalar_one()
     assert count == 0
+
+
+async def test_keys_without_javascript(open_page: OpenPage, resources: Resources) -> None:
+    """With scripts off the dialogs open in place and the forms post as usual."""
+    page = await open_page(java_script_enabled=False)
+    await sign_up(page, new_email("nojs"))
+    await page.goto("/console/quickstart")
+    await page.get_by_role("link", name="Generate a key").click()
+    dialog = page.get_by_role("dialog", name="Generate platform API key")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_label("Key name").fill("No script")
+    await dialog.get_by_role("button", name="Generate key").click()
+    created = page.get_by_test_id("created-key")
+    await expect(created).to_contain_text("It will not be shown again")
+    key = (await page.locator("#created-key").inner_text()).strip()
+    assert KEY_RE.fullmatch(key), key
+    await snap(page, "keys-created-no-js")
+    await created.get_by_role("link", name="I saved my key").click()
+    await expect(page.get_by_test_id("platform-keys")).to_contain_text("No script")
+    assert key not in await page.content()

@@ -9,10 +9,11 @@ still never stored anywhere to be shown again.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
@@ -43,6 +44,7 @@ from web.viewer import Viewer, page_viewer
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 KEYS_PATH = "/console/keys"
+OPENABLE = re.compile(r"generate-dialog|byok-dialog|revoke-[0-9a-f-]{36}|delete-[a-z_]{1,40}")
 KEY_FIELDS = ("name", "expires_in", "scopes", "model_allowlist", "rpm_limit", "budget")
 KeysViewer = Annotated[Viewer, Depends(page_viewer("keys"))]
 
@@ -100,8 +102,16 @@ def is_htmx(request: Request) -> bool:
 
 
 @router.get(KEYS_PATH)
-async def keys_index(request: Request, viewer: KeysViewer, session: SessionDep) -> Response:
-    return await keys_page(request, viewer, session)
+async def keys_index(
+    request: Request,
+    viewer: KeysViewer,
+    session: SessionDep,
+    dialog: Annotated[str | None, Query(alias="open", max_length=60)] = None,
+) -> Response:
+    """`?open=<dialog id>` opens that dialog: the openers' address for visitors without JS,
+    and a link other pages use (the quickstart's "Generate a key")."""
+    wanted = dialog if dialog and OPENABLE.fullmatch(dialog) else None
+    return await keys_page(request, viewer, session, open_dialog=wanted)
 
 
 @router.post(KEYS_PATH)

@@ -31,6 +31,7 @@
   document.addEventListener("click", function (event) {
     var opener = event.target.closest("[data-dialog-open]");
     if (opener) {
+      event.preventDefault(); // the link's ?open= address is for visitors without JS
       var dialog = document.getElementById(opener.getAttribute("data-dialog-open"));
       open(dialog);
       if (dialog) focusInside(dialog);
@@ -59,7 +60,12 @@
   // behind it is current and the secret is gone from the document.
   document.addEventListener("close", function (event) {
     var dialog = event.target;
-    if (dialog.tagName === "DIALOG" && dialog.querySelector("[data-reload-on-close]")) {
+    if (dialog.tagName !== "DIALOG") return;
+    if (dialog.dataset.reopening) {
+      delete dialog.dataset.reopening; // closed only to be shown again as a modal
+      return;
+    }
+    if (dialog.querySelector("[data-reload-on-close]")) {
       window.location.replace(window.location.pathname);
     }
   }, true);
@@ -70,7 +76,13 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    // The server opens a dialog in place (the `open` attribute, so it shows without JS);
+    // here it becomes a modal: focus inside, Escape closes, the page behind is inert.
     document.querySelectorAll("dialog[data-open-on-load]").forEach(function (dialog) {
+      if (dialog.open) {
+        dialog.dataset.reopening = "1";
+        dialog.close();
+      }
       open(dialog);
       focusInside(dialog);
     });
