@@ -182,6 +182,7 @@ async def test_walk_from_sign_up_to_a_revoked_key(
     await expect(switch).to_have_attribute("aria-checked", "true")
     await assert_no_plaintext(page)
     await snap(page, "keys-byok")
+    await snap(page, "keys-byok-dark", dark=True)
 
     await switch.click()
     await expect(page.get_by_role("status")).to_contain_text("OpenRouter key is disabled")
