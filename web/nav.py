@@ -38,7 +38,11 @@ class Page:
 
 PAGES: tuple[Page, ...] = (
     Page("home", "Overview", "/console"),
+    Page("keys", "API keys", "/console/keys"),
+    Page("models", "Models", "/console/models"),
+    Page("quickstart", "Quickstart", "/console/quickstart"),
     Page("members", "Members", "/console/members", role="admin"),
+    Page("help-keys", "Help: API keys", "/help/api-keys", in_nav=False),
 )
 _BY_KEY = {p.key: p for p in PAGES}
 
