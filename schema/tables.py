@@ -9,6 +9,7 @@ from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage, CostCen
 from schema.payments import OrgBilling, Payment, StripeEvent, UsageMonthly
 from schema.pricing import Model, ModelPrice
 from schema.requests import RateLimitWindow, RequestAttempt, RequestDetail, RequestLog
+from schema.sso import SsoConfig, SsoDomain, SsoLogin
 from schema.tasks import CallbackAttempt, Task, TaskOrphanJob, TaskSubmission, WebhookSecret
 
 __all__ = [
@@ -37,6 +38,9 @@ __all__ = [
     "RequestAttempt",
     "RequestDetail",
     "RequestLog",
+    "SsoConfig",
+    "SsoDomain",
+    "SsoLogin",
     "StripeEvent",
     "Task",
     "TaskOrphanJob",

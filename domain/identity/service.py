@@ -16,6 +16,7 @@ from domain.errors import Conflict, DomainError, InvalidField, NotFound, Permiss
 from domain.identity import repository as repo
 from domain.identity.passwords import check_policy, hash_password, verify_password
 from domain.ledger import service as ledger
+from domain.sso.required import password_refusal as sso_password_refusal
 from schema.identity import Org, User
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
@@ -29,6 +30,14 @@ class InvalidCredentials(DomainError):
 
 class LoginThrottled(DomainError):
     code = "rate_limit_exceeded"
+
+
+class SsoRequired(InvalidCredentials):
+    """The address's org requires single sign-on: no password signs it in. A kind of
+    invalid credentials, so every sign-in form shows its message as it shows theirs."""
+
+    code = "sso_required"
+    status_hint = 403
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,11 @@ async def login(
             "too many failed logins; try again later", headers={"Retry-After": str(retry)}
         )
     user = await repo.user_by_email(session, email_key)
+    # Operators keep their password whatever their domain requires: the break-glass account.
+    if user is None or not user.is_operator:
+        refusal = await sso_password_refusal(session, email_key)
+        if refusal is not None:
+            raise SsoRequired(refusal)
     ok = await verify_password(password, user.password_hash if user else None, cfg.bcrypt_rounds)
     if not ok or user is None or user.disabled_at is not None:
         for subject in subjects:
