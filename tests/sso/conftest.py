@@ -80,3 +80,6 @@ async def sso_client(sso_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=sso_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+from tests.egress.fake_dns import fake_dns  # noqa: E402, F401

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,9 +58,26 @@ async def start(client: httpx.AsyncClient, email: str) -> str:
     return str(resp.json()["authorization_url"])
 
 
-async def sign_in(client: httpx.AsyncClient, idp: Idp, email: str, **claims: Any) -> httpx.Response:
-    """The whole browser round trip: start, the provider's form, back to our callback."""
-    await idp.set_user(email, email=email, email_verified=True, **claims)
-    back = await idp.authorize(await start(client, email), email)
+async def to_callback(
+    client: httpx.AsyncClient,
+    idp: Idp,
+    email: str,
+    /,
+    *,
+    edit_url: Callable[[httpx.URL], httpx.URL] | None = None,
+    **claims: Any,
+) -> httpx.URL:
+    """Start, then the provider's form: the URL the browser is sent back to, not yet
+    followed. `claims` replace what the provider says of the user (email by default)."""
+    await idp.set_user(email, **{"email": email, "email_verified": True, **claims})
+    url = httpx.URL(await start(client, email))
+    back = await idp.authorize(str(edit_url(url) if edit_url else url), email)
     assert str(back).startswith(CALLBACK), back
-    return await client.get(str(back))
+    return back
+
+
+async def sign_in(
+    client: httpx.AsyncClient, idp: Idp, email: str, /, **claims: Any
+) -> httpx.Response:
+    """The whole browser round trip: start, the provider's form, back to our callback."""
+    return await client.get(str(await to_callback(client, idp, email, **claims)))
