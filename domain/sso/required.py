@@ -24,7 +24,7 @@ async def password_refusal(session: AsyncSession, email: str) -> str | None:
     if route is None or not (route.config.enabled and route.config.require_sso):
         return None
     return (
-        f"{route.org.name} requires single sign-on for {domain} addresses: sign in with SSO "
-        f'through your identity provider (POST {START_PATH} with {{"email": "..."}}, or '
-        '"Sign in with SSO" in the console) instead of a password'
+        f"{route.org.name} requires single sign-on for {domain} addresses: sign in through "
+        f"your identity provider instead of with a password (POST {START_PATH} with "
+        '{"email": "..."} gives the URL to open)'
     )

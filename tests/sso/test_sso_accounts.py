@@ -58,10 +58,7 @@ async def test_linking_an_account_that_was_no_member_drops_its_password_and_sess
     assert (await _login(sso_client, early.email)).status_code == 401
     async with sso_resources.sessions() as s:
         after = await s.execute(
-            text(
-                "SELECT after FROM audit_events WHERE action = 'member.added'"
-                " AND target_id = :u"
-            ),
+            text("SELECT after FROM audit_events WHERE action = 'member.added' AND target_id = :u"),
             {"u": str(early.user_id)},
         )
         assert after.scalar_one()["linked"] is True

@@ -127,9 +127,7 @@ async def test_a_domain_routes_only_once_verified_and_only_to_one_org(
         "acme.test already signs in through another organization"
     )
     third = await signup(sso_client)
-    claimed = await sso_client.put(
-        "/enterprise/v1/sso", json=_body(idp), headers=third.headers()
-    )
+    claimed = await sso_client.put("/enterprise/v1/sso", json=_body(idp), headers=third.headers())
     assert claimed.status_code == 409, claimed.text
     assert claimed.json()["error"]["param"] == "domains"
 
@@ -139,9 +137,8 @@ async def test_disabled_or_deleted_sso_does_not_route(
 ) -> None:
     org = await configure(sso_client, idp, dns_txt, require_sso=True)
     email = f"someone@{DOMAIN}"
-    body = {**_body(idp, org.client_id), "client_secret": None, "enabled": False,
-            "require_sso": True}  # fmt: skip
-    body.pop("client_secret")
+    body = _body(idp, org.client_id, enabled=False, require_sso=True)
+    del body["client_secret"]  # kept as stored
     off = await sso_client.put("/enterprise/v1/sso", json=body, headers=org.owner.headers())
     assert off.status_code == 200, off.text
     assert off.json()["enabled"] is False
@@ -155,8 +152,12 @@ async def test_disabled_or_deleted_sso_does_not_route(
 
     gone = await sso_client.delete("/enterprise/v1/sso", headers=org.owner.headers())
     assert gone.status_code == 204
-    assert (await sso_client.get("/enterprise/v1/sso", headers=org.owner.headers())).status_code == 404
-    assert (await sso_client.delete("/enterprise/v1/sso", headers=org.owner.headers())).status_code == 404
+    assert (
+        await sso_client.get("/enterprise/v1/sso", headers=org.owner.headers())
+    ).status_code == 404
+    assert (
+        await sso_client.delete("/enterprise/v1/sso", headers=org.owner.headers())
+    ).status_code == 404
     async with sso_resources.sessions() as s:
         left = await s.execute(text("SELECT count(*) FROM sso_domains"))
         assert left.scalar_one() == 0
@@ -164,7 +165,10 @@ async def test_disabled_or_deleted_sso_does_not_route(
             text("SELECT action FROM audit_events WHERE action LIKE 'sso.%' ORDER BY id")
         )
         assert list(actions.scalars()) == [
-            "sso.configured", "sso.domain_verified", "sso.updated", "sso.deleted"
+            "sso.configured",
+            "sso.domain_verified",
+            "sso.updated",
+            "sso.deleted",
         ]
 
 
@@ -262,8 +266,9 @@ async def test_the_client_secret_never_comes_back_out(
     seen = [
         await sso_client.get("/enterprise/v1/sso", headers=h),
         await sso_client.post("/enterprise/v1/sso/test", headers=h),
-        await sso_client.put("/enterprise/v1/sso", json=_body(idp, org.client_id,
-                             client_secret=secret), headers=h),  # fmt: skip
+        await sso_client.put(
+            "/enterprise/v1/sso", json=_body(idp, org.client_id, client_secret=secret), headers=h
+        ),
         await sign_in(sso_client, idp, f"user-{uuid.uuid4().hex[:6]}@{DOMAIN}"),
     ]
     # A failing exchange and a failing test connection, whose errors quote the provider.

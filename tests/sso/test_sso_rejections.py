@@ -66,9 +66,7 @@ async def test_a_replayed_state_and_a_replayed_code_are_refused(
     # The redeemed code under a fresh, valid state: the provider refuses it.
     fresh = query_of(httpx.URL(await start(sso_client, email)))["state"]
     calls = idp.token_calls
-    reused = await sso_client.get(
-        CALLBACK, params={"code": query_of(back)["code"], "state": fresh}
-    )
+    reused = await sso_client.get(CALLBACK, params={"code": query_of(back)["code"], "state": fresh})
     error = _error(reused, 401, "authentication_required")
     assert "refused the authorization code (invalid_grant)" in error["message"]
     assert idp.token_calls == calls + 1
