@@ -4,6 +4,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY api ./api
+COPY config ./config
+COPY edge ./edge
 COPY domain ./domain
 COPY workflows ./workflows
 COPY activities ./activities

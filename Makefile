@@ -23,10 +23,11 @@ test: $(STAMP)           ## run the whole suite
 chaos: $(STAMP)          ## only the chaos tests (also part of `make test`)
 	$(BIN)/python -m pytest tests/chaos $(PYTEST_ARGS)
 
-lint: $(STAMP)           ## ruff + mypy
+lint: $(STAMP)           ## ruff, import boundaries (import-linter), mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy api domain workflows activities schema web scripts cli.py devstack.py worker.py
+	$(BIN)/lint-imports
+	$(BIN)/mypy api config domain edge workflows activities schema web scripts cli.py devstack.py worker.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

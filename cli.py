@@ -17,15 +17,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from api.logs import configure_logging
-from api.settings import Settings
+from config.logs import configure_logging
+from config.settings import Settings
 from devstack import cmd_dev
 from devstack import load_settings as _settings
+from schema.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from temporalio.client import Client
 
-    from api.runtime import Resources
+    from config.runtime import Resources
     from workflows.billing_cycles import RetentionReport
 
 BIN_DIR = Path(sys.executable).parent
@@ -62,7 +63,7 @@ def cmd_worker(_: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    from api.runtime import resolve_database_url
+    from config.runtime import resolve_database_url
     from schema.db import create_engine
     from schema.migrate import current_revision, upgrade
 
@@ -81,7 +82,7 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def _open(settings: Settings) -> Resources:
-    from api.runtime import open_resources
+    from config.runtime import open_resources
 
     return open_resources(settings)
 
@@ -100,7 +101,7 @@ def cmd_admin_create_user(args: argparse.Namespace) -> int:
     async def run() -> str:
         res = _open(settings)
         try:
-            async with res.sessions.begin() as session:
+            async with unit_of_work(res.sessions) as session:
                 user = await create_user(
                     session, res.identity, args.email, password, is_operator=args.operator
                 )
@@ -131,7 +132,7 @@ def cmd_admin_grant_credits(args: argparse.Namespace) -> int:
     async def run() -> str:
         res = _open(settings)
         try:
-            async with res.sessions.begin() as session:
+            async with unit_of_work(res.sessions) as session:
                 posting = await grant(
                     session,
                     Actor("system", None, "cli"),
@@ -209,7 +210,7 @@ async def retention_via_temporal(
 
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    from api.temporal import connect_temporal
+    from config.temporal import connect_temporal
 
     settings = _settings()
 
@@ -230,7 +231,8 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
         f"{report.buckets_written} buckets written\n"
         f"content details deleted: {report.details_deleted}\n"
         f"callback excerpts trimmed: {report.callbacks_trimmed}\n"
-        f"rate-limit windows deleted: {report.rate_windows_deleted}"
+        f"rate-limit windows deleted: {report.rate_windows_deleted}\n"
+        f"stored task results deleted: {report.results_deleted}"
         + ("" if report.complete else "\n(more left: the next run continues)")
     )
     return 0
@@ -287,7 +289,7 @@ async def schedule_rows(client: Client) -> list[tuple[str, str, str, str]]:
 
 
 def cmd_schedules_list(_: argparse.Namespace) -> int:
-    from api.temporal import connect_temporal
+    from config.temporal import connect_temporal
 
     settings = _settings()
 
@@ -317,7 +319,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
                     issue = False
                 except Exception:  # revoked, expired, or another database: issue a new one
                     issue = True
-            async with res.sessions.begin() as session:
+            async with unit_of_work(res.sessions) as session:
                 seeded = await seed_demo(
                     session, res.identity, res.secret_box,
                     admin_email=settings.admin_email or "admin@oxinf.local",

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from api.settings import ConfigError, Settings, get_settings
+from config.settings import ConfigError, Settings, get_settings
 
 BIN_DIR = Path(sys.executable).parent
 

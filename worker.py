@@ -38,9 +38,9 @@ from activities.health import HealthActivities
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.tasks import TaskActivities
-from api.runtime import open_resources
-from api.settings import Settings
-from api.temporal import connect_temporal
+from config.runtime import open_resources
+from config.settings import Settings
+from config.temporal import connect_temporal
 from workflows import billing_cycles, holds
 from workflows.billing_cycles import MonthlyAllocationWorkflow, RetentionWorkflow
 from workflows.callbacks import CallbackDeliveryWorkflow
@@ -76,6 +76,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         callbacks.deliver,
         task.submit,
         task.poll,
+        task.store_results,
         task.finalize,
         task.reconcile,
         task.recover_stuck,
@@ -89,6 +90,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         cycles.delete_details,
         cycles.trim_callbacks,
         cycles.delete_rate_windows,
+        cycles.delete_results,
     ]
 
 
@@ -115,73 +117,70 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
 
 def hold_sweeper_schedule(settings: Settings) -> Schedule:
     """Every minute; a run still going when the next is due means the next is skipped."""
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            HoldSweepWorkflow.run,
-            holds.SweepInput(),
-            id=holds.WORKFLOW_ID,
-            task_queue=settings.task_queue,
-            execution_timeout=timedelta(minutes=10),
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=holds.SWEEP_EVERY)]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
+    return _schedule(
+        _start(settings, HoldSweepWorkflow.run, holds.SweepInput(), holds.WORKFLOW_ID,
+               timeout=timedelta(minutes=10)),
+        ScheduleSpec(intervals=[ScheduleIntervalSpec(every=holds.SWEEP_EVERY)]),
+    )  # fmt: skip
 
 
 def monthly_allocations_schedule(settings: Settings) -> Schedule:
     """00:00 UTC on the 1st. A run missed by up to a day (Temporal down) still happens; the
     workflow reads the period from its scheduled time, so a late run allocates the right
     month, and its ledger keys make any rerun a no-op."""
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            MonthlyAllocationWorkflow.run,
-            billing_cycles.AllocationInput(batch_size=settings.allocation_batch_size),
-            id=billing_cycles.ALLOCATION_WORKFLOW_ID,
-            task_queue=settings.task_queue,
-            execution_timeout=timedelta(days=1),
-        ),
-        spec=ScheduleSpec(
-            calendars=[
-                ScheduleCalendarSpec(
-                    second=[ScheduleRange(0)],
-                    minute=[ScheduleRange(0)],
-                    hour=[ScheduleRange(0)],
-                    day_of_month=[ScheduleRange(1)],
-                    comment="monthly allocations",
-                )
-            ],
-            time_zone_name="UTC",
-        ),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
-    )
+    return _schedule(
+        _start(settings, MonthlyAllocationWorkflow.run,
+               billing_cycles.AllocationInput(batch_size=settings.allocation_batch_size),
+               billing_cycles.ALLOCATION_WORKFLOW_ID, timeout=timedelta(days=1)),
+        _daily_utc("monthly allocations", hour=0, minute=0, day_of_month=1),
+        catchup=timedelta(days=1),
+    )  # fmt: skip
 
 
 def nightly_retention_schedule(settings: Settings) -> Schedule:
     """03:30 UTC nightly; a missed night is caught up within 12 hours, else skipped (the
     next night does the same work)."""
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            RetentionWorkflow.run,
-            billing_cycles.RetentionInput(batch_size=settings.retention_batch_size),
-            id=billing_cycles.RETENTION_WORKFLOW_ID,
-            task_queue=settings.task_queue,
-            execution_timeout=timedelta(hours=6),
-        ),
-        spec=ScheduleSpec(
-            calendars=[
-                ScheduleCalendarSpec(
-                    second=[ScheduleRange(0)],
-                    minute=[ScheduleRange(30)],
-                    hour=[ScheduleRange(3)],
-                    comment="nightly retention",
-                )
-            ],
-            time_zone_name="UTC",
-        ),
-        policy=SchedulePolicy(
-            overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(hours=12)
-        ),
+    return _schedule(
+        _start(settings, RetentionWorkflow.run,
+               billing_cycles.RetentionInput(batch_size=settings.retention_batch_size),
+               billing_cycles.RETENTION_WORKFLOW_ID, timeout=timedelta(hours=6)),
+        _daily_utc("nightly retention", hour=3, minute=30),
+        catchup=timedelta(hours=12),
+    )  # fmt: skip
+
+
+def _start(
+    settings: Settings, run: Any, arg: Any, workflow_id: str, *, timeout: timedelta
+) -> ScheduleActionStartWorkflow:
+    return ScheduleActionStartWorkflow(
+        run, arg, id=workflow_id, task_queue=settings.task_queue, execution_timeout=timeout
     )
+
+
+def _daily_utc(
+    comment: str, *, hour: int, minute: int, day_of_month: int | None = None
+) -> ScheduleSpec:
+    """At hour:minute:00 UTC, every day or on one day of the month."""
+    at: dict[str, Any] = {}
+    if day_of_month is not None:
+        at["day_of_month"] = [ScheduleRange(day_of_month)]
+    calendar = ScheduleCalendarSpec(
+        second=[ScheduleRange(0)], minute=[ScheduleRange(minute)], hour=[ScheduleRange(hour)],
+        comment=comment, **at,
+    )  # fmt: skip
+    return ScheduleSpec(calendars=[calendar], time_zone_name="UTC")
+
+
+def _schedule(
+    action: ScheduleActionStartWorkflow, spec: ScheduleSpec, *, catchup: timedelta | None = None
+) -> Schedule:
+    """Overlapping runs are skipped: each workflow finishes what a skipped run would do."""
+    policy = (
+        SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP)
+        if catchup is None
+        else SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=catchup)
+    )
+    return Schedule(action=action, spec=spec, policy=policy)
 
 
 async def _upsert_schedule(client: Client, schedule_id: str, schedule: Schedule) -> None:

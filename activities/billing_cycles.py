@@ -12,16 +12,20 @@ from temporalio import activity
 
 from activities.deps import ActivityDeps
 from activities.payments import domain_errors
+from config.runtime import result_store
 from domain.billing_cycles import allocations, retention
+from schema.unit_of_work import unit_of_work
 from workflows.billing_cycles import (
     ALLOCATE_BATCH,
     RETENTION_DELETE_DETAILS,
+    RETENTION_DELETE_RESULTS,
     RETENTION_DELETE_WINDOWS,
     RETENTION_PLAN,
     RETENTION_ROLLUP,
     RETENTION_TRIM_CALLBACKS,
     AllocationBatch,
     AllocationBatchOut,
+    BillingCycleActivityDefs,
     RetentionClock,
     RetentionStep,
     RollupStep,
@@ -34,14 +38,15 @@ def _org(value: str | None) -> uuid.UUID | None:
     return uuid.UUID(value) if value else None
 
 
-class BillingCycleActivities:
+class BillingCycleActivities(BillingCycleActivityDefs):
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
+        self._store = result_store(deps.settings).store
 
     @activity.defn(name=ALLOCATE_BATCH)
     async def allocate_batch(self, batch: AllocationBatch) -> AllocationBatchOut:
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 result = await allocations.allocate_batch(
                     session,
                     batch.period,
@@ -65,7 +70,7 @@ class BillingCycleActivities:
 
     @activity.defn(name=RETENTION_PLAN)
     async def plan_rollup(self, clock: RetentionClock) -> RollupWindow:
-        async with self._deps.sessions() as session:
+        async with unit_of_work(self._deps.sessions) as session:
             plan = await retention.plan_rollup(session, clock.now)
         return RollupWindow(start=plan.start, end=plan.end)
 
@@ -73,7 +78,7 @@ class BillingCycleActivities:
     async def rollup_batch(self, step: RollupStep) -> RollupStepOut:
         plan = retention.RollupPlan(start=step.start, end=step.end)
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 result = await retention.rollup_batch(
                     session, plan, after=_org(step.after_org_id), limit=step.limit
                 )
@@ -86,19 +91,27 @@ class BillingCycleActivities:
     @activity.defn(name=RETENTION_DELETE_DETAILS)
     async def delete_details(self, step: RetentionStep) -> int:
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 return await retention.delete_details_batch(session, step.now, limit=step.limit)
 
     @activity.defn(name=RETENTION_TRIM_CALLBACKS)
     async def trim_callbacks(self, step: RetentionStep) -> int:
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 return await retention.trim_callbacks_batch(session, step.now, limit=step.limit)
 
     @activity.defn(name=RETENTION_DELETE_WINDOWS)
     async def delete_rate_windows(self, step: RetentionStep) -> int:
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 return await retention.delete_rate_windows_batch(
                     session, step.now, limit=step.limit
+                )
+
+    @activity.defn(name=RETENTION_DELETE_RESULTS)
+    async def delete_results(self, step: RetentionStep) -> int:
+        with domain_errors():
+            async with unit_of_work(self._deps.sessions) as session:
+                return await retention.delete_results_batch(
+                    session, self._store, step.now, limit=step.limit
                 )

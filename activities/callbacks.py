@@ -9,10 +9,10 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from api.settings import ConfigError, Settings
+from config.settings import ConfigError, Settings
 from domain.callbacks.delivery import CallbackConfig, build_callback_client, deliver
 from domain.crypto import SecretBox
-from workflows.callbacks import DELIVER, DeliveryRequest, DeliveryResult
+from workflows.callbacks import DELIVER, CallbackActivityDefs, DeliveryRequest, DeliveryResult
 
 
 def callback_config(settings: Settings) -> CallbackConfig:
@@ -27,7 +27,7 @@ def callback_config(settings: Settings) -> CallbackConfig:
     )
 
 
-class CallbackActivities:
+class CallbackActivities(CallbackActivityDefs):
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
         self._config = callback_config(deps.settings)
@@ -54,4 +54,9 @@ class CallbackActivities:
                 "decision": result.decision,
             },
         )
-        return result
+        return DeliveryResult(
+            decision=result.decision,
+            outcome=result.outcome,
+            http_status=result.http_status,
+            error=result.error,
+        )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from api.settings import Settings
+from config.settings import Settings
 from schema.db import SessionFactory
 
 

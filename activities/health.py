@@ -6,15 +6,16 @@ from sqlalchemy import text
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from workflows.health import PING_DATABASE
+from schema.unit_of_work import unit_of_work
+from workflows.health import PING_DATABASE, HealthActivityDefs
 
 
-class HealthActivities:
+class HealthActivities(HealthActivityDefs):
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
 
     @activity.defn(name=PING_DATABASE)
     async def ping_database(self) -> str:
-        async with self._deps.sessions() as session:
+        async with unit_of_work(self._deps.sessions) as session:
             await session.execute(text("SELECT 1"))
         return "ok"

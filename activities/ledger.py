@@ -10,16 +10,22 @@ from temporalio import activity
 
 from activities.deps import ActivityDeps
 from domain.ledger import service as ledger
-from workflows.holds import EXPIRE_STALE_HOLDS, SweepBatch, SweepBatchResult
+from schema.unit_of_work import unit_of_work
+from workflows.holds import (
+    EXPIRE_STALE_HOLDS,
+    LedgerActivityDefs,
+    SweepBatch,
+    SweepBatchResult,
+)
 
 
-class LedgerActivities:
+class LedgerActivities(LedgerActivityDefs):
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
 
     @activity.defn(name=EXPIRE_STALE_HOLDS)
     async def expire_stale_holds(self, batch: SweepBatch) -> SweepBatchResult:
-        async with self._deps.sessions.begin() as session:
+        async with unit_of_work(self._deps.sessions) as session:
             result = await ledger.expire_stale_holds(session, now=None, limit=batch.limit)
         if result.expired:
             activity.logger.info(

@@ -16,10 +16,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
-from api.settings import Settings
+from config.settings import Settings
 from domain.errors import Conflict, DomainError
 from domain.payments import events, recharge
 from domain.payments.gateway import StripeGateway, StripeUnavailable, gateway_for
+from schema.unit_of_work import unit_of_work
 from workflows.payments import (
     APPLY_STRIPE_EVENT,
     CHARGE_RECHARGE,
@@ -27,6 +28,7 @@ from workflows.payments import (
     RECHARGE_REARMED,
     ApplyEvent,
     EventOutcome,
+    PaymentActivityDefs,
     RearmCheck,
     RechargePlan,
     RechargeResult,
@@ -49,14 +51,14 @@ def stripe_gateway(settings: Settings) -> StripeGateway | None:
     return gateway_for(key, settings.stripe_api_base, timeout_s=settings.stripe_timeout_s)
 
 
-class PaymentActivities:
+class PaymentActivities(PaymentActivityDefs):
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
 
     @activity.defn(name=APPLY_STRIPE_EVENT)
     async def apply_stripe_event(self, params: ApplyEvent) -> EventOutcome:
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 result = await events.apply_event(session, params.event_id)
         activity.logger.info(
             "stripe event applied",
@@ -72,7 +74,7 @@ class PaymentActivities:
     async def prepare_recharge(self, step: RechargeStep) -> RechargePlan:
         settings = self._deps.settings
         with domain_errors():
-            async with self._deps.sessions.begin() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 decision = await recharge.prepare(
                     session,
                     uuid.UUID(step.org_id),
@@ -102,5 +104,5 @@ class PaymentActivities:
     @activity.defn(name=RECHARGE_REARMED)
     async def recharge_rearmed(self, check: RearmCheck) -> bool:
         with domain_errors():
-            async with self._deps.sessions() as session:
+            async with unit_of_work(self._deps.sessions) as session:
                 return await recharge.rearmed(session, uuid.UUID(check.org_id))

@@ -1,7 +1,8 @@
 """Activities of the media task workflow: thin wrappers around `domain.tasks`.
 
 Each is idempotent: submit never resubmits a task that has an upstream job (and resolves an
-attempt a dead worker left unanswered before trying anything new), poll only reads, finalize
+attempt a dead worker left unanswered before trying anything new), poll only reads, storing
+results writes each to its own deterministic key and skips those already stored, finalize
 writes a terminal state once (a replay returns the first result), and reconcile skips
 orphans it already knows.
 """
@@ -16,29 +17,36 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
-from api.runtime import relay_config
+from config.runtime import build_tenant_http_client, relay_config, result_store
+from config.workflow_starter import TemporalWorkflowStarter
 from domain.crypto import SecretBox
 from domain.providers import UpstreamError
 from domain.providers.media import MediaOutcome
+from domain.results import copy
+from domain.results.sources import CopyError
 from domain.tasks import dispatch, orphans, repository, service
 from domain.tasks.views import task_view
+from schema.unit_of_work import unit_of_work
 from workflows.media import (
+    COPY_REFUSED,
     FINALIZE,
     POLL,
     RECONCILE,
     RECOVER_STUCK,
+    STORE,
     SUBMIT,
     SUBMIT_HEARTBEAT,
     UPSTREAM_REJECTED,
     FinalizeInput,
-    MediaTaskWorkflow,
     PollResult,
     ReconcileResult,
+    StoreInput,
+    StoreResult,
     SubmitResult,
+    TaskActivityDefs,
     TaskDone,
     TaskRef,
 )
@@ -70,11 +78,12 @@ def _outcome_dict(outcome: MediaOutcome | None) -> dict[str, object] | None:
     return None if outcome is None else outcome.to_dict()
 
 
-class TaskActivities:
+class TaskActivities(TaskActivityDefs):
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
         self._box = SecretBox(deps.settings.encryption_key_list)
         self._cfg = relay_config(deps.settings)
+        self._results = result_store(deps.settings)
         self._rng = random.Random()  # noqa: S311  (load spreading)
 
     @activity.defn(name=SUBMIT)
@@ -93,6 +102,34 @@ class TaskActivities:
             error=done.error,
             reconcile_after_s=done.reconcile_after_s,
         )
+
+    @activity.defn(name=STORE)
+    async def store_results(self, job: StoreInput) -> StoreResult:
+        """Copies the results into the result store; a copy that cannot work is a
+        non-retryable `ResultCopyRefused` naming the result it stopped at."""
+        outcome = MediaOutcome.from_dict(job.outcome)
+        public = build_tenant_http_client(self._deps.settings.tenant_egress)
+        try:
+            async with heartbeating():
+                stored = await copy.copy_results(
+                    self._deps.sessions, self._results.store,
+                    copy.Clients(channel=self._deps.http, public=public),
+                    self._box, self._cfg, self._results.limits, uuid.UUID(job.task_id), outcome,
+                )  # fmt: skip
+        except CopyError as err:
+            activity.logger.warning(
+                "task result copy failed",
+                extra={"task": job.task_id, "index": err.index, "error": err.message},
+            )
+            raise ApplicationError(
+                err.message,
+                {"index": err.index},
+                type=COPY_REFUSED if err.permanent else "ResultCopyFailed",
+                non_retryable=err.permanent,
+            ) from None
+        finally:
+            await public.aclose()
+        return StoreResult(stored=[s.to_dict() for s in stored])
 
     @activity.defn(name=RECONCILE)
     async def reconcile(self, ref: TaskRef) -> ReconcileResult:
@@ -135,40 +172,30 @@ class TaskActivities:
         the task and starting its workflow). A workflow that exists is left alone, so this
         never runs a task twice; the task then settles or refunds like any other."""
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
-        async with self._deps.sessions() as session:
+        async with unit_of_work(self._deps.sessions) as session:
             stuck = await repository.stale_pending(session, cutoff, limit=100)
-        client = activity.client()
+        starter = TemporalWorkflowStarter.over(
+            activity.client(), task_queue=self._deps.settings.task_queue
+        )
         started = 0
         for task in stuck:
             # What is left of the deadline, counted from the workflow's own start.
             left = (task.deadline_at - datetime.now(UTC)) if task.deadline_at else timedelta(0)
-            ref = TaskRef(
-                task_id=str(task.id),
+            started += await starter.start_task(
+                task.id, org_id=task.org_id, callback_url=task.callback_url,
                 deadline_s=max(1, int(left.total_seconds())),
-                org_id=str(task.org_id),
-                callback_url=task.callback_url,
-            )
-            try:
-                await client.start_workflow(
-                    MediaTaskWorkflow.run,
-                    ref,
-                    id=service.workflow_id(task.id),
-                    task_queue=self._deps.settings.task_queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                )
-            except WorkflowAlreadyStartedError:
-                continue
-            started += 1
+            )  # fmt: skip
         return started
 
     @activity.defn(name=FINALIZE)
     async def finalize(self, final: FinalizeInput) -> TaskDone:
         task_id = uuid.UUID(final.task_id)
         outcome = MediaOutcome.from_dict(final.outcome) if final.outcome else None
-        async with self._deps.sessions.begin() as session:
+        async with unit_of_work(self._deps.sessions) as session:
             result = await service.finalize(
                 session, task_id, final.status,  # type: ignore[arg-type]
-                outcome=outcome, error=final.error,
+                outcome=outcome, error=final.error, stored=final.stored,
+                copy_error=final.copy_error,
             )  # fmt: skip
             task = await repository.get(session, task_id)
         assert task is not None
@@ -177,5 +204,7 @@ class TaskActivities:
             charged_micros=result.charged_micros,
             refunded_micros=result.refunded_micros,
             # Callbacks have no request: absolute download URLs need OXINF_PUBLIC_BASE_URL.
-            payload=task_view(task, base_url=self._deps.settings.public_base_url),
+            payload=task_view(
+                task, base_url=self._deps.settings.public_base_url, signer=self._results.signer
+            ),
         )

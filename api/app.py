@@ -41,11 +41,12 @@ from api.portal.usage import router as portal_usage_router
 from api.portal.webhook_secret import router as portal_webhook_secret_router
 from api.relay.chat import router as relay_chat_router
 from api.relay.chat import serve_chat
+from api.relay.files import router as relay_files_router
 from api.relay.media import router as relay_media_router
 from api.relay.tasks import router as relay_tasks_router
-from api.runtime import Resources, open_resources
-from api.settings import Settings, get_settings
 from api.webhooks.stripe import router as stripe_webhook_router
+from config.runtime import Resources, open_resources
+from config.settings import Settings, get_settings
 from domain.identity.bootstrap import bootstrap_admin
 from schema.migrate import ensure_migrated
 from web.mount import install_console
@@ -119,6 +120,7 @@ def create_app(
         relay_chat_router,
         relay_tasks_router,
         relay_media_router,
+        relay_files_router,
         portal_auth_router,
         portal_sso_router,
         portal_keys_router,

@@ -7,16 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from api.deps import ResourcesDep, SessionDep
 from domain.errors import InvalidRequest, PermissionDenied, Unauthenticated
 from domain.identity import service as identity
 from domain.identity.service import InvalidCredentials, OrgContext
 from domain.keys.auth import INVALID, KeyPrincipal
+from edge.deps import ResourcesDep, SessionDep, client_ip
 from schema.identity import User
-
-
-def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def bearer_token(request: Request) -> str | None:

@@ -15,46 +15,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from api.context import current_request_id
+from config.context import current_request_id
 from domain.errors import DomainError
 from domain.inputs import NO_NUL
 from domain.outages import OUTAGE_TYPES, DependencyUnavailable, as_unavailable
+from edge.statuses import TYPE_BY_STATUS, status_of
 
 log = logging.getLogger("oxinf.api")
-
-STATUS_BY_CODE: dict[str, int] = {
-    "invalid_request": 400,
-    "invalid_api_key": 401,
-    "authentication_required": 401,
-    "insufficient_credits": 402,
-    "api_key_budget_exhausted": 402,
-    "permission_denied": 403,
-    "model_not_allowed": 403,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "conflict": 409,
-    "request_too_large": 413,
-    "rate_limit_exceeded": 429,
-    "internal_error": 500,
-    "upstream_error": 502,
-    "service_unavailable": 503,
-}
-
-TYPE_BY_STATUS: dict[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "invalid_request_error",
-    405: "invalid_request_error",
-    409: "invalid_request_error",
-    413: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    500: "api_error",
-    502: "upstream_error",
-    503: "service_unavailable_error",
-}
 
 
 def envelope(status: int, code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -80,8 +47,9 @@ def error_response(
 
 
 def domain_error_response(exc: DomainError) -> JSONResponse:
-    status = exc.status_hint or STATUS_BY_CODE.get(exc.code, 400)
-    return error_response(status, exc.code, exc.message, headers=exc.headers, param=exc.param)
+    return error_response(
+        status_of(exc), exc.code, exc.message, headers=exc.headers, param=exc.param
+    )
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:

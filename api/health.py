@@ -15,8 +15,8 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from starlette.responses import JSONResponse
 
-from api.deps import ResourcesDep
 from api.errors import envelope
+from edge.deps import ResourcesDep
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("oxinf.health")

@@ -1,15 +1,17 @@
-"""`GET /metrics`: Prometheus text exposition, written by hand (prometheus_client is not a
-dependency and the format is a few lines).
+"""`GET /metrics`: Prometheus text exposition by prometheus-client, from this process's
+registry (`api.metrics_registry.REGISTRY`).
 
 Two kinds of series:
-- In-process counters and a latency histogram (`api.metrics_registry`), fed by the edge
-  middleware that already times every request. They are per replica, as Prometheus
+- In-process counters and a latency histogram (`api.metrics_registry.HTTP`), fed by the
+  edge middleware that already times every request. They are per replica, as Prometheus
   expects; labels are method, route *template* and status code, so cardinality stays
   bounded whatever paths clients send.
-- Gauges read from PostgreSQL: the model a request used is only known to the relay, so
-  requests by model/status come from `request_logs` over the last 5 minutes. Every query is
-  an aggregate over an index or a small table (see `domain.ops.repository`), and the result
-  is memoised for `GAUGE_TTL_S` so several scrapers cost one round of queries.
+- Gauges read from PostgreSQL (`DatabaseGauges`, a collector): the model a request used is
+  only known to the relay, so requests by model/status come from `request_logs` over the
+  last 5 minutes. Every query is an aggregate over an index or a small table (see
+  `domain.ops.repository`). A collector's `collect` cannot await, so the handler refreshes
+  the collector's snapshot first (at most once per `GAUGE_TTL_S`, so several scrapers
+  cost one round of queries) and the registry then reads it.
 
 No per-org or per-channel labels: this endpoint is meant for the internal network and
 still should not list tenants. Scrapers authenticate with `OXINF_METRICS_TOKEN`.
@@ -21,19 +23,24 @@ import asyncio
 import hmac
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.responses import Response
 
 from api.auth import bearer_token
-from api.deps import ResourcesDep
-from api.metrics_registry import REGISTRY, Labels, sample
-from api.runtime import Resources
+from api.metrics_registry import REGISTRY
+from config.runtime import Resources
 from domain.errors import NotFound, Unauthenticated
 from domain.ops import repository as ops_repo
+from domain.results import repository as results_repo
+from edge.deps import ResourcesDep
 from schema.db import SessionFactory
+from schema.unit_of_work import unit_of_work
 
 router = APIRouter(tags=["health"])
 
@@ -43,85 +50,141 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
 
-class GaugeCache:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.at = -math.inf
-        self.lock = asyncio.Lock()
-
-    async def get(self, sessions: SessionFactory) -> list[str]:
-        async with self.lock:
-            if time.monotonic() - self.at >= GAUGE_TTL_S:
-                self.lines = await gauge_lines(sessions)
-                self.at = time.monotonic()
-            return self.lines
-
-    def expire(self) -> None:
-        self.at = -math.inf
-
-
-GAUGES = GaugeCache()
+@dataclass(frozen=True)
+class _Snapshot:
+    holds: int = 0
+    held: int = 0
+    accounts: int = 0
+    balance: int = 0
+    available: int = 0
+    callback_failures: int = 0
+    tasks: tuple[tuple[str, int], ...] = ()
+    ledger: tuple[tuple[str, int, int], ...] = ()  # kind, entries, amount
+    orphans_found: int = 0
+    orphans_canceled: int = 0
+    copy_failures: int = 0
+    by_model: tuple[tuple[str, str, int, int], ...] = ()  # model, status, code, requests
 
 
-def _gauge(
-    name: str, help_text: str, samples: Iterable[tuple[Labels, int]], kind: str = "gauge"
-) -> list[str]:
-    out = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    out += [sample(name, labels, value) for labels, value in samples]
-    return out
-
-
-async def gauge_lines(sessions: SessionFactory) -> list[str]:
+async def _read(sessions: SessionFactory) -> _Snapshot:
     now = datetime.now(UTC)
-    async with sessions() as s:
+    async with unit_of_work(sessions) as s:
         holds, held = await ops_repo.pending_holds(s)
         accounts, balance, available = await ops_repo.account_totals(s)
         callbacks = await ops_repo.callback_failures(s, now - HOUR)
         tasks = await ops_repo.tasks_by_status(s, now - DAY)
         ledger = await ops_repo.ledger_by_kind(s, now - HOUR)
         by_model = await ops_repo.requests_by_model(s, now - REQUEST_WINDOW)
-        orphans_found, orphans_canceled = await ops_repo.orphan_jobs(s)
-    out: list[str] = []
-    out += _gauge("oxinf_pending_holds", "Holds not yet settled or voided.", [((), holds)])
-    out += _gauge("oxinf_pending_holds_micros", "Credits reserved by pending holds.", [((), held)])
-    out += _gauge("oxinf_credit_accounts", "Orgs with a credit account.", [((), accounts)])
-    out += _gauge("oxinf_credit_balance_micros", "Sum of all balances.", [((), balance)])
-    out += _gauge("oxinf_credit_available_micros", "Sum of available credit.", [((), available)])
-    out += _gauge(
-        "oxinf_callback_failures_1h",
-        "Callback attempts not delivered in the last hour.",
-        [((), callbacks)],
+        found, canceled = await ops_repo.orphan_jobs(s)
+        copy_failures = await results_repo.copy_failures(s)
+    return _Snapshot(
+        holds=holds, held=held, accounts=accounts, balance=balance, available=available,
+        callback_failures=callbacks, tasks=tuple(sorted(tasks.items())),
+        ledger=tuple((k, n, total) for k, (n, total) in sorted(ledger.items())),
+        orphans_found=found, orphans_canceled=canceled, copy_failures=copy_failures,
+        by_model=tuple(sorted(by_model)),
+    )  # fmt: skip
+
+
+Samples = Iterable[tuple[list[str], int]]
+
+
+def _family(
+    kind: type[GaugeMetricFamily | CounterMetricFamily],
+    name: str,
+    help_text: str,
+    labels: list[str],
+    samples: Samples,
+) -> Metric:
+    family = kind(name, help_text, labels=labels)
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
+
+
+def _families(snap: _Snapshot | None) -> Iterator[Metric]:
+    """Every database family, with the snapshot's samples (none without one)."""
+
+    def one(value: int) -> Samples:
+        return [([], value)] if snap is not None else []
+
+    s = snap or _Snapshot()
+    g = GaugeMetricFamily
+    yield _family(g, "oxinf_pending_holds", "Holds not yet settled or voided.", [], one(s.holds))
+    yield _family(
+        g, "oxinf_pending_holds_micros", "Credits reserved by pending holds.", [], one(s.held)
     )
-    out += _gauge(
-        "oxinf_tasks_24h",
-        "Tasks created in the last 24 hours, by current status.",
-        [((("status", k),), v) for k, v in sorted(tasks.items())],
+    yield _family(g, "oxinf_credit_accounts", "Orgs with a credit account.", [], one(s.accounts))
+    yield _family(g, "oxinf_credit_balance_micros", "Sum of all balances.", [], one(s.balance))
+    yield _family(
+        g, "oxinf_credit_available_micros", "Sum of available credit.", [], one(s.available)
     )
-    out += _gauge(
-        "oxinf_ledger_entries_1h",
-        "Ledger entries posted in the last hour, by kind.",
-        [((("kind", k),), n) for k, (n, _) in sorted(ledger.items())],
-    )
-    out += _gauge(
-        "oxinf_ledger_amount_micros_1h",
+    yield _family(
+        g, "oxinf_callback_failures_1h", "Callback attempts not delivered in the last hour.",
+        [], one(s.callback_failures),
+    )  # fmt: skip
+    yield _family(
+        g, "oxinf_tasks_24h", "Tasks created in the last 24 hours, by current status.",
+        ["status"], [([status], n) for status, n in s.tasks],
+    )  # fmt: skip
+    yield _family(
+        g, "oxinf_ledger_entries_1h", "Ledger entries posted in the last hour, by kind.",
+        ["kind"], [([kind], n) for kind, n, _ in s.ledger],
+    )  # fmt: skip
+    yield _family(
+        g, "oxinf_ledger_amount_micros_1h",
         "Sum of ledger amounts posted in the last hour, by kind.",
-        [((("kind", k),), total) for k, (_, total) in sorted(ledger.items())],
-    )
-    out += _gauge(
-        "oxinf_task_upstream_orphans_total",
+        ["kind"], [([kind], total) for kind, _, total in s.ledger],
+    )  # fmt: skip
+    orphans = [(["found"], s.orphans_found), (["canceled"], s.orphans_canceled)]
+    yield _family(
+        CounterMetricFamily,  # exposed as oxinf_task_upstream_orphans_total
+        "oxinf_task_upstream_orphans",
         "Upstream media jobs made for tasks that did not use them: found, and cancelled.",
-        [((("event", "found"),), orphans_found), ((("event", "canceled"),), orphans_canceled)],
-        kind="counter",
-    )
-    out += _gauge(
-        "oxinf_relay_requests_5m",
+        ["event"], orphans if snap is not None else [],
+    )  # fmt: skip
+    yield _family(
+        CounterMetricFamily,  # exposed as oxinf_task_result_copy_failures_total
+        "oxinf_task_result_copy_failures",
+        "Task results that could not be copied into the result store (the task kept the "
+        "provider's URLs).",
+        [], one(s.copy_failures),
+    )  # fmt: skip
+    yield _family(
+        g, "oxinf_relay_requests_5m",
         "Relay requests logged in the last 5 minutes, by model, status and HTTP code.",
-        [
-            ((("model", m), ("status", st), ("code", str(code))), n)
-            for m, st, code, n in sorted(by_model)
-        ],
-    )
-    return out
+        ["model", "status", "code"],
+        [([model, status, str(code)], n) for model, status, code, n in s.by_model],
+    )  # fmt: skip
+
+
+class DatabaseGauges:
+    """A prometheus-client collector over the last snapshot of the database's gauges."""
+
+    def __init__(self) -> None:
+        self._snapshot: _Snapshot | None = None
+        self._at = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, sessions: SessionFactory) -> None:
+        async with self._lock:
+            if time.monotonic() - self._at >= GAUGE_TTL_S:
+                self._snapshot = await _read(sessions)
+                self._at = time.monotonic()
+
+    def expire(self) -> None:
+        self._at = -math.inf
+
+    def describe(self) -> Iterable[Metric]:
+        """The families without samples, so the registry can refuse a clashing name."""
+        return list(_families(None))
+
+    def collect(self) -> Iterable[Metric]:
+        return list(_families(self._snapshot))
+
+
+GAUGES = DatabaseGauges()
+REGISTRY.register(GAUGES)
 
 
 def _check_scraper(request: Request, resources: Resources) -> None:
@@ -141,5 +204,5 @@ def _check_scraper(request: Request, resources: Resources) -> None:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request, resources: ResourcesDep) -> Response:
     _check_scraper(request, resources)
-    lines = [*REGISTRY.lines(), *await GAUGES.get(resources.sessions)]
-    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+    await GAUGES.refresh(resources.sessions)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -16,9 +16,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.context import current_request_id, new_request_id, set_request_id
 from api.errors import envelope
-from api.metrics_registry import REGISTRY
+from api.metrics_registry import HTTP
+from config.context import current_request_id, new_request_id, set_request_id
 from domain.outages import as_unavailable
 
 log = logging.getLogger("oxinf.api")
@@ -108,7 +108,7 @@ class EdgeMiddleware:
                 status_holder[0] = 500
         finally:
             route = scope.get("route")
-            REGISTRY.observe(
+            HTTP.observe(
                 scope.get("method", ""),
                 getattr(route, "path", None) or "unmatched",
                 status_holder[0],

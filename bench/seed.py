@@ -12,8 +12,8 @@ import secrets
 import uuid
 from dataclasses import dataclass, replace
 
-from api.runtime import identity_config
-from api.settings import Settings
+from config.runtime import identity_config
+from config.settings import Settings
 from domain.audit.service import SYSTEM
 from domain.crypto import SecretBox
 from domain.identity import repository as identity_repo
@@ -26,6 +26,7 @@ from domain.pricing.models import NewModel, NewPrice
 from domain.routing import channels as channel_service
 from schema.db import create_engine, session_factory
 from schema.migrate import upgrade
+from schema.unit_of_work import unit_of_work
 
 MODEL = "bench-chat"
 INPUT_PER_MTOK = 150
@@ -72,7 +73,7 @@ async def migrate_and_seed(
         sessions = session_factory(engine)
         identity = replace(identity_config(settings), bcrypt_rounds=SEED_BCRYPT_ROUNDS)
         box = SecretBox(settings.encryption_key_list)
-        async with sessions.begin() as s:
+        async with unit_of_work(sessions) as s:
             user = await create_user(
                 s,
                 identity,

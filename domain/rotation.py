@@ -18,6 +18,7 @@ from domain.callbacks import repository as callbacks_repo
 from domain.crypto import SecretBox
 from domain.routing import repository as channel_repo
 from schema.db import SessionFactory
+from schema.unit_of_work import unit_of_work
 
 BatchFn = Callable[[AsyncSession, uuid.UUID | None, int], Awaitable[list[tuple[uuid.UUID, str]]]]
 ReplaceFn = Callable[[AsyncSession, uuid.UUID, str, str], Awaitable[bool]]
@@ -45,7 +46,7 @@ async def rotate_all(
         rotated = current = raced = 0
         after: uuid.UUID | None = None
         while True:
-            async with sessions.begin() as session:
+            async with unit_of_work(sessions) as session:
                 batch = await batch_fn(session, after, batch_size)
                 for row_id, ciphertext in batch:
                     if box.is_current(ciphertext):

@@ -15,8 +15,8 @@ from alembic import command
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
-from api.runtime import resolve_database_url
-from api.settings import get_settings
+from config.runtime import resolve_database_url
+from config.settings import get_settings
 from schema.db import create_engine, to_async_url
 from schema.migrate import alembic_config, upgrade
 

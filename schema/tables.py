@@ -9,6 +9,7 @@ from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage, CostCen
 from schema.payments import OrgBilling, Payment, StripeEvent, UsageMonthly
 from schema.pricing import Model, ModelPrice
 from schema.requests import RateLimitWindow, RequestAttempt, RequestDetail, RequestLog
+from schema.results import TaskResult
 from schema.sso import SsoConfig, SsoDomain, SsoLogin
 from schema.tasks import CallbackAttempt, Task, TaskOrphanJob, TaskSubmission, WebhookSecret
 
@@ -44,6 +45,7 @@ __all__ = [
     "StripeEvent",
     "Task",
     "TaskOrphanJob",
+    "TaskResult",
     "TaskSubmission",
     "UsageMonthly",
     "User",

@@ -159,7 +159,11 @@ class WebhookSecret(SQLModel, table=True):
 
 class CallbackAttempt(SQLModel, table=True):
     __tablename__ = "callback_attempts"
-    __table_args__ = (Index("ix_callback_attempts_task", "task_id", "id"),)
+    __table_args__ = (
+        Index("ix_callback_attempts_task", "task_id", "id"),
+        # One row per attempt: a duplicated activity run records the first outcome only.
+        UniqueConstraint("task_id", "event", "attempt"),
+    )
 
     id: int | None = Field(default=None, sa_column=bigserial_pk())
     task_id: uuid.UUID = Field(sa_column=fk_uuid("tasks.id", ondelete="CASCADE", index=False))

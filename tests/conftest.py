@@ -13,9 +13,9 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
-from api.runtime import Resources, build_http_client
-from api.settings import Settings
-from api.temporal import TemporalHandle
+from config.runtime import Resources, build_http_client
+from config.settings import Settings
+from config.temporal import TemporalHandle
 from schema.db import session_factory
 from tests.fixtures.db import database_url, engine, server_url, truncate_all  # noqa: F401
 from tests.fixtures.temporal import dev_server_env, time_skipping_env  # noqa: F401

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from api.runtime import Resources
+from config.runtime import Resources
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from api.runtime import Resources
+from config.runtime import Resources
 from worker import ensure_schedules
 
 ROOT = Path(__file__).resolve().parents[1]

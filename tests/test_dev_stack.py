@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.fixtures.conditions import eventually_blocking
 from tests.fixtures.processes import DevStack, scratch_dir
 
 
@@ -46,17 +47,25 @@ def _starts_stops_cleanly_and_reuses_data(data_dir: Path) -> None:
             timeout=10,
         )
         assert task.status_code == 202, task.text
-        for _ in range(300):  # the worker process runs the task's workflow on the dev server
-            state = httpx.get(
+
+        def finished() -> dict[str, Any] | None:
+            state: dict[str, Any] = httpx.get(
                 f"{stack.api_url}/v1/tasks/{task.json()['id']}",
                 headers={"authorization": f"Bearer {demo_key}"},
                 timeout=10,
             ).json()
-            if state["status"] not in ("pending", "processing"):
-                break
-            time.sleep(0.1)
+            return None if state["status"] in ("pending", "processing") else state
+
+        # The worker process runs the task's workflow on the dev server.
+        state = eventually_blocking(finished, within=30, what="the demo task finished")
         assert state["status"] == "succeeded", state
         assert state["credits_charged"] == "20"
+        # A real picture at the API's own URL (the worker stored it, the API serves it).
+        (url,) = state["result"]["urls"]
+        assert url.startswith(f"{stack.api_url}/v1/files/")
+        image = httpx.get(url, timeout=10)
+        assert image.status_code == 200 and image.content.startswith(b"\x89PNG\r\n\x1a\n")
+        assert (data_dir / "blobs" / "tasks" / task.json()["id"] / "0").exists()
         _, alive = stack.stop()
         assert not alive, f"orphans left behind: {alive}"
         assert (data_dir / "pg" / "PG_VERSION").exists()

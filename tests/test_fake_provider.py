@@ -129,10 +129,14 @@ def test_images_and_speech(client: httpx.Client) -> None:
         json={"model": "gpt-image-1", "prompt": "cat", "n": 2, "size": "1024x1024"},
         headers=OPENAI_AUTH,
     ).json()
-    assert [d["url"] for d in img["data"]] == [
-        "https://fake.example/img/0.png",
-        "https://fake.example/img/1.png",
-    ]
+    urls = [d["url"] for d in img["data"]]
+    assert [u.rsplit("/", 1)[1] for u in urls] == ["0.png", "1.png"]
+    # The URLs are public files on the fake itself: real PNGs, no key needed.
+    for url in urls:
+        assert url.startswith(f"{str(client.base_url).rstrip('/')}/files/img/")
+        file = httpx.get(url)
+        assert file.status_code == 200 and file.headers["content-type"] == "image/png"
+        assert file.content.startswith(b"\x89PNG\r\n\x1a\n")
     short, long = (
         client.post(
             "/v1/audio/speech",

@@ -12,9 +12,10 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 
 from api.app import create_app
-from api.settings import ConfigError, Settings
+from config.settings import ConfigError, Settings
 from schema.db import create_engine
 from schema.migrate import (
     DatabaseNotMigrated,
@@ -149,6 +150,71 @@ async def test_0006_task_submissions_downgrade_and_upgrade_again(server_url: str
             assert (await conn.execute(tables)).scalar_one() == 0
         await upgrade(engine)
         assert await current_revision(engine) == head_revision()
+    finally:
+        await engine.dispose()
+        await drop_database(server_url, name)
+
+
+async def test_0008_dedupes_callback_attempts_then_refuses_duplicates_and_reverses(
+    server_url: str,
+) -> None:
+    """Duplicates left before 0008 are removed (the delivered row of each attempt wins, else
+    the first); then a second row for the same (task, event, attempt) is refused, and the
+    downgrade lifts the constraint again."""
+    name = "oxinf_mig0008_" + secrets.token_hex(3)
+    url = await create_database(server_url, name)
+    engine = create_engine(url, pool_size=1)
+    insert = text(
+        "INSERT INTO callback_attempts (task_id, org_id, event, webhook_id, attempt, url,"
+        " outcome, http_status) VALUES (:t, :o, :e, 'msg_1', :a, 'https://x.test/', :out, :st)"
+    )
+    try:
+        await upgrade(engine, "0007")
+        async with engine.begin() as conn:
+            org = (await conn.execute(text(
+                "INSERT INTO orgs (id, name) VALUES (gen_random_uuid(), 'acme') RETURNING id"
+            ))).scalar_one()  # fmt: skip
+            task = (await conn.execute(text(
+                "INSERT INTO tasks (id, org_id, type, model, status) VALUES"
+                " (gen_random_uuid(), :o, 'image', 'm', 'succeeded') RETURNING id"
+            ), {"o": org})).scalar_one()  # fmt: skip
+            rows = [
+                ("task.succeeded", 1, "http_error", 500),
+                ("task.succeeded", 1, "delivered", 200),  # kept: it delivered
+                ("task.succeeded", 1, "timeout", None),
+                ("task.succeeded", 2, "timeout", None),  # kept: the first
+                ("task.succeeded", 2, "http_error", 502),
+                ("task.failed", 1, "http_error", 503),  # another event: untouched
+            ]
+            for event, attempt, outcome, status in rows:
+                await conn.execute(
+                    insert,
+                    {"t": task, "o": org, "e": event, "a": attempt, "out": outcome, "st": status},
+                )
+        await upgrade(engine, "0008")
+        assert await current_revision(engine) == "0008"
+        listing = text(
+            "SELECT event, attempt, outcome FROM callback_attempts ORDER BY event, attempt"
+        )
+        async with engine.connect() as conn:
+            kept = [tuple(r) for r in (await conn.execute(listing)).all()]
+        assert kept == [
+            ("task.failed", 1, "http_error"),
+            ("task.succeeded", 1, "delivered"),
+            ("task.succeeded", 2, "timeout"),
+        ]
+        again = {"t": task, "o": org, "e": "task.failed", "a": 1, "out": "timeout", "st": None}
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as conn:
+                await conn.execute(insert, again)
+        async with engine.begin() as conn:
+            await conn.run_sync(_downgrade, "0007")
+        async with engine.begin() as conn:
+            await conn.execute(insert, again)  # no constraint below 0008
+        await upgrade(engine)  # and up again, deduping what the downgrade let in
+        assert await current_revision(engine) == head_revision()
+        async with engine.connect() as conn:
+            assert [tuple(r) for r in (await conn.execute(listing)).all()] == kept
     finally:
         await engine.dispose()
         await drop_database(server_url, name)

@@ -7,7 +7,7 @@ import uuid
 from temporalio.testing import WorkflowEnvironment
 
 from activities.deps import ActivityDeps
-from api.runtime import Resources
+from config.runtime import Resources
 from worker import WORKFLOWS, build_activities, build_worker
 from workflows.health import HealthReport, HealthWorkflow
 

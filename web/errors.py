@@ -21,9 +21,10 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from api.context import current_request_id
-from api.errors import STATUS_BY_CODE
+from config.context import current_request_id
 from domain.errors import DomainError
+from edge.deps import abandon_unit_of_work
+from edge.statuses import status_of
 from web.render import html_response
 from web.viewer import SignInRequired
 
@@ -119,6 +120,7 @@ class PageRoute(APIRoute):
                 raise
             except Exception:
                 log.exception("console page failed", extra={"path": request.url.path})
+                abandon_unit_of_work(request)  # answered here, so nothing of it is kept
                 return error_page(request, 500)
 
         return guarded
@@ -134,7 +136,7 @@ def install_page_errors(app: FastAPI) -> None:
         assert isinstance(exc, DomainError)
         if not is_console_path(request.url.path):
             return await _delegate(api_domain, request, exc)
-        status = exc.status_hint or STATUS_BY_CODE.get(exc.code, 400)
+        status = status_of(exc)
         if status == 401:
             return sign_in_redirect(request, request.url.path)
         title = TITLES_BY_CODE.get(exc.code)

@@ -18,7 +18,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from api.context import current_request_id
+from config.context import current_request_id
 from domain.pricing.cost import format_credits
 from web.assets import AssetManifest
 from web.cookies import FLASH, CookiePolicy

@@ -15,12 +15,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.auth import client_ip
-from api.deps import ResourcesDep, SessionDep
 from domain.errors import PermissionDenied
 from domain.identity import service as identity
 from domain.identity.repository import OrgMembership
 from domain.identity.service import InvalidCredentials, OrgContext
+from edge.deps import ResourcesDep, SessionDep, client_ip
 from schema.identity import User
 from web import csrf
 from web.cookies import ORG, PRE_SESSION, SESSION

@@ -8,17 +8,20 @@ backfilled run still allocates the month it was scheduled for. Long runs continu
 with their cursor and running totals.
 
 `Retention` rolls closed months of request logs into `usage_monthly`, then deletes expired
-content details (only in months whose rollup exists), trims callback response excerpts and
-drops stale rate-limit windows, each in bounded batches. All cutoffs come from one instant
+content details (only in months whose rollup exists), deletes task results kept in the
+result store past their org's window, trims callback response excerpts and drops stale
+rate-limit windows, each in bounded batches. All cutoffs come from one instant
 (`now`), fixed when the run starts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from pydantic import BaseModel, Field
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
 ALLOCATE_BATCH = "billing.allocate_batch"
@@ -27,6 +30,8 @@ RETENTION_ROLLUP = "retention.rollup_batch"
 RETENTION_DELETE_DETAILS = "retention.delete_details"
 RETENTION_TRIM_CALLBACKS = "retention.trim_callbacks"
 RETENTION_DELETE_WINDOWS = "retention.delete_rate_windows"
+RETENTION_DELETE_RESULTS = "retention.delete_results"
+RESULTS_PATCH = "retention-delete-results"
 
 ALLOCATION_SCHEDULE_ID = "monthly-allocations"
 ALLOCATION_WORKFLOW_ID = "monthly-allocations"
@@ -96,10 +101,9 @@ class MonthlyAllocationWorkflow:
         totals = params.totals
         after = params.after_org_id
         for _ in range(params.batches_per_run):
-            batch = await workflow.execute_activity(
-                ALLOCATE_BATCH,
+            batch = await workflow.execute_activity_method(
+                BillingCycleActivityDefs.allocate_batch,
                 AllocationBatch(period=period, after_org_id=after, limit=params.batch_size),
-                result_type=AllocationBatchOut,
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=_RETRY,
             )
@@ -175,7 +179,38 @@ class RetentionReport(BaseModel):
     details_deleted: int
     callbacks_trimmed: int
     rate_windows_deleted: int
+    results_deleted: int = 0
     complete: bool
+
+
+class BillingCycleActivityDefs(Protocol):
+    """Implemented by `activities.billing_cycles.BillingCycleActivities` (see
+    `workflows.media`)."""
+
+    @activity.defn(name=ALLOCATE_BATCH)
+    async def allocate_batch(self, batch: AllocationBatch) -> AllocationBatchOut: ...
+
+    @activity.defn(name=RETENTION_PLAN)
+    async def plan_rollup(self, clock: RetentionClock) -> RollupWindow: ...
+
+    @activity.defn(name=RETENTION_ROLLUP)
+    async def rollup_batch(self, step: RollupStep) -> RollupStepOut: ...
+
+    @activity.defn(name=RETENTION_DELETE_DETAILS)
+    async def delete_details(self, step: RetentionStep) -> int: ...
+
+    @activity.defn(name=RETENTION_TRIM_CALLBACKS)
+    async def trim_callbacks(self, step: RetentionStep) -> int: ...
+
+    @activity.defn(name=RETENTION_DELETE_WINDOWS)
+    async def delete_rate_windows(self, step: RetentionStep) -> int: ...
+
+    @activity.defn(name=RETENTION_DELETE_RESULTS)
+    async def delete_results(self, step: RetentionStep) -> int: ...
+
+
+# One of the retention steps that deletes or trims in batches and says how many rows.
+RetentionBatch = Callable[[BillingCycleActivityDefs, RetentionStep], Awaitable[int]]
 
 
 @workflow.defn(name="Retention")
@@ -183,23 +218,21 @@ class RetentionWorkflow:
     @workflow.run
     async def run(self, params: RetentionInput) -> RetentionReport:
         now = params.now or workflow.now()
-        window = await workflow.execute_activity(
-            RETENTION_PLAN,
+        window = await workflow.execute_activity_method(
+            BillingCycleActivityDefs.plan_rollup,
             RetentionClock(now=now),
-            result_type=RollupWindow,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_RETRY,
         )
         complete = True
         written, after = 0, None
         for _ in range(params.max_batches):
-            step = await workflow.execute_activity(
-                RETENTION_ROLLUP,
+            step = await workflow.execute_activity_method(
+                BillingCycleActivityDefs.rollup_batch,
                 RollupStep(
                     start=window.start, end=window.end, after_org_id=after,
                     limit=params.org_batch_size,
                 ),
-                result_type=RollupStepOut,
                 start_to_close_timeout=timedelta(minutes=10),
                 retry_policy=_RETRY,
             )  # fmt: skip
@@ -210,9 +243,20 @@ class RetentionWorkflow:
         else:
             complete = False
         counts: list[int] = []
-        for name in (RETENTION_DELETE_DETAILS, RETENTION_TRIM_CALLBACKS, RETENTION_DELETE_WINDOWS):
-            total, done = await self._drain(name, now, params)
+        steps: tuple[RetentionBatch, ...] = (
+            BillingCycleActivityDefs.delete_details,
+            BillingCycleActivityDefs.trim_callbacks,
+            BillingCycleActivityDefs.delete_rate_windows,
+        )
+        for step_of in steps:
+            total, done = await self._drain(step_of, now, params)
             counts.append(total)
+            complete = complete and done
+        results_deleted = 0
+        if workflow.patched(RESULTS_PATCH):
+            results_deleted, done = await self._drain(
+                BillingCycleActivityDefs.delete_results, now, params
+            )
             complete = complete and done
         return RetentionReport(
             now=now,
@@ -222,18 +266,20 @@ class RetentionWorkflow:
             details_deleted=counts[0],
             callbacks_trimmed=counts[1],
             rate_windows_deleted=counts[2],
+            results_deleted=results_deleted,
             complete=complete,
         )
 
     @staticmethod
-    async def _drain(name: str, now: datetime, params: RetentionInput) -> tuple[int, bool]:
+    async def _drain(
+        step: RetentionBatch, now: datetime, params: RetentionInput
+    ) -> tuple[int, bool]:
         """Run one batched step until a short batch; (rows affected, finished)."""
         total = 0
         for _ in range(params.max_batches):
-            count = await workflow.execute_activity(
-                name,
+            count = await workflow.execute_activity_method(
+                step,
                 RetentionStep(now=now, limit=params.batch_size),
-                result_type=int,
                 start_to_close_timeout=timedelta(minutes=5),
                 retry_policy=_RETRY,
             )

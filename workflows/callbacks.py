@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
@@ -80,6 +80,13 @@ class CallbackSummary(BaseModel):
     last_outcome: str | None = None
 
 
+class CallbackActivityDefs(Protocol):
+    """Implemented by `activities.callbacks.CallbackActivities` (see `workflows.media`)."""
+
+    @activity.defn(name=DELIVER)
+    async def deliver(self, request: DeliveryRequest) -> DeliveryResult: ...
+
+
 def callback_workflow_id(task_id: uuid.UUID, event: str) -> str:
     """The business key: at most one delivery workflow per task event, ever."""
     return f"callback-{task_id}-{event}"
@@ -107,10 +114,9 @@ class CallbackDeliveryWorkflow:
             if delay:
                 await workflow.sleep(jittered(delay, workflow.random().random()))
             try:
-                result = await workflow.execute_activity(
-                    DELIVER,
+                result = await workflow.execute_activity_method(
+                    CallbackActivityDefs.deliver,
                     DeliveryRequest(job=job, attempt=attempt),
-                    result_type=DeliveryResult,
                     start_to_close_timeout=ATTEMPT_TIMEOUT,
                     retry_policy=RetryPolicy(maximum_attempts=1),
                 )

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
+from typing import Protocol
 
 from pydantic import BaseModel, Field
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-from workflows.media import RECOVER_STUCK as RECOVER_STUCK_TASKS
+from workflows.media import TaskActivityDefs
 
 EXPIRE_STALE_HOLDS = "ledger.expire_stale_holds"
 SCHEDULE_ID = "hold-sweeper"
@@ -44,16 +45,22 @@ class SweepReport(BaseModel):
     released_micros: int
 
 
+class LedgerActivityDefs(Protocol):
+    """Implemented by `activities.ledger.LedgerActivities` (see `workflows.media`)."""
+
+    @activity.defn(name=EXPIRE_STALE_HOLDS)
+    async def expire_stale_holds(self, batch: SweepBatch) -> SweepBatchResult: ...
+
+
 @workflow.defn(name="HoldSweep")
 class HoldSweepWorkflow:
     @workflow.run
     async def run(self, params: SweepInput) -> SweepReport:
         report = SweepReport(batches=0, expired=0, released_micros=0)
         while report.batches < params.max_batches:
-            batch = await workflow.execute_activity(
-                EXPIRE_STALE_HOLDS,
+            batch = await workflow.execute_activity_method(
+                LedgerActivityDefs.expire_stale_holds,
                 SweepBatch(limit=params.batch_size),
-                result_type=SweepBatchResult,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=3),
             )
@@ -67,10 +74,9 @@ class HoldSweepWorkflow:
         # Tasks whose workflow never started (a crash right after the 202) are started
         # here; best effort, the next sweep tries again.
         with contextlib.suppress(ActivityError):
-            await workflow.execute_activity(
-                RECOVER_STUCK_TASKS,
+            await workflow.execute_activity_method(
+                TaskActivityDefs.recover_stuck,
                 params.stuck_task_after_s,
-                result_type=int,
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=RetryPolicy(maximum_attempts=2),
             )

@@ -1,7 +1,8 @@
 """One workflow per media task (`task-{id}`): submit, poll, settle or refund, then callback.
 
-Deterministic code only: every side effect is an activity named by string, inputs and
-results are plain pydantic models. Polling is a loop of short activities separated by
+Deterministic code only: every side effect is an activity called by method reference on
+`TaskActivityDefs` (so mypy checks each argument and result), inputs and results are plain
+pydantic models. Polling is a loop of short activities separated by
 growing workflow timers, bounded by the task's deadline; a run that polls for long hands
 over to a fresh one (continue-as-new) so history never grows without bound.
 
@@ -9,6 +10,12 @@ Submit heartbeats, so a worker killed inside the upstream call is noticed within
 `SUBMIT_HEARTBEAT` and the retry (on any worker) resolves the attempt it left behind rather
 than submitting anew. When the submit says an earlier attempt may have left a job upstream,
 a last step looks for it once the task has settled and cancels it (`tasks.reconcile`).
+
+Before a success is settled, its results are copied into the result store
+(`tasks.store_results`), retried with backoff for at most `STORE_WINDOW`. A copy that still
+fails does not fail the task: the provider did the work and the customer got it, so the task
+is settled as succeeded with the provider's URLs, as before the store existed, and the failure
+is recorded for operators. Never charged for nothing, never refunded for something delivered.
 """
 
 from __future__ import annotations
@@ -17,10 +24,10 @@ import asyncio
 import contextlib
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -31,6 +38,7 @@ POLL = "tasks.poll"
 FINALIZE = "tasks.finalize"
 RECONCILE = "tasks.reconcile"
 RECOVER_STUCK = "tasks.recover_stuck"
+STORE = "tasks.store_results"
 UPSTREAM_REJECTED = "UpstreamRejected"
 MAX_POLL_PAUSE = timedelta(seconds=30)
 HISTORY_LIMIT = 2_000
@@ -41,6 +49,12 @@ SUBMIT_HEARTBEAT = timedelta(seconds=10)
 # A submit that failed outright may have left attempts unanswered: look after this long.
 RECONCILE_AFTER_FAILED_SUBMIT = timedelta(minutes=2)
 RECONCILE_PATCH = "reconcile-upstream-jobs"
+STORE_PATCH = "store-task-results"
+# A copy that cannot work (too large, refused by the egress policy, gone upstream).
+COPY_REFUSED = "ResultCopyRefused"
+# Well inside the hold's margin past the task's deadline, so the settle always finds its hold.
+STORE_WINDOW = timedelta(minutes=20)
+STORE_HEARTBEAT = timedelta(seconds=30)
 
 
 class TaskRef(BaseModel):
@@ -76,6 +90,19 @@ class FinalizeInput(BaseModel):
     status: str
     outcome: dict[str, Any] | None = None
     error: dict[str, str] | None = None
+    # The results copied into the result store, by index ({index, content_type, bytes}).
+    stored: list[dict[str, Any]] | None = None
+    # Set when the copy gave up: {"index": int | None, "message": str}, recorded for ops.
+    copy_error: dict[str, Any] | None = None
+
+
+class StoreInput(BaseModel):
+    task_id: str
+    outcome: dict[str, Any]
+
+
+class StoreResult(BaseModel):
+    stored: list[dict[str, Any]]
 
 
 class TaskDone(BaseModel):
@@ -83,6 +110,34 @@ class TaskDone(BaseModel):
     charged_micros: int
     refunded_micros: int
     payload: dict[str, Any] | None = None
+
+
+class TaskActivityDefs(Protocol):
+    """The media task's activities as the workflows see them: names and types, no bodies.
+
+    `activities.tasks.TaskActivities` implements them; it imports `domain` and its database
+    and HTTP clients, which workflow code must not import, so workflows call these stubs
+    and the worker registers the implementation under the same names (which are what
+    histories record, so they never change).
+    """
+
+    @activity.defn(name=SUBMIT)
+    async def submit(self, ref: TaskRef) -> SubmitResult: ...
+
+    @activity.defn(name=POLL)
+    async def poll(self, ref: TaskRef) -> PollResult: ...
+
+    @activity.defn(name=FINALIZE)
+    async def finalize(self, final: FinalizeInput) -> TaskDone: ...
+
+    @activity.defn(name=RECONCILE)
+    async def reconcile(self, ref: TaskRef) -> ReconcileResult: ...
+
+    @activity.defn(name=RECOVER_STUCK)
+    async def recover_stuck(self, older_than_s: int) -> int: ...
+
+    @activity.defn(name=STORE)
+    async def store_results(self, request: StoreInput) -> StoreResult: ...
 
 
 def _failed(ref: TaskRef, code: str, message: str) -> FinalizeInput:
@@ -102,10 +157,11 @@ class MediaTaskWorkflow:
     async def run(self, ref: TaskRef) -> TaskDone:
         started = workflow.now()
         final = await self._work(ref, started)
-        done: TaskDone = await workflow.execute_activity(
-            FINALIZE,
+        if final.status == "succeeded" and final.outcome and workflow.patched(STORE_PATCH):
+            final = await self._store(final)
+        done = await workflow.execute_activity_method(
+            TaskActivityDefs.finalize,
             final,
-            result_type=TaskDone,
             start_to_close_timeout=timedelta(seconds=30),
             # Money must settle: keep retrying (with backoff) until the database answers.
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
@@ -122,10 +178,9 @@ class MediaTaskWorkflow:
             return _failed(ref, code, message)
 
         try:
-            submitted = await workflow.execute_activity(
-                SUBMIT,
+            submitted = await workflow.execute_activity_method(
+                TaskActivityDefs.submit,
                 ref,
-                result_type=SubmitResult,
                 start_to_close_timeout=SUBMIT_TIMEOUT,
                 heartbeat_timeout=SUBMIT_HEARTBEAT,
                 retry_policy=RetryPolicy(
@@ -162,10 +217,9 @@ class MediaTaskWorkflow:
                     ref, "deadline_exceeded", "the task did not finish before its deadline"
                 )
             try:
-                polled = await workflow.execute_activity(
-                    POLL,
+                polled = await workflow.execute_activity_method(
+                    TaskActivityDefs.poll,
                     ref,
-                    result_type=PollResult,
                     # Short, so a poll lost with a crashed worker is retried soon.
                     start_to_close_timeout=timedelta(seconds=20),
                     retry_policy=RetryPolicy(
@@ -197,16 +251,46 @@ class MediaTaskWorkflow:
             if workflow.info().get_current_history_length() > HISTORY_LIMIT and not self._cancel:
                 workflow.continue_as_new(ref.model_copy(update={"deadline_at": deadline}))
 
+    async def _store(self, final: FinalizeInput) -> FinalizeInput:
+        """Copies the results into the result store; gives up (keeping the provider's URLs)
+        once a copy is refused or `STORE_WINDOW` has passed."""
+        assert final.outcome is not None
+        try:
+            stored = await workflow.execute_activity_method(
+                TaskActivityDefs.store_results,
+                StoreInput(task_id=final.task_id, outcome=final.outcome),
+                start_to_close_timeout=STORE_WINDOW,
+                schedule_to_close_timeout=STORE_WINDOW,
+                heartbeat_timeout=STORE_HEARTBEAT,
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=2),
+                    maximum_interval=timedelta(minutes=2),
+                    non_retryable_error_types=[COPY_REFUSED],
+                ),
+            )
+        except ActivityError as err:
+            cause = err.cause
+            index: int | None = None
+            if isinstance(cause, ApplicationError):
+                message = cause.message
+                details = cause.details[0] if cause.details else None
+                if isinstance(details, dict) and isinstance(details.get("index"), int):
+                    index = details["index"]
+            else:
+                message = f"the copy did not finish within {STORE_WINDOW}"
+            workflow.logger.warning("task results not stored: %s", message)
+            return final.model_copy(update={"copy_error": {"index": index, "message": message}})
+        return final.model_copy(update={"stored": stored.stored})
+
     async def _reconcile(self, ref: TaskRef, at: datetime) -> None:
         """Best effort once the money is settled: a failure is logged, never the task's."""
         wait = at - workflow.now()
         if wait > timedelta(0):
             await workflow.sleep(wait)
         try:
-            found: ReconcileResult = await workflow.execute_activity(
-                RECONCILE,
+            found = await workflow.execute_activity_method(
+                TaskActivityDefs.reconcile,
                 ref,
-                result_type=ReconcileResult,
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=5),

@@ -16,9 +16,10 @@ when the card is declined.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Protocol
 
 from pydantic import BaseModel, Field
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
@@ -80,10 +81,9 @@ class StripeEventWorkflow:
         attempts = 0
         while True:
             attempts += 1
-            outcome = await workflow.execute_activity(
-                APPLY_STRIPE_EVENT,
+            outcome = await workflow.execute_activity_method(
+                PaymentActivityDefs.apply_stripe_event,
                 ApplyEvent(event_id=params.event_id),
-                result_type=EventOutcome,
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=RetryPolicy(
                     maximum_interval=timedelta(minutes=5),
@@ -149,6 +149,22 @@ class RechargeReport(BaseModel):
 MAX_POLLS_PER_RUN = 200
 
 
+class PaymentActivityDefs(Protocol):
+    """Implemented by `activities.payments.PaymentActivities` (see `workflows.media`)."""
+
+    @activity.defn(name=APPLY_STRIPE_EVENT)
+    async def apply_stripe_event(self, params: ApplyEvent) -> EventOutcome: ...
+
+    @activity.defn(name=PREPARE_RECHARGE)
+    async def prepare_recharge(self, step: RechargeStep) -> RechargePlan: ...
+
+    @activity.defn(name=CHARGE_RECHARGE)
+    async def charge_recharge(self, step: RechargeStep) -> RechargeResult: ...
+
+    @activity.defn(name=RECHARGE_REARMED)
+    async def recharge_rearmed(self, check: RearmCheck) -> bool: ...
+
+
 @workflow.defn(name=AUTO_RECHARGE_WORKFLOW)
 class AutoRechargeWorkflow:
     @workflow.run
@@ -160,20 +176,18 @@ class AutoRechargeWorkflow:
         if payment_id is None:
             payment_id = str(workflow.uuid4())
             step = RechargeStep(org_id=params.org_id, payment_id=payment_id)
-            plan = await workflow.execute_activity(
-                PREPARE_RECHARGE,
+            plan = await workflow.execute_activity_method(
+                PaymentActivityDefs.prepare_recharge,
                 step,
-                result_type=RechargePlan,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(non_retryable_error_types=NON_RETRYABLE),
             )
             if not plan.charge:
                 return RechargeReport(status="skipped", detail=plan.reason)
             poll_s, max_wait_s = plan.poll_s, plan.max_wait_s
-            result = await workflow.execute_activity(
-                CHARGE_RECHARGE,
+            result = await workflow.execute_activity_method(
+                PaymentActivityDefs.charge_recharge,
                 step,
-                result_type=RechargeResult,
                 start_to_close_timeout=timedelta(seconds=60),
                 schedule_to_close_timeout=timedelta(hours=6),
                 retry_policy=RetryPolicy(
@@ -185,10 +199,9 @@ class AutoRechargeWorkflow:
 
         waited, polls = params.waited_s, 0
         while waited < max_wait_s:
-            rearmed = await workflow.execute_activity(
-                RECHARGE_REARMED,
+            rearmed = await workflow.execute_activity_method(
+                PaymentActivityDefs.recharge_rearmed,
                 RearmCheck(org_id=params.org_id),
-                result_type=bool,
                 start_to_close_timeout=timedelta(seconds=30),
             )
             if rearmed:

@@ -10,16 +10,17 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 
-from api.auth import Operator, client_ip
-from api.deps import ResourcesDep, SessionDep
+from api.auth import Operator
 from domain.audit.service import Actor
 from domain.inputs import Int32, ModelName, PatchBody, Text
 from domain.providers import Upstream, UpstreamError, adapter_for
 from domain.relay.plan import DEFAULT_PROVIDER_URLS
 from domain.routing import channels as channel_service
 from domain.routing import repository as channels_repo
+from edge.deps import ResourcesDep, SessionDep, client_ip
 from schema.channels import Channel
 from schema.identity import User
+from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/admin/v1/channels", tags=["admin: channels"])
 
@@ -121,8 +122,7 @@ async def create_channel(
     channel = await channel_service.create_channel(
         session, _actor(request, user), resources.secret_box, spec, body.secret
     )
-    await session.commit()
-    resources.relay.cache.invalidate()
+    after_commit(session, lambda: resources.relay.cache.invalidate())
     return ChannelOut.of(channel)
 
 
@@ -145,8 +145,7 @@ async def update_channel(
     channel = await channel_service.update_channel(
         session, _actor(request, user), resources.secret_box, channel_id, changes, secret
     )
-    await session.commit()
-    resources.relay.cache.invalidate()
+    after_commit(session, lambda: resources.relay.cache.invalidate())
     return ChannelOut.of(channel)
 
 
@@ -159,8 +158,7 @@ async def delete_channel(
     session: SessionDep,
 ) -> None:
     await channel_service.delete_channel(session, _actor(request, user), channel_id)
-    await session.commit()
-    resources.relay.cache.invalidate()
+    after_commit(session, lambda: resources.relay.cache.invalidate())
 
 
 @router.post("/{channel_id}/test")

@@ -8,13 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Request, status
 from pydantic import BaseModel, Field
 
-from api.auth import Operator, client_ip
-from api.deps import SessionDep
+from api.auth import Operator
 from api.portal.credits import EntryOut
 from domain.audit.service import Actor
 from domain.inputs import Int64, Text
 from domain.ledger.manual import grant
 from domain.pricing.cost import format_credits
+from edge.deps import SessionDep, client_ip
 
 router = APIRouter(prefix="/admin/v1/orgs", tags=["admin: credits"])
 
@@ -46,7 +46,6 @@ async def grant_credits(
     posting = await grant(
         session, actor, org_id, body.amount_micros, kind=body.kind, reason=body.reason, key=key
     )
-    await session.commit()
     after = posting.entry.balance_after_micros
     return GrantOut(
         entry=EntryOut.of(posting.entry),

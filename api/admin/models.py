@@ -5,15 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
-from api.auth import Operator, client_ip
-from api.deps import ResourcesDep, SessionDep
+from api.auth import Operator
 from domain.audit.service import Actor
 from domain.inputs import ModelName
 from domain.pricing import admin as catalog_admin
 from domain.pricing import service as catalog
 from domain.pricing.cost import PriceSnapshot
 from domain.pricing.models import CatalogModel, ModelInfo, ModelPatch, NewModel, NewPrice
+from edge.deps import ResourcesDep, SessionDep, client_ip
 from schema.identity import User
+from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/admin/v1/models", tags=["admin: models"])
 
@@ -43,8 +44,7 @@ async def create_model(
     model, price = await catalog_admin.create_model(
         session, _actor(request, user), spec, body.price
     )
-    await session.commit()
-    resources.relay.cache.invalidate()
+    after_commit(session, lambda: resources.relay.cache.invalidate())
     return CatalogModel(model=model, price=price)
 
 
@@ -59,8 +59,7 @@ async def set_price(
     session: SessionDep,
 ) -> PriceSnapshot:
     snapshot = await catalog_admin.set_price(session, _actor(request, user), name, body)
-    await session.commit()
-    resources.relay.cache.invalidate()
+    after_commit(session, lambda: resources.relay.cache.invalidate())
     return snapshot
 
 
@@ -79,8 +78,7 @@ async def update_model(
     session: SessionDep,
 ) -> ModelInfo:
     model = await catalog_admin.update_model(session, _actor(request, user), name, body)
-    await session.commit()
-    resources.relay.cache.invalidate()
+    after_commit(session, lambda: resources.relay.cache.invalidate())
     return model
 
 
@@ -89,5 +87,4 @@ async def delete_model(
     name: ModelName, request: Request, user: Operator, resources: ResourcesDep, session: SessionDep
 ) -> None:
     await catalog_admin.delete_model(session, _actor(request, user), name)
-    await session.commit()
-    resources.relay.cache.invalidate()
+    after_commit(session, lambda: resources.relay.cache.invalidate())

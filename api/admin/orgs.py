@@ -9,8 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.auth import Operator, client_ip
-from api.deps import ResourcesDep, SessionDep
+from api.auth import Operator
 from api.portal.api_keys import KeyList, KeyOut
 from domain.audit.service import Actor
 from domain.errors import NotFound
@@ -18,6 +17,8 @@ from domain.identity import admin
 from domain.identity import repository as identity_repo
 from domain.inputs import Int64, PatchBody, Text
 from domain.keys import service as keys
+from edge.deps import ResourcesDep, SessionDep, client_ip
+from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/admin/v1/orgs", tags=["admin: orgs"])
 
@@ -85,6 +86,6 @@ async def update_org(
     actor = Actor("operator", operator.id, client_ip(request))
     org = await admin.update_org(session, actor, org_id, body.model_dump(exclude_unset=True))
     out = AdminOrgOut.model_validate(org, from_attributes=True)
-    await session.commit()
-    resources.relay.forget_org(org_id)  # the relay memoises the tier it prices with
+    # The relay memoises the tier it prices with.
+    after_commit(session, lambda: resources.relay.forget_org(org_id))
     return out

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.auth import Operator
-from api.deps import ResourcesDep
 from domain.identity import admin
+from edge.deps import ResourcesDep
 
 router = APIRouter(prefix="/admin/v1/tiers", tags=["admin: tiers"])
 

@@ -9,12 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from api.auth import Operator, client_ip
-from api.deps import SessionDep
+from api.auth import Operator
 from domain.audit.service import Actor
 from domain.identity import admin
 from domain.identity import repository as identity_repo
 from domain.inputs import Int64, PatchBody, Text
+from edge.deps import SessionDep, client_ip
 from schema.identity import User
 
 router = APIRouter(prefix="/admin/v1/users", tags=["admin: users"])
@@ -77,5 +77,4 @@ async def update_user(
     changes = body.model_dump(exclude_unset=True)
     user = await admin.update_user(session, actor, user_id, changes)
     out = AdminUserOut.of(user)
-    await session.commit()
     return out

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.auth import OrgCtx
-from api.deps import SessionDep
 from domain.audit import repository as audit_repo
 from domain.inputs import Text, Timestamp
+from edge.deps import SessionDep
 
 router = APIRouter(prefix="/enterprise/v1/audit", tags=["enterprise: audit"])
 

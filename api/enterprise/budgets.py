@@ -13,10 +13,11 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.budgets import service as budgets
 from domain.inputs import Int64, PatchBody, Text
 from domain.pricing.cost import format_credits
+from edge.deps import ResourcesDep, SessionDep
+from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/enterprise/v1/budgets", tags=["enterprise: budgets"])
 
@@ -128,8 +129,7 @@ async def create_budget(
 ) -> BudgetOut:
     view = await budgets.create_policy(session, ctx, body.model_dump())
     out = BudgetOut.of(view)
-    await session.commit()
-    resources.relay.forget_org(ctx.org.id)
+    after_commit(session, lambda: resources.relay.forget_org(ctx.org.id))
     return out
 
 
@@ -155,8 +155,7 @@ async def update_budget(
     changes: dict[str, Any] = body.model_dump(exclude_unset=True)
     view = await budgets.update_policy(session, ctx, policy_id, changes)
     out = BudgetOut.of(view)
-    await session.commit()
-    resources.relay.forget_org(ctx.org.id)
+    after_commit(session, lambda: resources.relay.forget_org(ctx.org.id))
     return out
 
 
@@ -165,8 +164,7 @@ async def delete_budget(
     policy_id: uuid.UUID, ctx: OrgCtx, session: SessionDep, resources: ResourcesDep
 ) -> None:
     await budgets.delete_policy(session, ctx, policy_id)
-    await session.commit()
-    resources.relay.forget_org(ctx.org.id)
+    after_commit(session, lambda: resources.relay.forget_org(ctx.org.id))
 
 
 @router.get("/{policy_id}/alerts")

@@ -11,9 +11,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import SessionDep
 from domain.enterprise import service as enterprise
 from domain.pricing.cost import format_credits
+from edge.deps import SessionDep
 
 router = APIRouter(prefix="/enterprise/v1/invoices", tags=["enterprise: invoices"])
 

@@ -10,10 +10,10 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import SessionDep
 from domain.enterprise import service as enterprise
 from domain.enterprise.repository import Member
 from domain.inputs import PatchBody, Text
+from edge.deps import SessionDep
 
 router = APIRouter(prefix="/enterprise/v1/members", tags=["enterprise: members"])
 
@@ -75,7 +75,6 @@ async def list_members(ctx: OrgCtx, session: SessionDep) -> MemberList:
 )
 async def add_member(body: MemberIn, ctx: OrgCtx, session: SessionDep) -> MemberOut:
     found = await enterprise.add_member(session, ctx, **body.model_dump())
-    await session.commit()
     return MemberOut.of(found)
 
 
@@ -88,11 +87,9 @@ async def update_member(
 ) -> MemberOut:
     changes: dict[str, Any] = body.model_dump(exclude_unset=True)
     found = await enterprise.update_member(session, ctx, user_id, changes)
-    await session.commit()
     return MemberOut.of(found)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_member(user_id: uuid.UUID, ctx: OrgCtx, session: SessionDep) -> None:
     await enterprise.remove_member(session, ctx, user_id)
-    await session.commit()

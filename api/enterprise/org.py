@@ -10,10 +10,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.enterprise import service as enterprise
 from domain.inputs import PatchBody, Text
+from edge.deps import ResourcesDep, SessionDep
 from schema.identity import Org
+from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/enterprise/v1/org", tags=["enterprise: org"])
 
@@ -54,7 +55,6 @@ async def patch_org(
 ) -> OrgOut:
     org = await enterprise.update_org(session, ctx, body.model_dump(exclude_unset=True))
     out = OrgOut.of(org)
-    await session.commit()
     # The relay memoises org settings (power level, BYOK fallback): drop them now.
-    resources.relay.forget_org(ctx.org.id)
+    after_commit(session, lambda: resources.relay.forget_org(ctx.org.id))
     return out

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
-from api.portal.sso import SsoRuntimeDep, callback_uri
 from domain.inputs import Text
 from domain.sso import configuration as sso
 from domain.sso.domains import MAX_DOMAINS, record_name, record_value
+from edge.deps import ResourcesDep, SessionDep
+from edge.sso import SsoRuntimeDep, callback_uri
 
 router = APIRouter(prefix="/enterprise/v1/sso", tags=["enterprise: single sign-on"])
 
@@ -124,15 +124,12 @@ async def put_sso(
     session: SessionDep,
 ) -> SsoOut:
     found, _created = await sso.configure(session, ctx, rt, **body.model_dump())
-    out = SsoOut.of(found, callback_uri(request, resources))
-    await session.commit()
-    return out
+    return SsoOut.of(found, callback_uri(request, resources))
 
 
 @router.delete("", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_sso(ctx: OrgCtx, session: SessionDep) -> None:
     await sso.remove(session, ctx)
-    await session.commit()
 
 
 @router.post("/domains/verify")
@@ -141,9 +138,7 @@ async def verify_domains(
 ) -> SsoOut:
     """Look up each unverified domain's TXT record now."""
     found = await sso.verify_domains(session, ctx)
-    out = SsoOut.of(found, callback_uri(request, resources))
-    await session.commit()
-    return out
+    return SsoOut.of(found, callback_uri(request, resources))
 
 
 @router.post("/test")

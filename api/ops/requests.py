@@ -13,11 +13,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.auth import Operator
-from api.deps import ResourcesDep, SessionDep
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.inputs import Text
 from domain.ops import repository as ops_repo
 from domain.ops import service as ops
+from edge.deps import ResourcesDep, SessionDep
 
 router = APIRouter(prefix="/ops/v1", tags=["ops"])
 

@@ -10,10 +10,11 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.inputs import Int32, Int64, ModelName, PatchBody, Text
 from domain.keys import service as keys
+from edge.deps import ResourcesDep, SessionDep
 from schema.keys import ApiKey
+from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/portal/v1/api-keys", tags=["portal: api keys"])
 
@@ -89,7 +90,6 @@ async def create_key(
     body: KeyIn, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
 ) -> KeyCreated:
     key, full = await keys.create_key(session, ctx, resources.identity.pepper, **body.model_dump())
-    await session.commit()
     return KeyCreated(**KeyOut.of(key).model_dump(), key=full)
 
 
@@ -108,8 +108,7 @@ async def update_key(
     key_id: uuid.UUID, body: KeyPatch, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
 ) -> KeyOut:
     key = await keys.update_key(session, ctx, key_id, body.model_dump(exclude_unset=True))
-    await session.commit()
-    resources.key_auth.invalidate(key_id)
+    after_commit(session, lambda: resources.key_auth.invalidate(key_id))
     return KeyOut.of(key)
 
 
@@ -118,6 +117,5 @@ async def revoke_key(
     key_id: uuid.UUID, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
 ) -> KeyOut:
     key = await keys.revoke_key(session, ctx, key_id)
-    await session.commit()
-    resources.key_auth.invalidate(key_id)
+    after_commit(session, lambda: resources.key_auth.invalidate(key_id))
     return KeyOut.of(key)

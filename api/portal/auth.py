@@ -8,10 +8,10 @@ from datetime import datetime
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 
-from api.auth import PortalUser, bearer_token, client_ip
-from api.deps import ResourcesDep, SessionDep
+from api.auth import PortalUser, bearer_token
 from domain.identity import service as identity
 from domain.inputs import Text
+from edge.deps import ResourcesDep, SessionDep, client_ip
 
 router = APIRouter(prefix="/portal/v1", tags=["portal: auth"])
 
@@ -52,7 +52,6 @@ class MeOut(BaseModel):
 async def signup(body: Credentials, resources: ResourcesDep, session: SessionDep) -> SignupOut:
     user = await identity.create_user(session, resources.identity, body.email, body.password)
     orgs = await identity.memberships(session, user.id)
-    await session.commit()
     return SignupOut(id=user.id, email=user.email, org_id=orgs[0].org.id)
 
 
@@ -63,7 +62,6 @@ async def login(
     issued = await identity.login(
         session, resources.identity, body.email, body.password, client_ip(request)
     )
-    await session.commit()
     return LoginOut(token=issued.token, expires_at=issued.expires_at)
 
 
@@ -74,7 +72,6 @@ async def logout(
     token = bearer_token(request)
     assert token is not None  # PortalUser already required it
     await identity.logout(session, resources.identity, token)
-    await session.commit()
 
 
 @router.get("/me")

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.byok import service as byok
 from domain.inputs import Text
+from edge.deps import ResourcesDep, SessionDep
 from schema.keys import ByokKey
+from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/portal/v1/byok", tags=["portal: byok"])
 
@@ -56,8 +57,7 @@ async def put_key(
         session, ctx, resources.secret_box, **body.model_dump(),
         egress=resources.settings.tenant_egress,
     )  # fmt: skip
-    await session.commit()
-    resources.relay.forget_org(ctx.org.id)
+    after_commit(session, lambda: resources.relay.forget_org(ctx.org.id))
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return ByokOut.of(row)
 
@@ -72,8 +72,7 @@ async def set_enabled(
     provider: Provider, body: ByokPatch, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
 ) -> ByokOut:
     row = await byok.set_enabled(session, ctx, provider, body.enabled)
-    await session.commit()
-    resources.relay.forget_org(ctx.org.id)
+    after_commit(session, lambda: resources.relay.forget_org(ctx.org.id))
     return ByokOut.of(row)
 
 
@@ -82,5 +81,4 @@ async def delete_key(
     provider: Provider, ctx: OrgCtx, resources: ResourcesDep, session: SessionDep
 ) -> None:
     await byok.delete_key(session, ctx, provider)
-    await session.commit()
-    resources.relay.forget_org(ctx.org.id)
+    after_commit(session, lambda: resources.relay.forget_org(ctx.org.id))

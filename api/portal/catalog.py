@@ -6,17 +6,17 @@ only customer-facing fields: channel groups and fallbacks are routing internals.
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.pricing import service as catalog
 from domain.pricing.cost import BPS, MICROS_PER_CREDIT, POWER_BPS, TIER_BPS, format_credits
 from domain.pricing.models import CatalogModel
+from domain.setup.snippets import snippets
+from edge.deps import ResourcesDep, SessionDep
 
 router = APIRouter(prefix="/portal/v1", tags=["portal: models"])
 
@@ -107,38 +107,6 @@ async def list_models(ctx: OrgCtx, session: SessionDep) -> ModelList:
             for e in await _callable_models(session)
         ]
     )
-
-
-def snippets(openai_base: str, model: str) -> dict[str, str]:
-    """Each snippet reads the key from OXINF_API_KEY: keys must never be pasted into code."""
-    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Hello!"}]})
-    curl = (
-        f"curl {openai_base}/chat/completions \\\n"
-        '  -H "Authorization: Bearer $OXINF_API_KEY" \\\n'
-        '  -H "Content-Type: application/json" \\\n'
-        f"  -d '{body}'"
-    )
-    python = (
-        "import os\n"
-        "from openai import OpenAI\n\n"
-        f'client = OpenAI(base_url="{openai_base}", api_key=os.environ["OXINF_API_KEY"])\n'
-        "reply = client.chat.completions.create(\n"
-        f'    model="{model}",\n'
-        '    messages=[{"role": "user", "content": "Hello!"}],\n'
-        ")\n"
-        "print(reply.choices[0].message.content)\n"
-    )
-    javascript = (
-        'import OpenAI from "openai";\n\n'
-        f'const client = new OpenAI({{ baseURL: "{openai_base}", '
-        "apiKey: process.env.OXINF_API_KEY });\n"
-        "const reply = await client.chat.completions.create({\n"
-        f'  model: "{model}",\n'
-        '  messages: [{ role: "user", content: "Hello!" }],\n'
-        "});\n"
-        "console.log(reply.choices[0].message.content);\n"
-    )
-    return {"curl": curl, "python": python, "javascript": javascript}
 
 
 @router.get("/setup")

@@ -9,14 +9,15 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
-from api.settings import Settings
+from config.settings import Settings
 from domain.inputs import Int64, Text
 from domain.payments import service as payments
 from domain.payments.gateway import StripeGateway, gateway_for
 from domain.payments.models import BillingSettings, PaymentRecord
 from domain.payments.service import CheckoutConfig
 from domain.pricing.cost import format_credits
+from edge.deps import ResourcesDep, SessionDep
+from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/portal/v1/credits", tags=["portal: credits"])
 
@@ -180,5 +181,5 @@ async def put_auto_recharge(
         package_id=body.package_id,
         payment_method_id=body.payment_method_id,
     )
-    await session.commit()
+    after_commit(session, lambda: resources.auto_recharge.forget(ctx.org.id))
     return AutoRechargeOut.of(updated)

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
+from domain.billing_cycles.periods import next_month_start
 from domain.inputs import Text, Timestamp
 from domain.ledger import service as ledger
 from domain.ledger.models import Entry
 from domain.pricing.cost import MICROS_PER_CREDIT, format_credits
+from edge.deps import ResourcesDep, SessionDep
 
 router = APIRouter(prefix="/portal/v1/credits", tags=["portal: credits"])
 
@@ -64,11 +65,6 @@ class EntryOut(BaseModel):
 class EntryPageOut(BaseModel):
     data: list[EntryOut]
     next_cursor: str | None
-
-
-def next_month_start(now: datetime) -> datetime:
-    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
-    return datetime(year, month, 1, tzinfo=UTC)
 
 
 @router.get("/balance")

@@ -7,38 +7,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.auth import client_ip
-from api.deps import ResourcesDep, SessionDep, public_base_url
-from api.runtime import Resources
-from domain.errors import DomainError
 from domain.inputs import Text
 from domain.sso import signin
-from domain.sso.runtime import SsoRuntime
+from edge.deps import ResourcesDep, SessionDep, client_ip
+from edge.sso import SsoRuntimeDep, callback_uri
 
 router = APIRouter(prefix="/portal/v1/auth/sso", tags=["portal: auth"])
-
-CALLBACK_PATH = "/portal/v1/auth/sso/callback"
-
-
-async def sso_runtime(resources: ResourcesDep) -> SsoRuntime:
-    """SSO fetches only tenant-chosen URLs: always through the tenant egress client."""
-    return SsoRuntime(
-        box=resources.secret_box,
-        http=resources.tenant_http,
-        egress=resources.settings.tenant_egress,
-        identity=resources.identity,
-    )
-
-
-SsoRuntimeDep = Annotated[SsoRuntime, Depends(sso_runtime)]
-
-
-def callback_uri(request: Request, resources: Resources) -> str:
-    """The redirect URI to register at the identity provider."""
-    return public_base_url(request, resources) + CALLBACK_PATH
 
 
 class StartIn(BaseModel):
@@ -83,7 +60,6 @@ async def start(
         session, rt, email=body.email,
         callback_uri=callback_uri(request, resources), redirect_uri=body.redirect_uri,
     )  # fmt: skip
-    await session.commit()
     return StartOut(authorization_url=started.authorization_url, expires_at=started.expires_at)
 
 
@@ -98,17 +74,10 @@ async def callback(
     error_description: Annotated[Text | None, Query(max_length=1000)] = None,
 ) -> SignedInOut:
     """Where the identity provider sends the browser back: returns the session token."""
-    outcome: signin.SignedIn | DomainError
-    try:
-        outcome = await signin.finish(
-            session, rt, state=state, code=code, provider_error=error,
-            provider_error_description=error_description, ip=client_ip(request),
-        )  # fmt: skip
-    except DomainError as exc:
-        outcome = exc
-    await session.commit()  # also on failure: the state is spent either way
-    if isinstance(outcome, DomainError):
-        raise outcome
+    outcome = await signin.finish(
+        session, rt, state=state, code=code, provider_error=error,
+        provider_error_description=error_description, ip=client_ip(request),
+    )  # fmt: skip
     return SignedInOut(
         token=outcome.session.token,
         expires_at=outcome.session.expires_at,

@@ -15,14 +15,15 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep, public_base_url
 from domain.errors import InvalidRequest, NotFound
 from domain.inputs import Text, Timestamp
 from domain.pricing.cost import format_credits
 from domain.tasks import service as tasks
 from domain.tasks.views import task_view
-from domain.usage import queries
 from domain.usage import repository as usage_repo
+from domain.usage import service as usage
+from domain.usage.models import GroupBy, UsageRow
+from edge.deps import ResourcesDep, SessionDep, public_base_url
 from schema.requests import RequestLog
 
 router = APIRouter(prefix="/portal/v1", tags=["portal: usage"])
@@ -131,7 +132,7 @@ class UsageOut(BaseModel):
     byok_requests: int
 
     @classmethod
-    def of(cls, row: queries.UsageRow) -> UsageOut:
+    def of(cls, row: UsageRow) -> UsageOut:
         return cls(
             key=row.key,
             requests=row.requests,
@@ -177,14 +178,14 @@ async def usage_summary(
     session: SessionDep,
     start: Timestamp | None = Query(default=None, alias="from", description="default: month start"),
     end: Timestamp | None = Query(default=None, alias="to", description="exclusive; default: now"),
-    group_by: queries.GroupBy = Query(
+    group_by: GroupBy = Query(
         default="none", description="`day` reads raw logs only; the others also use rollups"
     ),
 ) -> UsageSummaryOut:
     now = datetime.now(UTC)
     end_at = _utc(end) if end else now
     start_at = _utc(start) if start else datetime(now.year, now.month, 1, tzinfo=UTC)
-    summary = await queries.usage_summary(
+    summary = await usage.usage_summary(
         session, ctx.org.id, start=start_at, end=end_at, group_by=group_by, now=now
     )
     return UsageSummaryOut(
@@ -207,7 +208,7 @@ async def list_requests(
     model: Text | None = Query(default=None, max_length=200),
 ) -> RequestPageOut:
     before = _parse_cursor(cursor) if cursor else None
-    rows = await queries.list_logs(
+    rows = await usage_repo.list_logs(
         session, ctx.org.id, before=before, limit=limit + 1, status=status, model=model
     )
     page = rows[:limit]
@@ -237,7 +238,7 @@ async def list_tasks(
         session, ctx.org.id, status=status, cursor=cursor, limit=limit
     )
     base = public_base_url(request, resources)
-    data = [task_view(t, base_url=base) for t in page]
+    data = [task_view(t, base_url=base, signer=resources.results.signer) for t in page]
     return {"object": "list", "data": data, "next_cursor": next_cursor}
 
 
@@ -246,4 +247,5 @@ async def get_task(
     task_id: uuid.UUID, request: Request, ctx: OrgCtx, session: SessionDep, resources: ResourcesDep
 ) -> dict[str, Any]:
     task = await tasks.get_task(session, ctx.org.id, task_id)
-    return task_view(task, base_url=public_base_url(request, resources))
+    base = public_base_url(request, resources)
+    return task_view(task, base_url=base, signer=resources.results.signer)

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from api.auth import OrgCtx
-from api.deps import ResourcesDep, SessionDep
 from domain.callbacks import secrets
+from edge.deps import ResourcesDep, SessionDep
 
 router = APIRouter(prefix="/portal/v1/webhook-secret", tags=["portal: webhook secret"])
 
@@ -38,7 +38,6 @@ async def get_secret(
 ) -> WebhookSecretOut:
     ctx.require("admin")
     info = await secrets.load_or_create(session, ctx.org.id, resources.secret_box, actor=ctx.actor)
-    await session.commit()
     _no_store(response)
     return WebhookSecretOut.of(info)
 
@@ -50,6 +49,5 @@ async def rotate_secret(
     ctx.require("admin")
     await secrets.rotate(session, ctx.org.id, resources.secret_box, ctx.actor)
     info = await secrets.load_or_create(session, ctx.org.id, resources.secret_box, actor=ctx.actor)
-    await session.commit()
     _no_store(response)
     return WebhookSecretOut.of(info)

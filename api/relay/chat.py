@@ -9,10 +9,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from api.auth import ApiKeyAuth, api_key_principal
-from api.deps import ResourcesDep, get_resources
 from api.errors import domain_error_response, outage_response
-from api.runtime import Resources
+from config.runtime import Resources
 from domain import json_exact
+from domain.admission import service as admission
 from domain.enterprise import governance
 from domain.errors import DomainError, InvalidRequest, PermissionDenied
 from domain.inputs import MODEL_NAME_MAX, NO_NUL
@@ -20,6 +20,7 @@ from domain.keys.auth import KeyPrincipal
 from domain.outages import as_unavailable
 from domain.pricing import repository as pricing_repo
 from domain.relay.stream import sse_events, start_pump
+from edge.deps import ResourcesDep, SessionDep, get_resources
 
 router = APIRouter(prefix="/v1", tags=["relay"])
 
@@ -138,12 +139,11 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 @router.get("/models")
-async def list_models(key: ApiKeyAuth, resources: ResourcesDep) -> dict[str, Any]:
+async def list_models(key: ApiKeyAuth, session: SessionDep) -> dict[str, Any]:
     if not key.scopes & {"llm:models", "llm:inference"}:
         raise PermissionDenied("this key lacks the llm:models scope")
-    async with resources.sessions() as session:
-        catalog = await pricing_repo.list_models(session, enabled_only=True, at=None)
-        rules = await governance.for_key(session, key.org_id, key.key_id)
+    catalog = await pricing_repo.list_models(session, enabled_only=True, at=None)
+    rules = await governance.for_key(session, key.org_id, key.key_id)
     data = [
         {
             "id": entry.model.name,
@@ -152,8 +152,6 @@ async def list_models(key: ApiKeyAuth, resources: ResourcesDep) -> dict[str, Any
             "owned_by": entry.model.provider or "0xinf",
         }
         for entry in catalog
-        if entry.price is not None
-        and key.allows_model(entry.model.name)
-        and rules.allows_model(entry.model.name)
+        if entry.price is not None and admission.may_use(key, rules, entry.model.name)
     ]
     return {"object": "list", "data": data}

@@ -8,14 +8,17 @@ the workflow start is safe even if this process dies right after the commit.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from api.deps import ResourcesDep
-from api.settings import Settings
+from config.runtime import Resources
+from config.settings import Settings
 from domain.errors import ServiceUnavailable
-from domain.payments.webhooks import parse_verified, record_event, start_event_workflow
+from domain.payments.webhooks import parse_verified, record_event
+from edge.deps import ResourcesDep, SessionDep
+from schema.unit_of_work import after_commit
 
 log = logging.getLogger("oxinf.payments")
 
@@ -35,8 +38,20 @@ def webhook_secrets(settings: Settings) -> list[str]:
     return [s.strip() for s in raw.split(",") if s.strip()]
 
 
+async def start_processing(resources: Resources, event_id: str) -> None:
+    try:
+        await resources.workflows.start_stripe_event(event_id)
+    except Exception as exc:  # recorded but not started: a non-2xx makes Stripe redeliver
+        log.warning("stripe event workflow not started", extra={"event_id": event_id})
+        raise ServiceUnavailable(
+            "event recorded but processing could not start yet; it will be retried"
+        ) from exc
+
+
 @router.post("/webhooks/stripe")
-async def stripe_webhook(request: Request, resources: ResourcesDep) -> WebhookAck:
+async def stripe_webhook(
+    request: Request, resources: ResourcesDep, session: SessionDep
+) -> WebhookAck:
     settings = resources.settings
     secrets = webhook_secrets(settings)
     if not secrets:
@@ -50,15 +65,8 @@ async def stripe_webhook(request: Request, resources: ResourcesDep) -> WebhookAc
         secrets,
         tolerance_s=settings.stripe_webhook_tolerance_s,
     )
-    async with resources.sessions.begin() as session:
-        received = await record_event(session, event)
+    received = await record_event(session, event)
     if not received.processed:
-        try:
-            client = await resources.temporal.get()
-            await start_event_workflow(client, received.id, settings.task_queue)
-        except Exception as exc:  # recorded but not started: a non-2xx makes Stripe redeliver
-            log.warning("stripe event workflow not started", extra={"event_id": received.id})
-            raise ServiceUnavailable(
-                "event recorded but processing could not start yet; it will be retried"
-            ) from exc
+        # After the commit: the event row is durable before its workflow may look for it.
+        after_commit(session, partial(start_processing, resources, received.id))
     return WebhookAck(received=True, id=received.id, duplicate=not received.new)

@@ -30,3 +30,8 @@ def month_start(moment: datetime) -> datetime:
 def add_months(start: datetime, months: int) -> datetime:
     index = start.year * 12 + (start.month - 1) + months
     return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def next_month_start(moment: datetime) -> datetime:
+    """When the month after `moment`'s begins (monthly allocations, budgets reset then)."""
+    return add_months(month_start(moment), 1)

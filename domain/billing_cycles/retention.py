@@ -6,6 +6,10 @@ can delay deletion but never lose usage. Only closed months are rolled, so conte
 current month waits for the month to close even if its org's window is shorter (the
 retention promise is kept to within a month plus one nightly run). Ledger entries and
 request logs are never deleted here.
+
+Task results in the result store are deleted once older than their org's window (they are
+content, not usage: no rollup waits for them), and their task rows forget the URLs and
+inline bytes that pointed at them.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.billing_cycles import repository as repo
 from domain.billing_cycles.periods import add_months, month_start
 from domain.errors import InvalidField
-from domain.usage.rollup import rollup_orgs
+from domain.results import repository as results_repo
+from domain.results.store import BlobStore
+from domain.usage import repository as usage_repo
 
 RATE_WINDOW_KEEP = timedelta(hours=1)
 MAX_BATCH = 10_000
@@ -62,7 +68,7 @@ async def rollup_batch(
 ) -> RollupBatch:
     _check(limit)
     org_ids = await repo.org_ids_page(session, after=after, limit=limit)
-    written = await rollup_orgs(session, org_ids, start=plan.start, end=plan.end)
+    written = await usage_repo.rollup_orgs(session, org_ids, start=plan.start, end=plan.end)
     return RollupBatch(
         orgs=len(org_ids), buckets_written=written, last_org_id=org_ids[-1] if org_ids else None
     )
@@ -83,3 +89,16 @@ async def trim_callbacks_batch(session: AsyncSession, now: datetime, *, limit: i
 async def delete_rate_windows_batch(session: AsyncSession, now: datetime, *, limit: int) -> int:
     _check(limit)
     return await repo.delete_rate_windows(session, before=now - RATE_WINDOW_KEEP, limit=limit)
+
+
+async def delete_results_batch(
+    session: AsyncSession, store: BlobStore, now: datetime, *, limit: int
+) -> int:
+    """Deletes one batch of expired stored results: the objects first, then their rows, in
+    the transaction that locked them, so a failure part way leaves them to the next run
+    (deleting an object twice is harmless)."""
+    _check(limit)
+    rows = await results_repo.expired(session, now, limit=limit)
+    await store.delete_many([key for _, _, key in rows])
+    await results_repo.mark_deleted(session, [(task_id, idx) for task_id, idx, _ in rows])
+    return len(rows)

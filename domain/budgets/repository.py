@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -37,6 +38,21 @@ P = table_of(BudgetPolicy)
 U = table_of(BudgetUsage)
 A = table_of(BudgetAlert)
 AUDIT = table_of(AuditEvent)
+
+
+@dataclass(frozen=True)
+class PolicyUsage:
+    """A policy's month so far."""
+
+    spent_micros: int
+    reserved_micros: int
+
+
+@dataclass(frozen=True)
+class PolicyMode:
+    policy_id: uuid.UUID
+    mode: str  # hard | soft
+
 
 _IDS = bindparam("b_ids", type_=ARRAY(UUID(as_uuid=True)))
 _AMOUNTS = bindparam("b_amounts", type_=ARRAY(BigInteger()))
@@ -200,14 +216,14 @@ async def policies_scoped_to(session: Executor, org_id: uuid.UUID, scope_id: uui
 
 async def usage_for(
     session: Executor, policy_ids: Sequence[uuid.UUID], period: date
-) -> dict[uuid.UUID, tuple[int, int]]:
-    """(spent, reserved) per policy for one month; absent means nothing yet."""
+) -> dict[uuid.UUID, PolicyUsage]:
+    """Per policy for one month; absent means nothing yet."""
     if not policy_ids:
         return {}
     stmt = select(U.c.policy_id, U.c.spent_micros, U.c.reserved_micros).where(
         U.c.policy_id.in_(policy_ids), U.c.period == period
     )
-    return {r[0]: (int(r[1]), int(r[2])) for r in await session.execute(stmt)}
+    return {r[0]: PolicyUsage(int(r[1]), int(r[2])) for r in await session.execute(stmt)}
 
 
 async def list_alerts(
@@ -228,9 +244,9 @@ async def applicable(
     user_id: uuid.UUID | None,
     department_id: uuid.UUID | None,
     cost_center_id: uuid.UUID | None,
-) -> list[tuple[uuid.UUID, str]]:
+) -> list[PolicyMode]:
     """Enabled policies reaching a key: its own, its creator's, their department's and
-    cost center's. (policy id, mode), in id order."""
+    cost center's, in id order."""
     reach = (P.c.scope == "key") & (P.c.scope_id == key_id)
     for scope, value in (
         ("member", user_id),
@@ -244,4 +260,4 @@ async def applicable(
         .where(P.c.org_id == org_id, P.c.enabled.is_(True), reach)
         .order_by(P.c.id)
     )
-    return [(r[0], r[1]) for r in await session.execute(stmt)]
+    return [PolicyMode(r[0], r[1]) for r in await session.execute(stmt)]

@@ -31,6 +31,9 @@ MAX_LIMIT_MICROS = 10**15  # a billion credits: a typo guard, far above any real
 EDITABLE = ("name", "limit_micros", "mode", "alert_thresholds", "enabled")
 
 
+NO_USAGE = repo.PolicyUsage(spent_micros=0, reserved_micros=0)
+
+
 @dataclass(frozen=True)
 class PolicyView:
     policy: Any
@@ -122,7 +125,11 @@ async def _check_scope(
 async def _views(session: AsyncSession, rows: list[Any]) -> list[PolicyView]:
     period = period_of()
     usage = await repo.usage_for(session, [r["id"] for r in rows], period)
-    return [PolicyView(r, period, *usage.get(r["id"], (0, 0))) for r in rows]
+    views = []
+    for r in rows:
+        used = usage.get(r["id"], NO_USAGE)
+        views.append(PolicyView(r, period, used.spent_micros, used.reserved_micros))
+    return views
 
 
 async def list_policies(session: AsyncSession, ctx: OrgContext) -> list[PolicyView]:

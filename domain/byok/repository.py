@@ -35,6 +35,15 @@ async def get(session: AsyncSession, org_id: uuid.UUID, provider: str) -> ByokKe
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def reloaded(session: AsyncSession, org_id: uuid.UUID, provider: str) -> ByokKey | None:
+    """`get`, then the row read again past the session's identity map (an upsert or update
+    above ran as Core, which does not refresh objects the session already holds)."""
+    row = await get(session, org_id, provider)
+    if row is not None:
+        await session.refresh(row)
+    return row
+
+
 async def list_for_org(session: AsyncSession, org_id: uuid.UUID) -> list[ByokKey]:
     rows = await session.execute(select(ByokKey).where(B.c.org_id == org_id).order_by(B.c.provider))
     return list(rows.scalars())

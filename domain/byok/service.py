@@ -62,9 +62,8 @@ async def put_key(
         key_hint=mask_secret(key) if key else "(none)",
         enabled=True,
     )
-    row = await repo.get(session, ctx.org.id, provider)
+    row = await repo.reloaded(session, ctx.org.id, provider)
     assert row is not None
-    await session.refresh(row)
     await record(
         session, ctx.actor, "byok.created" if created else "byok.replaced", org_id=ctx.org.id,
         target_type="byok_key", target_id=provider,
@@ -83,9 +82,8 @@ async def set_enabled(
     ctx.require("admin")
     if not await repo.set_enabled(session, ctx.org.id, provider, enabled):
         raise NotFound(f"no {provider} key is stored")
-    row = await repo.get(session, ctx.org.id, provider)
+    row = await repo.reloaded(session, ctx.org.id, provider)
     assert row is not None
-    await session.refresh(row)
     await record(
         session, ctx.actor, "byok.enabled" if enabled else "byok.disabled", org_id=ctx.org.id,
         target_type="byok_key", target_id=provider, after=_summary(row),

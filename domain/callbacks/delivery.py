@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 import time
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -39,12 +41,44 @@ from domain.egress.policy import (
 )
 from domain.errors import InvalidField
 from schema.db import SessionFactory
-from workflows.callbacks import CallbackJob, Decision, DeliveryResult, Outcome
+from schema.unit_of_work import unit_of_work
 
+log = logging.getLogger("oxinf.callbacks")
 PARAM = "callback_url"
 EXCERPT_CHARS = 1024
 ERROR_CHARS = 500
 USER_AGENT = "0xinf-webhooks/1.0"
+
+Decision = Literal["delivered", "retry", "stop"]
+Outcome = Literal["delivered", "http_error", "refused", "timeout", "connect_error", "redirect"]
+
+
+class CallbackJob(Protocol):
+    """Everything one delivery sends, fixed when it starts so every attempt sends the same
+    (the delivery workflow's `CallbackJob` is one)."""
+
+    @property
+    def task_id(self) -> uuid.UUID: ...
+    @property
+    def org_id(self) -> uuid.UUID: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def webhook_id(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What one attempt came to, and whether the workflow should try again."""
+
+    decision: Decision
+    outcome: Outcome
+    http_status: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,20 +162,21 @@ async def deliver(
     """Make attempt number `attempt` and record it; safe to call again for the same job.
 
     Once an attempt has been recorded as delivered, later calls report that and send
-    nothing, so a duplicated attempt cannot deliver twice.
+    nothing, so a duplicated attempt cannot deliver twice. Its reads and its record are
+    units of work of their own: no transaction stays open while the receiver answers.
     """
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         done, status = await repo.delivered_status(session, job.org_id, job.task_id, job.event)
     if done:
         return DeliveryResult(decision="delivered", outcome="delivered", http_status=status)
-    async with sessions.begin() as session:
+    async with unit_of_work(sessions) as session:
         secret = await secrets.get_or_create(session, job.org_id, box)
     started = time.monotonic()
     outcome = await _attempt(http, config, job, secret)
     latency_ms = int((time.monotonic() - started) * 1000)
     result = outcome.result
-    async with sessions.begin() as session:
-        await repo.insert_attempt(
+    async with unit_of_work(sessions) as session:
+        _, recorded = await repo.insert_attempt(
             session,
             {
                 "task_id": job.task_id,
@@ -156,6 +191,11 @@ async def deliver(
                 "latency_ms": latency_ms,
                 "response_excerpt": outcome.excerpt,
             },
+        )
+    if not recorded:
+        log.warning(
+            "callback attempt ran twice; the first record stands",
+            extra={"task_id": str(job.task_id), "event": job.event, "attempt": attempt},
         )
     return result
 

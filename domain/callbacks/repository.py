@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,9 +77,31 @@ async def replace_ciphertext(session: AsyncSession, org_id: uuid.UUID, old: str,
     return (await session.execute(stmt)).first() is not None
 
 
-async def insert_attempt(session: AsyncSession, values: dict[str, Any]) -> int:
-    result = await session.execute(insert(A).values(**values).returning(A.c.id))
-    return int(result.scalar_one())
+_ATTEMPT_KEY = [A.c.task_id, A.c.event, A.c.attempt]
+
+
+async def insert_attempt(session: AsyncSession, values: dict[str, Any]) -> tuple[int, bool]:
+    """Record one attempt: (its row id, whether this call wrote it).
+
+    Each (task, event, attempt) is one row. A second run of the same attempt (a worker
+    presumed dead that was not) leaves the first record as it is, unless the first did not
+    deliver and this one did: a delivery is never lost from the record, since later attempts
+    read it to avoid sending again."""
+    stmt = pg_insert(A).values(**values)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=_ATTEMPT_KEY,
+        set_={c: stmt.excluded[c] for c in values if c not in ("task_id", "event", "attempt")},
+        where=(A.c.outcome != "delivered") & (stmt.excluded.outcome == "delivered"),
+    ).returning(A.c.id)
+    row = (await session.execute(upsert)).first()
+    if row is not None:
+        return int(row[0]), True
+    existing = select(A.c.id).where(
+        A.c.task_id == values["task_id"],
+        A.c.event == values["event"],
+        A.c.attempt == values["attempt"],
+    )
+    return int((await session.execute(existing)).scalar_one()), False
 
 
 async def delivered_status(

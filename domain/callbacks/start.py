@@ -1,28 +1,13 @@
-"""Starting a delivery from outside workflow code (API handlers, activities, scripts).
+"""What a callback sends: the body every attempt of one delivery carries.
 
-Call it only after the transaction that finished the task has committed. The workflow id is
-the business key `callback-{task}-{event}` and duplicates are rejected, so a starter that is
-retried after a crash, or two racing starters, still deliver the event once. (Temporal
-remembers a closed id for the namespace's retention period; after that the task's own state
-is what stops a second start.)
+A delivery is started only after the transaction that finished the task has committed
+(`domain.ports.WorkflowStarter.start_callback`, or the task workflow's own child start).
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
-
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-
-from workflows.callbacks import (
-    CallbackDeliveryWorkflow,
-    CallbackJob,
-    callback_workflow_id,
-    webhook_id_for,
-)
 
 
 def build_payload(event: str, data: dict[str, Any], occurred_at: datetime) -> dict[str, Any]:
@@ -32,33 +17,3 @@ def build_payload(event: str, data: dict[str, Any], occurred_at: datetime) -> di
     the same body.
     """
     return {"type": event, "timestamp": occurred_at.isoformat(), "data": data}
-
-
-def callback_job(
-    *, task_id: uuid.UUID, org_id: uuid.UUID, event: str, url: str, payload: dict[str, Any]
-) -> CallbackJob:
-    """A job whose `webhook-id` is derived from (task, event), stable across re-starts."""
-    return CallbackJob(
-        task_id=task_id,
-        org_id=org_id,
-        event=event,
-        url=url,
-        payload=payload,
-        webhook_id=webhook_id_for(task_id, event),
-    )
-
-
-async def start_callback(client: Client, job: CallbackJob, task_queue: str) -> bool:
-    """Start the delivery workflow; False when it was already started (nothing is sent twice)."""
-    try:
-        await client.start_workflow(
-            CallbackDeliveryWorkflow.run,
-            job,
-            id=callback_workflow_id(job.task_id, job.event),
-            task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        )
-    except WorkflowAlreadyStartedError:
-        return False
-    return True

@@ -45,7 +45,7 @@ async def for_key(session: Executor, org_id: uuid.UUID, key_id: uuid.UUID) -> Ke
         department_id=department_id,
         cost_center_id=cost_center_id,
     )
-    budgets = tuple(BudgetRef(pid, mode == "hard") for pid, mode in policies)
+    budgets = tuple(BudgetRef(p.policy_id, p.mode == "hard") for p in policies)
     if department_id is None:
         return KeyGovernance(budgets=budgets) if budgets else UNGOVERNED
     allowlist = owner["model_allowlist"] if owner else None

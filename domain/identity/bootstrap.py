@@ -11,6 +11,7 @@ import logging
 from domain.errors import Conflict
 from domain.identity.service import IdentityConfig, ensure_operator
 from schema.db import SessionFactory
+from schema.unit_of_work import unit_of_work
 
 log = logging.getLogger("oxinf.bootstrap")
 
@@ -21,7 +22,7 @@ async def bootstrap_admin(
     if not email or not password:
         return
     try:
-        async with sessions.begin() as session:
+        async with unit_of_work(sessions) as session:
             user, created = await ensure_operator(session, cfg, email, password)
     except Conflict:
         return  # another replica created it between our read and our insert

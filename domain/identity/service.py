@@ -16,8 +16,10 @@ from domain.errors import Conflict, DomainError, InvalidField, NotFound, Permiss
 from domain.identity import repository as repo
 from domain.identity.passwords import check_policy, hash_password, verify_password
 from domain.ledger import service as ledger
+from domain.sso.required import SsoRequirement
 from domain.sso.required import password_refusal as sso_password_refusal
 from schema.identity import Org, User
+from schema.unit_of_work import keep_writes_on_error
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 SESSION_PREFIX = "oxs_"
@@ -38,6 +40,10 @@ class SsoRequired(InvalidCredentials):
 
     code = "sso_required"
     status_hint = 403
+
+    def __init__(self, requirement: SsoRequirement) -> None:
+        super().__init__(requirement.message)
+        self.requirement = requirement
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,7 @@ async def login(
                 session, subject, now, cfg.max_failures, _lock_until(cfg, now)
             )
         # The failure count must survive the error this call is about to raise.
-        await session.commit()
+        keep_writes_on_error(session)
         raise InvalidCredentials("email or password is wrong")
     await repo.clear_failures(session, subjects)
     return await issue_session(session, cfg, user.id, ip)

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from domain.clock import SYSTEM_CLOCK, Clock
 from domain.crypto import digests_equal, token_digest
 from domain.errors import Unauthenticated
 from domain.keys import repository as repo
 from domain.keys.service import KEY_RE
 from schema.db import SessionFactory
+from schema.unit_of_work import unit_of_work
 
 log = logging.getLogger("oxinf.keys")
 MAX_CACHED = 20_000
@@ -51,9 +52,16 @@ class _Entry:
 
 class KeyAuthenticator:
     def __init__(
-        self, sessions: SessionFactory, pepper: str, *, ttl_s: float, resolution_s: int
+        self,
+        sessions: SessionFactory,
+        pepper: str,
+        *,
+        ttl_s: float,
+        resolution_s: int,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._sessions = sessions
+        self._clock = clock
         self._pepper = pepper
         self._ttl = ttl_s
         self._resolution = resolution_s
@@ -65,14 +73,14 @@ class KeyAuthenticator:
         if not presented or not KEY_RE.match(presented):
             raise Unauthenticated(INVALID)
         digest = token_digest(self._pepper, presented)
-        now = time.monotonic()
+        now = self._clock.monotonic()
         entry = self._cache.get(digest)
         if entry is None or now - entry.fetched > self._ttl:
             entry = await self._load(digest, now)
         principal = entry.principal
         if principal is None or not digests_equal(entry.key_hash, digest):
             raise Unauthenticated(INVALID)
-        if principal.expires_at is not None and principal.expires_at <= datetime.now(UTC):
+        if principal.expires_at is not None and principal.expires_at <= self._clock.now():
             raise Unauthenticated(INVALID)
         self._touch(principal.key_id, now)
         return principal
@@ -83,7 +91,7 @@ class KeyAuthenticator:
                 del self._cache[digest]
 
     async def _load(self, digest: bytes, now: float) -> _Entry:
-        async with self._sessions() as session:
+        async with unit_of_work(self._sessions) as session:
             row = await repo.by_hash(session, digest)
         principal = None
         if row is not None and row.revoked_at is None:
@@ -111,14 +119,14 @@ class KeyAuthenticator:
         if last is not None and now - last < self._resolution:
             return
         self._touched[key_id] = now
-        task = asyncio.create_task(self._write_last_used(key_id))
+        task = asyncio.create_task(self._write_last_used(key_id, self._clock.now()))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _write_last_used(self, key_id: uuid.UUID) -> None:
+    async def _write_last_used(self, key_id: uuid.UUID, now: datetime) -> None:
         try:
-            async with self._sessions.begin() as session:
-                await repo.touch_last_used(session, key_id, datetime.now(UTC), self._resolution)
+            async with unit_of_work(self._sessions) as session:
+                await repo.touch_last_used(session, key_id, now, self._resolution)
         except Exception:  # best effort: a missed last_used must never fail a request
             log.warning("could not record last_used_at", exc_info=True)
 

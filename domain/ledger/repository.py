@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -188,6 +189,20 @@ _MOVE_KEY_BUDGET = (
 _MOVE_KEY_BUDGET_BUDGETED = _MOVE_KEY_BUDGET.where(api_keys.c.budget_micros.is_not(None))
 
 
+@dataclass(frozen=True)
+class AccountTotals:
+    """An account's figures as a statement read or left them."""
+
+    balance_micros: int
+    available_micros: int
+
+
+@dataclass(frozen=True)
+class KeyBudgetReservation:
+    has_budget: bool  # the key has a credit budget at all
+    reserved: bool  # and this reserve fitted it (never true without a budget)
+
+
 def _entry(row: RowMapping | None) -> Entry | None:
     return None if row is None else Entry.model_validate(dict(row))
 
@@ -212,11 +227,11 @@ async def insert_account(session: Executor, org_id: uuid.UUID) -> bool:
 
 async def get_account(
     session: Executor, org_id: uuid.UUID, *, lock: bool = False
-) -> tuple[int, int] | None:
-    """(balance, available); with `lock`, the row stays locked until the transaction ends."""
+) -> AccountTotals | None:
+    """With `lock`, the row stays locked until the transaction ends."""
     stmt = _GET_ACCOUNT_LOCKED if lock else _GET_ACCOUNT
     row = (await session.execute(stmt, {"b_org": org_id})).first()
-    return None if row is None else (int(row[0]), int(row[1]))
+    return None if row is None else AccountTotals(int(row[0]), int(row[1]))
 
 
 async def move_account(
@@ -226,11 +241,11 @@ async def move_account(
     balance_delta: int,
     available_delta: int,
     guard_available: bool = False,
-) -> tuple[int, int] | None:
+) -> AccountTotals | None:
     """Apply both deltas in one statement; with `guard_available` only if available stays ≥ 0,
     and a positive balance delta only if the balance stays within BIGINT.
 
-    Returns the new (balance, available), or None when the row is missing or a guard held.
+    Returns the new figures, or None when the row is missing or a guard held.
     """
     if guard_available:
         stmt = _MOVE_ACCOUNT_GUARDED
@@ -242,7 +257,7 @@ async def move_account(
         "b_available_delta": available_delta,
     }
     row = (await session.execute(stmt, params)).first()
-    return None if row is None else (int(row[0]), int(row[1]))
+    return None if row is None else AccountTotals(int(row[0]), int(row[1]))
 
 
 async def release_to_accounts(session: Executor, amounts: Mapping[uuid.UUID, int]) -> None:
@@ -267,14 +282,14 @@ async def release_to_accounts(session: Executor, amounts: Mapping[uuid.UUID, int
 
 async def reserve_key_budget(
     session: Executor, key_id: uuid.UUID, org_id: uuid.UUID, amount: int
-) -> tuple[bool, bool] | None:
-    """Reserve on a budgeted key in one round trip: (has_budget, reserved), None if no such key.
+) -> KeyBudgetReservation | None:
+    """Reserve on a budgeted key in one round trip; None if no such key.
 
     The conditional UPDATE runs in a CTE so an unbudgeted key is read, never written or locked.
     """
     params = {"b_key_id": key_id, "b_org": org_id, "b_amount": amount}
     row = (await session.execute(_RESERVE_KEY_BUDGET, params)).first()
-    return None if row is None else (bool(row[0]), bool(row[1]))
+    return None if row is None else KeyBudgetReservation(bool(row[0]), bool(row[1]))
 
 
 async def move_key_budget(

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -24,10 +25,12 @@ from temporalio.client import Client
 from domain.callbacks import repository as callbacks_repo
 from domain.errors import NotFound
 from domain.ops import repository as repo
+from domain.results import repository as results_repo
 from domain.tasks import repository as tasks_repo
 from domain.usage import repository as usage_repo
 from schema.ledger import Hold, LedgerEntry
 from schema.requests import RequestAttempt, RequestLog
+from schema.results import TaskResult
 from schema.tasks import CallbackAttempt, Task, TaskOrphanJob, TaskSubmission
 
 log = logging.getLogger("oxinf.ops")
@@ -45,20 +48,33 @@ def temporal_link(ui_base: str, namespace: str, workflow_id: str) -> str:
     return f"{ui_base.rstrip('/')}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id)}"
 
 
-async def request_view(session: AsyncSession, request_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _RequestRecords:
+    log: RequestLog
+    attempts: list[RequestAttempt]
+    hold_ids: list[uuid.UUID]  # the hold the log names, if any
+    holds: list[Hold]  # every hold the request took (a fallback may take another)
+
+
+async def _request_records(session: AsyncSession, request_id: str) -> _RequestRecords:
     found = await repo.get_log(session, request_id)
     if found is None:
         raise NotFound("no such request")
     attempts = await usage_repo.attempts_of(session, request_id)
     hold_ids = [found.hold_id] if found.hold_id else []
     holds = await repo.holds_for(session, found.org_id, request_id, hold_ids)
-    all_holds = sorted({h.id for h in holds} | set(hold_ids))
+    return _RequestRecords(found, attempts, hold_ids, holds)
+
+
+async def request_view(session: AsyncSession, request_id: str) -> dict[str, Any]:
+    records = await _request_records(session, request_id)
+    all_holds = sorted({h.id for h in records.holds} | set(records.hold_ids))
     entries = await repo.entries_for(session, request_id, all_holds)
     detail = await repo.get_detail(session, request_id)
     return {
-        "log": row(found),
-        "attempts": [row(a) for a in attempts],
-        "holds": [row(h) for h in holds],
+        "log": row(records.log),
+        "attempts": [row(a) for a in records.attempts],
+        "holds": [row(h) for h in records.holds],
         "ledger_entries": [row(e) for e in entries],
         "detail": row(detail) if detail else None,
     }
@@ -75,6 +91,7 @@ async def task_view(session: AsyncSession, task_id: uuid.UUID) -> dict[str, Any]
     callbacks = await callbacks_repo.list_attempts(session, task.org_id, task.id)
     attempts = await tasks_repo.submissions(session, task.id)
     orphans = await tasks_repo.orphans(session, task.id)
+    stored = await results_repo.for_task(session, task.id)
     return {
         "task": row(task),
         "holds": [row(h) for h in holds],
@@ -83,6 +100,7 @@ async def task_view(session: AsyncSession, task_id: uuid.UUID) -> dict[str, Any]
         # A synchronous result can run to megabytes; the task row holds it once settled.
         "upstream_submissions": [row(a) | {"outcome": None} for a in attempts],
         "orphan_jobs": [row(o) for o in orphans],
+        "stored_results": [row(r) for r in stored],
     }
 
 
@@ -178,24 +196,35 @@ def _orphan_entries(o: TaskOrphanJob) -> list[dict[str, Any]]:
     return out
 
 
+def _result_entries(r: TaskResult) -> list[dict[str, Any]]:
+    """A result copied into the result store (and deleted by retention), or a copy that
+    gave up (the task then kept the provider's URLs)."""
+    where = {"index": r.idx, "object_key": r.object_key}
+    if r.state == "failed":
+        return [{"at": r.created_at, "source": "results", "event": "result.copy_failed",
+                 "data": where | {"error": r.error}}]  # fmt: skip
+    out = [{"at": r.stored_at, "source": "results", "event": "result.stored",
+            "data": where | {"content_type": r.content_type, "bytes": r.size_bytes}}]  # fmt: skip
+    if r.deleted_at is not None:
+        out.append({"at": r.deleted_at, "source": "results", "event": "result.deleted",
+                    "data": where})  # fmt: skip
+    return out
+
+
 def _sorted(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # Stable: same-instant entries keep source order (log before attempts before holds ...).
     return sorted(entries, key=lambda e: _at(e["at"]))
 
 
 async def request_timeline(session: AsyncSession, request_id: str) -> dict[str, Any]:
-    found = await repo.get_log(session, request_id)
-    if found is None:
-        raise NotFound("no such request")
-    attempts = await usage_repo.attempts_of(session, request_id)
-    hold_ids = [found.hold_id] if found.hold_id else []
-    holds = await repo.holds_for(session, found.org_id, request_id, hold_ids)
-    entries = await repo.entries_for(session, request_id, sorted({h.id for h in holds}))
-    timeline = _log_entries(found) + [_attempt_entry(a) for a in attempts]
-    for h in holds:
+    records = await _request_records(session, request_id)
+    hold_ids = sorted({h.id for h in records.holds})
+    entries = await repo.entries_for(session, request_id, hold_ids)
+    timeline = _log_entries(records.log) + [_attempt_entry(a) for a in records.attempts]
+    for h in records.holds:
         timeline += _hold_entries(h)
     timeline += [_entry(e) for e in entries]
-    return {"kind": "request", "id": request_id, "org_id": found.org_id,
+    return {"kind": "request", "id": request_id, "org_id": records.log.org_id,
             "timeline": _sorted(timeline)}  # fmt: skip
 
 
@@ -286,6 +315,8 @@ async def task_timeline(
         timeline += _submission_entries(attempt)
     for orphan in await tasks_repo.orphans(session, task.id):
         timeline += _orphan_entries(orphan)
+    for stored in await results_repo.for_task(session, task.id):
+        timeline += _result_entries(stored)
     workflow_id = task.workflow_id or f"task-{task.id}"
     link = temporal_link(ui_base, namespace, workflow_id)
     events, unavailable = await workflow_history(get_client, workflow_id)

@@ -19,6 +19,7 @@ that need a human actor and reason, and `purchase` would count the same payment 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +36,17 @@ class LedgerKeyMismatch(DomainError):
     for ops, never a replay to paper over."""
 
     code = "conflict"
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """What a reversal took from available credit, and its entry (None when it took nothing)."""
+
+    entry: Entry | None
+    taken_micros: int
+
+
+NOTHING_TAKEN = Reversal(None, 0)
 
 
 async def post_purchase(
@@ -61,35 +73,37 @@ async def post_reversal(
     key: str,
     reason: str,
     reference: str,
-) -> tuple[Entry | None, int]:
-    """Take up to `wanted_micros` from available credit: (entry or None, micros taken).
+) -> Reversal:
+    """Take up to `wanted_micros` from available credit.
 
     A replay returns the first entry, but only if it is this org's reversal for this payment:
     ledger keys are global, and an entry of another org or payment under the same key would
     let this payment's reversal vanish without reaching its own ledger.
     """
     if wanted_micros <= 0:
-        return None, 0
+        return NOTHING_TAKEN
     previous = await ledger_repo.entry_by_key(session, key)
     if previous is not None:
         if (previous.org_id, previous.kind, previous.reference) != (org_id, "reversal", reference):
             raise LedgerKeyMismatch(
                 f"ledger key {key} belongs to another org or payment; reversal not booked"
             )
-        return previous, -previous.amount_micros
+        return Reversal(previous, -previous.amount_micros)
     account = await ledger_repo.get_account(session, org_id, lock=True)
     if account is None:
         raise NotFound("credit account not found")
-    take = min(wanted_micros, account[1])
+    take = min(wanted_micros, account.available_micros)
     if take <= 0:
-        return None, 0
+        return NOTHING_TAKEN
     moved = await ledger_repo.move_account(
         session, org_id, balance_delta=-take, available_delta=-take, guard_available=True
     )
     if moved is None:  # pragma: no cover - the account row is locked by us
         raise Conflict("credit account changed concurrently; retry")
-    entry = await _reversal_entry(session, org_id, -take, moved[0], key, reason, reference)
-    return entry, take
+    entry = await _reversal_entry(
+        session, org_id, -take, moved.balance_micros, key, reason, reference
+    )
+    return Reversal(entry, take)
 
 
 async def post_reinstatement(
@@ -122,7 +136,9 @@ async def post_reinstatement(
     )
     if moved is None:
         raise NotFound("credit account not found")
-    return await _reversal_entry(session, org_id, amount_micros, moved[0], key, reason, reference)
+    return await _reversal_entry(
+        session, org_id, amount_micros, moved.balance_micros, key, reason, reference
+    )
 
 
 async def _reversal_entry(

@@ -1,7 +1,7 @@
 """Auto-recharge: top an org up from its saved card when a settle leaves it below a
 threshold, once per crossing and never twice at the same time.
 
-The relay calls `maybe_trigger_recharge` after settling. It must stay cheap when
+The relay calls `AutoRecharge.after_settle` after settling. It must stay cheap when
 auto-recharge is off, so the org's (enabled, threshold) pair is cached in-process for a few
 seconds (one primary-key read on a miss), and an org that just triggered is not re-asked
 for a short cooldown. Neither cache is what makes the recharge happen once: that is the
@@ -20,28 +20,23 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.errors import NotFound
 from domain.ledger import service as ledger
 from domain.payments import repository as repo
-from domain.payments.events import fulfil, record_refs
+from domain.payments.credit_events import fulfil, record_refs
 from domain.payments.gateway import StripeGateway
 from domain.payments.packages import CreditPackage
+from domain.ports import WorkflowStarter
 from schema.db import SessionFactory
-from workflows.payments import AUTO_RECHARGE_WORKFLOW, RechargeInput, recharge_workflow_id
+from schema.unit_of_work import unit_of_work
 
 log = logging.getLogger("oxinf.payments")
-
-DEFAULT_TASK_QUEUE = "oxinf"
-ClientGetter = Callable[[], Awaitable[Client]]
 
 
 @dataclass
@@ -51,19 +46,30 @@ class _Config:
     expires_at: float
 
 
-class RechargeTrigger:
-    """Per-process caches in front of the workflow start (see the module docstring)."""
+class AutoRecharge:
+    """One per process (the API's resources own it; see the module docstring for its caches).
+
+    `forget` must be called when an org's settings change, so this process stops serving
+    the old ones from its cache; other replicas see the change within `config_ttl_s`."""
 
     def __init__(
-        self, *, config_ttl_s: float = 30.0, cooldown_s: float = 10.0, max_orgs: int = 50_000
+        self,
+        sessions: SessionFactory,
+        workflows: WorkflowStarter,
+        *,
+        config_ttl_s: float = 30.0,
+        cooldown_s: float = 10.0,
+        max_orgs: int = 50_000,
     ) -> None:
+        self._sessions = sessions
+        self._workflows = workflows
         self.config_ttl_s = config_ttl_s
         self.cooldown_s = cooldown_s
         self.max_orgs = max_orgs
         self._config: dict[uuid.UUID, _Config] = {}
         self._fired: dict[uuid.UUID, float] = {}
 
-    def invalidate(self, org_id: uuid.UUID) -> None:
+    def forget(self, org_id: uuid.UUID) -> None:
         self._config.pop(org_id, None)
         self._fired.pop(org_id, None)
 
@@ -72,30 +78,36 @@ class RechargeTrigger:
         cached = self._config.get(org_id)
         return cached is not None and not cached.enabled and cached.expires_at > time.monotonic()
 
-    async def _settings(self, sessions: SessionFactory, org_id: uuid.UUID) -> _Config:
+    def after_settle(self, org_id: uuid.UUID) -> Awaitable[None] | None:
+        """The relay's `on_settled`: nothing to do (and no task to start) for an org known
+        to have it off; otherwise the work to run once the answer is out."""
+        return None if self.known_off(org_id) else self._after_settle(org_id)
+
+    async def _after_settle(self, org_id: uuid.UUID) -> None:
+        """Only orgs that turned it on pay for the balance read."""
+        if not (await self._settings(org_id)).enabled:
+            return
+        async with unit_of_work(self._sessions) as session:
+            available = (await ledger.balance(session, org_id)).available_micros
+        await self.maybe_trigger(org_id, available)
+
+    async def _settings(self, org_id: uuid.UUID) -> _Config:
         now = time.monotonic()
         cached = self._config.get(org_id)
         if cached is not None and cached.expires_at > now:
             return cached
-        async with sessions() as session:
+        async with unit_of_work(self._sessions) as session:
             found = await repo.recharge_trigger(session, org_id)
-        enabled, threshold = found or (False, 0)
+        enabled, threshold = (found.auto_recharge, found.threshold_micros) if found else (False, 0)
         if len(self._config) >= self.max_orgs:
             self._config.clear()  # crude, but bounded; a miss costs one indexed read
         cached = _Config(enabled, threshold, now + self.config_ttl_s)
         self._config[org_id] = cached
         return cached
 
-    async def maybe_trigger(
-        self,
-        sessions: SessionFactory,
-        temporal_client_getter: ClientGetter,
-        org_id: uuid.UUID,
-        available_micros: int,
-        *,
-        task_queue: str = DEFAULT_TASK_QUEUE,
-    ) -> bool:
-        config = await self._settings(sessions, org_id)
+    async def maybe_trigger(self, org_id: uuid.UUID, available_micros: int) -> bool:
+        """Start this org's recharge if a settle left it below its threshold; True if started."""
+        config = await self._settings(org_id)
         if not config.enabled or available_micros >= config.threshold_micros:
             return False
         now = time.monotonic()
@@ -106,60 +118,14 @@ class RechargeTrigger:
             self._fired.clear()
         self._fired[org_id] = now
         try:
-            client = await temporal_client_getter()
-            await client.start_workflow(
-                AUTO_RECHARGE_WORKFLOW,
-                RechargeInput(org_id=str(org_id)),
-                id=recharge_workflow_id(str(org_id)),
-                task_queue=task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            )
-        except WorkflowAlreadyStartedError:
-            return False
+            started = await self._workflows.start_recharge(org_id)
         except Exception:  # the relay must never fail because a top-up could not start
             self._fired.pop(org_id, None)
             log.warning("auto-recharge start failed", exc_info=True, extra={"org_id": str(org_id)})
             return False
-        log.info("auto-recharge started", extra={"org_id": str(org_id)})
-        return True
-
-
-_default_trigger = RechargeTrigger()
-
-
-async def maybe_trigger_recharge(
-    sessions: SessionFactory,
-    temporal_client_getter: ClientGetter,
-    org_id: uuid.UUID,
-    available_micros: int,
-    *,
-    task_queue: str = DEFAULT_TASK_QUEUE,
-    trigger: RechargeTrigger | None = None,
-) -> bool:
-    """Start this org's recharge if a settle left it below its threshold; True if started.
-
-    `temporal_client_getter` is e.g. `resources.temporal.get`; pass the worker task queue
-    (`settings.task_queue`) when it is not the default.
-    """
-    return await (trigger or _default_trigger).maybe_trigger(
-        sessions, temporal_client_getter, org_id, available_micros, task_queue=task_queue
-    )
-
-
-async def auto_recharge_enabled(sessions: SessionFactory, org_id: uuid.UUID) -> bool:
-    """Cheap (cached per process) pre-check, so callers read the balance only when it matters."""
-    return (await _default_trigger._settings(sessions, org_id)).enabled
-
-
-def auto_recharge_known_off(org_id: uuid.UUID) -> bool:
-    """The synchronous shortcut before `auto_recharge_enabled`: no task, no await."""
-    return _default_trigger.known_off(org_id)
-
-
-def invalidate_recharge_cache(org_id: uuid.UUID) -> None:
-    """Forget this process's cached settings for the org (called when they change)."""
-    _default_trigger.invalidate(org_id)
+        if started:
+            log.info("auto-recharge started", extra={"org_id": str(org_id)})
+        return started
 
 
 # --- the workflow's steps ------------------------------------------------------------------
@@ -218,7 +184,10 @@ class ChargeResult(BaseModel):
 async def charge(
     sessions: SessionFactory, gateway: StripeGateway, payment_id: uuid.UUID
 ) -> ChargeResult:
-    async with sessions() as session:
+    """Charge the saved card for a prepared payment. Three units of work, not one: no
+    transaction stays open across the Stripe call, and what it answered is recorded in
+    its own (a retried activity finds it there)."""
+    async with unit_of_work(sessions) as session:
         payment = await repo.get_payment(session, payment_id)
         if payment is None:
             raise NotFound(f"payment {payment_id} not found")
@@ -228,7 +197,7 @@ async def charge(
     if payment.status == "failed":
         return ChargeResult(status="failed", detail="already failed")
     if settings is None or not settings.stripe_customer_id or not settings.default_payment_method:
-        async with sessions.begin() as session:
+        async with unit_of_work(sessions) as session:
             await repo.update_payment(
                 session, payment_id, {"status": "failed"}, from_statuses=("pending",)
             )
@@ -238,7 +207,7 @@ async def charge(
         customer=settings.stripe_customer_id,
         payment_method=settings.default_payment_method,
     )
-    async with sessions.begin() as session:
+    async with unit_of_work(sessions) as session:
         locked = await repo.get_payment(session, payment_id, lock=True)
         if locked is None:  # pragma: no cover - rows are never deleted
             raise NotFound(f"payment {payment_id} not found")

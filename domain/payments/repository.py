@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -174,13 +175,20 @@ async def get_billing(session: AsyncSession, org_id: uuid.UUID) -> BillingSettin
     return None if row is None else BillingSettings.model_validate(dict(row))
 
 
-async def recharge_trigger(session: AsyncSession, org_id: uuid.UUID) -> tuple[bool, int] | None:
-    """(auto_recharge, threshold) by primary key: the relay's one indexed read."""
+@dataclass(frozen=True)
+class RechargeSetting:
+    auto_recharge: bool
+    threshold_micros: int
+
+
+async def recharge_trigger(session: AsyncSession, org_id: uuid.UUID) -> RechargeSetting | None:
+    """The org's auto-recharge switch and threshold by primary key: the relay's one
+    indexed read."""
     stmt = select(billing.c.auto_recharge, billing.c.recharge_threshold_micros).where(
         billing.c.org_id == org_id
     )
     row = (await session.execute(stmt)).first()
-    return None if row is None else (bool(row[0]), int(row[1]))
+    return None if row is None else RechargeSetting(bool(row[0]), int(row[1]))
 
 
 async def upsert_billing(

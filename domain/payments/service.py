@@ -20,8 +20,8 @@ from domain.payments import repository as repo
 from domain.payments.gateway import StripeGateway, StripeUnavailable
 from domain.payments.models import BillingSettings, CheckoutStarted, PaymentRecord
 from domain.payments.packages import CreditPackage, resolve_package
-from domain.payments.recharge import invalidate_recharge_cache
 from schema.db import SessionFactory
+from schema.unit_of_work import unit_of_work
 
 BILLING_ROLE = "finance"  # finance, admin and owner may buy and manage billing
 MAX_PAGE = 100
@@ -51,11 +51,13 @@ async def start_checkout(
     *,
     save_payment_method: bool = False,
 ) -> CheckoutStarted:
+    """One unit of work before the Stripe call and one after (see the module docstring:
+    the pending payment must be durable before Stripe can know of it)."""
     ctx.require(BILLING_ROLE)
     if gateway is None:
         raise stripe_missing()
     package = resolve_package(config.packages, package_id)
-    async with sessions.begin() as session:
+    async with unit_of_work(sessions) as session:
         payment = await repo.insert_payment(
             session,
             {
@@ -89,7 +91,7 @@ async def start_checkout(
             save_payment_method=save_payment_method,
         )
     except StripeUnavailable:
-        async with sessions.begin() as session:
+        async with unit_of_work(sessions) as session:
             await repo.update_payment(
                 session, payment.id, {"status": "failed"}, from_statuses=("pending",)
             )
@@ -97,7 +99,7 @@ async def start_checkout(
     values = {"checkout_session_id": ref.id}
     if ref.payment_intent:
         values["payment_intent_id"] = ref.payment_intent
-    async with sessions.begin() as session:
+    async with unit_of_work(sessions) as session:
         updated = await repo.update_payment(session, payment.id, values)
     return CheckoutStarted(payment=updated or payment, url=ref.url)
 
@@ -128,7 +130,8 @@ async def set_auto_recharge(
     payment_method_id: str | None,
 ) -> BillingSettings:
     """Turn auto-recharge on or off; on needs a package, a threshold and a saved card.
-    Fields left out (None) keep their stored values, so switching off forgets nothing."""
+    Fields left out (None) keep their stored values, so switching off forgets nothing.
+    The caller makes the process's `AutoRecharge` forget the org once this commits."""
     ctx.require(BILLING_ROLE)
     before = await repo.get_billing(session, ctx.org.id) or BillingSettings(org_id=ctx.org.id)
     values: dict[str, object] = {"auto_recharge": enabled}
@@ -170,7 +173,6 @@ async def set_auto_recharge(
         target_type="org_billing", target_id=ctx.org.id,
         before=_recharge_view(before), after=_recharge_view(after),
     )  # fmt: skip
-    invalidate_recharge_cache(ctx.org.id)
     return after
 
 

@@ -5,7 +5,8 @@ processed only by the workflow's own activity. So if this process dies between t
 and the start, Stripe (which saw no 2xx) redelivers; the redelivery finds the row
 unprocessed and starts the workflow then. Starting is idempotent in its own right: the
 workflow id is `stripe-event-{id}`, a start while one runs attaches to it, and a start
-after one completed is refused (its work is done) unless it failed, when it may run again.
+after one completed is refused (its work is done) unless it failed, when it may run again
+(`domain.ports.WorkflowStarter.start_stripe_event`).
 """
 
 from __future__ import annotations
@@ -15,18 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.payments import repository as repo
 from domain.payments.models import ReceivedEvent
 from domain.payments.signature import InvalidSignature, verify
-from workflows.payments import (
-    STRIPE_EVENT_WORKFLOW,
-    StripeEventInput,
-    stripe_event_workflow_id,
-)
 
 MAX_EVENT_ID = 100
 MAX_EVENT_TYPE = 100
@@ -61,19 +54,3 @@ async def record_event(session: AsyncSession, event: dict[str, Any]) -> Received
     new = await repo.insert_event(session, event["id"], event["type"], event)
     processed = False if new else await repo.event_processed(session, event["id"])
     return ReceivedEvent(id=event["id"], type=event["type"], new=new, processed=processed)
-
-
-async def start_event_workflow(client: Client, event_id: str, task_queue: str) -> bool:
-    """Start (or find running) the event's workflow; False when a finished one holds the id."""
-    try:
-        await client.start_workflow(
-            STRIPE_EVENT_WORKFLOW,
-            StripeEventInput(event_id=event_id),
-            id=stripe_event_workflow_id(event_id),
-            task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-    except WorkflowAlreadyStartedError:
-        return False
-    return True

@@ -86,7 +86,10 @@ async def models_falling_back_to(session: AsyncSession, name: str) -> list[str]:
 
 
 async def insert_price(session: AsyncSession, values: Mapping[str, Any]) -> uuid.UUID | None:
-    """None when this model already has a version starting at that exact instant."""
+    """None when this model already has a version starting at that exact instant. An
+    `effective_from` of None starts the version at the database's now."""
+    if values.get("effective_from") is None:
+        values = {**values, "effective_from": func.now()}
     stmt = (
         insert(prices)
         .values(id=uuid.uuid4(), **values)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import Conflict, InvalidRequest, NotFound
@@ -89,7 +88,7 @@ async def set_price(session: AsyncSession, model_name: str, price: NewPrice) -> 
         raise InvalidRequest("a media price needs a unit", param="unit")
     values = price.model_dump()
     effective = price.effective_from
-    values["effective_from"] = func.now() if effective is None else _aware(effective, "at")
+    values["effective_from"] = None if effective is None else _aware(effective, "at")
     values["model_id"] = model.id
     price_id = await repo.insert_price(session, values)
     if price_id is None:

@@ -6,7 +6,7 @@ anyio, which cost the relay about 0.7 ms of CPU per upstream call (≈ 0.2 ms he
 
 What httpx would do stays httpx's: building the request, redirects (never followed by the
 relay), decoding `Content-Encoding`. This transport speaks to upstreams directly: with a
-proxy configured in the environment, `api.runtime.build_http_client` uses plain httpx
+proxy configured in the environment, `config.runtime.build_http_client` uses plain httpx
 instead, which honours it. aiohttp's failures are
 mapped onto the httpx exceptions `domain.providers.errors.transport_error` classifies, so a
 connect failure is still `connect`, a slow upstream still `timeout`, a hang-up `dropped`.

@@ -11,29 +11,26 @@ from typing import Any
 
 import httpx
 
-from domain.providers.base import ChatResult, ChatStream, Upstream, Usage
+from domain.providers.base import ChatResult, Upstream, Usage
 from domain.providers.convert import (
     ImagePart,
     TextPart,
     iter_parts,
     max_output_tokens,
     new_completion_id,
-    now,
     number,
     reject_unsupported,
     split_system,
     stop_sequences,
 )
-from domain.providers.errors import invalid_request, malformed
-from domain.providers.tokens import estimate_prompt_tokens, estimate_text_tokens
+from domain.providers.errors import invalid_request
+from domain.providers.http_chat import HttpChatAdapter, completion, estimated_usage
 from domain.providers.transport import (
     JsonReply,
     SseChatStream,
     SseEvent,
     as_int,
     header_id,
-    open_sse,
-    post_json,
 )
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -121,99 +118,6 @@ def build_payload(upstream: Upstream, request: dict[str, Any], stream: bool) -> 
     return payload
 
 
-def _url(upstream: Upstream) -> str:
-    return (upstream.base_url or DEFAULT_BASE_URL).rstrip("/") + "/v1/messages"
-
-
-def _headers(upstream: Upstream) -> dict[str, str]:
-    headers = httpx.Headers(dict(upstream.extra_headers))
-    headers.setdefault("anthropic-version", API_VERSION)  # channels may pin a newer one
-    if upstream.api_key:
-        headers["x-api-key"] = upstream.api_key
-    return dict(headers.items())
-
-
-class AnthropicAdapter:
-    async def chat(
-        self,
-        http: httpx.AsyncClient,
-        upstream: Upstream,
-        request: dict[str, Any],
-        public_model: str,
-    ) -> ChatResult:
-        payload = build_payload(upstream, request, False)
-        reply = await post_json(
-            http, _url(upstream), payload, _headers(upstream), upstream, _request_id
-        )
-        return _result(reply, upstream, request, public_model)
-
-    async def stream(
-        self,
-        http: httpx.AsyncClient,
-        upstream: Upstream,
-        request: dict[str, Any],
-        public_model: str,
-    ) -> ChatStream:
-        payload = build_payload(upstream, request, True)
-        response = await open_sse(
-            http, _url(upstream), payload, _headers(upstream), upstream, _request_id
-        )
-        stream = AnthropicStream(
-            response,
-            upstream=upstream,
-            request=request,
-            public_model=public_model,
-            chunk_id=new_completion_id(),
-            request_id=_request_id,
-        )
-        await stream.prime()
-        return stream
-
-
-def _result(
-    reply: JsonReply, upstream: Upstream, request: dict[str, Any], public_model: str
-) -> ChatResult:
-    body = reply.body
-    content = body.get("content")
-    if not isinstance(content, list):
-        raise malformed(
-            "message has no content list",
-            str(body),
-            api_key=upstream.api_key,
-            status=reply.status,
-            upstream_request_id=reply.upstream_request_id,
-            diagnostics=reply.diagnostics,
-        )
-    text = "".join(
-        block["text"]
-        for block in content
-        if isinstance(block, dict)
-        and block.get("type") == "text"
-        and isinstance(block.get("text"), str)
-    )
-    usage = usage_from_anthropic(body.get("usage")) or Usage(
-        prompt_tokens=estimate_prompt_tokens(request),
-        completion_tokens=estimate_text_tokens(text),
-        estimated=True,
-    )
-    ident = body.get("id") if isinstance(body.get("id"), str) else new_completion_id()
-    message = {"role": "assistant", "content": text, "refusal": None}
-    finish = _FINISH_REASONS.get(str(body.get("stop_reason")), "stop")
-    out = {
-        "id": ident,
-        "object": "chat.completion",
-        "created": now(),
-        "model": public_model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-        "usage": usage.to_openai(),
-    }
-    diagnostics = dict(reply.diagnostics)
-    if isinstance(body.get("id"), str):
-        diagnostics["response-id"] = body["id"][:200]
-    rid = reply.upstream_request_id or diagnostics.get("response-id")
-    return ChatResult(out, usage, rid, diagnostics, reply.status)
-
-
 class AnthropicStream(SseChatStream):
     _start_usage: dict[str, Any] | None = None
 
@@ -261,3 +165,46 @@ class AnthropicStream(SseChatStream):
             err_type = err.get("type") if isinstance(err, dict) else None
             raise self._error_event(_ERROR_STATUSES.get(str(err_type), 500), obj, event.data)
         return []  # ping, content_block_stop and event types newer than this code
+
+
+class AnthropicAdapter(HttpChatAdapter):
+    request_id = staticmethod(_request_id)
+    stream_type = AnthropicStream
+
+    def url(self, upstream: Upstream, stream: bool) -> str:
+        return (upstream.base_url or DEFAULT_BASE_URL).rstrip("/") + "/v1/messages"
+
+    def headers(self, upstream: Upstream) -> dict[str, str]:
+        headers = httpx.Headers(dict(upstream.extra_headers))
+        headers.setdefault("anthropic-version", API_VERSION)  # channels may pin a newer one
+        if upstream.api_key:
+            headers["x-api-key"] = upstream.api_key
+        return dict(headers.items())
+
+    def payload(self, upstream: Upstream, request: dict[str, Any], stream: bool) -> dict[str, Any]:
+        return build_payload(upstream, request, stream)
+
+    def result(
+        self, reply: JsonReply, upstream: Upstream, request: dict[str, Any], public_model: str
+    ) -> ChatResult:
+        body = reply.body
+        content = body.get("content")
+        if not isinstance(content, list):
+            raise reply.malformed("message has no content list", upstream)
+        text = "".join(
+            block["text"]
+            for block in content
+            if isinstance(block, dict)
+            and block.get("type") == "text"
+            and isinstance(block.get("text"), str)
+        )
+        usage = usage_from_anthropic(body.get("usage")) or estimated_usage(request, text)
+        raw_id = body.get("id")
+        ident = raw_id if isinstance(raw_id, str) else new_completion_id()
+        finish = _FINISH_REASONS.get(str(body.get("stop_reason")), "stop")
+        out = completion(ident, public_model, text, finish, usage)
+        diagnostics = dict(reply.diagnostics)
+        if isinstance(body.get("id"), str):
+            diagnostics["response-id"] = body["id"][:200]
+        rid = reply.upstream_request_id or diagnostics.get("response-id")
+        return ChatResult(out, usage, rid, diagnostics, reply.status)

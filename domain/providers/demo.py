@@ -14,6 +14,7 @@ import httpx
 
 from domain.providers.base import ChatResult, ChatStream, Upstream, Usage
 from domain.providers.convert import max_output_tokens, new_completion_id, now
+from domain.providers.http_chat import completion
 from domain.providers.tokens import estimate_prompt_tokens
 
 GREETING = "Hello from 0xinf demo."
@@ -67,18 +68,8 @@ class DemoAdapter:
         words, capped = answer_words(request)
         usage = _usage(request, words)
         ident = new_completion_id()
-        message = {"role": "assistant", "content": " ".join(words), "refusal": None}
         finish = "length" if capped else "stop"
-        body = {
-            "id": ident,
-            "object": "chat.completion",
-            "created": now(),
-            "model": public_model,
-            "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
-            ],
-            "usage": usage.to_openai(),
-        }
+        body = completion(ident, public_model, " ".join(words), finish, usage)
         return ChatResult(body, usage, ident, {}, 200)
 
     async def stream(

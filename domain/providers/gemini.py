@@ -12,30 +12,27 @@ from urllib.parse import quote
 
 import httpx
 
-from domain.providers.base import ChatResult, ChatStream, Upstream, Usage
+from domain.providers.base import ChatResult, Upstream, Usage
 from domain.providers.convert import (
     ImagePart,
     TextPart,
     iter_parts,
     max_output_tokens,
     new_completion_id,
-    now,
     number,
     positive_int,
     reject_unsupported,
     split_system,
     stop_sequences,
 )
-from domain.providers.errors import invalid_request, malformed
-from domain.providers.tokens import estimate_prompt_tokens, estimate_text_tokens
+from domain.providers.errors import invalid_request
+from domain.providers.http_chat import HttpChatAdapter, completion, estimated_usage
 from domain.providers.transport import (
     JsonReply,
     SseChatStream,
     SseEvent,
     as_int,
     header_id,
-    open_sse,
-    post_json,
 )
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -127,22 +124,6 @@ def build_payload(request: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def _url(upstream: Upstream, stream: bool) -> str:
-    base = (upstream.base_url or DEFAULT_BASE_URL).rstrip("/")
-    model = quote(upstream.model.removeprefix("models/"), safe="-._")
-    if stream:
-        return f"{base}/v1beta/models/{model}:streamGenerateContent?alt=sse"
-    return f"{base}/v1beta/models/{model}:generateContent"
-
-
-def _headers(upstream: Upstream) -> dict[str, str]:
-    # The key goes in a header, never the ?key= query string that ends up in access logs.
-    headers = httpx.Headers(dict(upstream.extra_headers))
-    if upstream.api_key:
-        headers["x-goog-api-key"] = upstream.api_key
-    return dict(headers.items())
-
-
 def _candidate_text(candidate: Any) -> str:
     content = candidate.get("content") if isinstance(candidate, dict) else None
     parts = content.get("parts") if isinstance(content, dict) else None
@@ -158,85 +139,6 @@ def _candidate_text(candidate: Any) -> str:
 def _blocked(body: dict[str, Any]) -> bool:
     feedback = body.get("promptFeedback")
     return isinstance(feedback, dict) and bool(feedback.get("blockReason"))
-
-
-class GeminiAdapter:
-    async def chat(
-        self,
-        http: httpx.AsyncClient,
-        upstream: Upstream,
-        request: dict[str, Any],
-        public_model: str,
-    ) -> ChatResult:
-        payload = build_payload(request)
-        reply = await post_json(
-            http, _url(upstream, False), payload, _headers(upstream), upstream, _request_id
-        )
-        return _result(reply, upstream, request, public_model)
-
-    async def stream(
-        self,
-        http: httpx.AsyncClient,
-        upstream: Upstream,
-        request: dict[str, Any],
-        public_model: str,
-    ) -> ChatStream:
-        payload = build_payload(request)
-        response = await open_sse(
-            http, _url(upstream, True), payload, _headers(upstream), upstream, _request_id
-        )
-        stream = GeminiStream(
-            response,
-            upstream=upstream,
-            request=request,
-            public_model=public_model,
-            chunk_id=new_completion_id(),
-            request_id=_request_id,
-        )
-        await stream.prime()
-        return stream
-
-
-def _result(
-    reply: JsonReply, upstream: Upstream, request: dict[str, Any], public_model: str
-) -> ChatResult:
-    body = reply.body
-    candidates = body.get("candidates")
-    if isinstance(candidates, list) and candidates:
-        text = _candidate_text(candidates[0])
-        reason = candidates[0].get("finishReason") if isinstance(candidates[0], dict) else None
-        finish = finish_reason(reason) if reason is not None else "stop"
-    elif _blocked(body):
-        text, finish = "", _FILTERED
-    else:
-        raise malformed(
-            "response has no candidates",
-            str(body),
-            api_key=upstream.api_key,
-            status=reply.status,
-            upstream_request_id=reply.upstream_request_id,
-            diagnostics=reply.diagnostics,
-        )
-    usage = usage_from_gemini(body.get("usageMetadata")) or Usage(
-        prompt_tokens=estimate_prompt_tokens(request),
-        completion_tokens=estimate_text_tokens(text),
-        estimated=True,
-    )
-    diagnostics = dict(reply.diagnostics)
-    response_id = body.get("responseId")
-    if isinstance(response_id, str) and response_id:
-        diagnostics["response-id"] = response_id[:200]
-    message = {"role": "assistant", "content": text, "refusal": None}
-    out = {
-        "id": new_completion_id(),
-        "object": "chat.completion",
-        "created": now(),
-        "model": public_model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-        "usage": usage.to_openai(),
-    }
-    rid = reply.upstream_request_id or diagnostics.get("response-id")
-    return ChatResult(out, usage, rid, diagnostics, reply.status)
 
 
 class GeminiStream(SseChatStream):
@@ -289,3 +191,47 @@ class GeminiStream(SseChatStream):
             # Intermediate chunks may carry running counts; only the final one is billable.
             self.usage = usage_from_gemini(self._last_usage) or self.usage
         return chunks
+
+
+class GeminiAdapter(HttpChatAdapter):
+    request_id = staticmethod(_request_id)
+    stream_type = GeminiStream
+
+    def url(self, upstream: Upstream, stream: bool) -> str:
+        base = (upstream.base_url or DEFAULT_BASE_URL).rstrip("/")
+        model = quote(upstream.model.removeprefix("models/"), safe="-._")
+        if stream:
+            return f"{base}/v1beta/models/{model}:streamGenerateContent?alt=sse"
+        return f"{base}/v1beta/models/{model}:generateContent"
+
+    def headers(self, upstream: Upstream) -> dict[str, str]:
+        # The key goes in a header, never the ?key= query string that ends up in access logs.
+        headers = httpx.Headers(dict(upstream.extra_headers))
+        if upstream.api_key:
+            headers["x-goog-api-key"] = upstream.api_key
+        return dict(headers.items())
+
+    def payload(self, upstream: Upstream, request: dict[str, Any], stream: bool) -> dict[str, Any]:
+        return build_payload(request)
+
+    def result(
+        self, reply: JsonReply, upstream: Upstream, request: dict[str, Any], public_model: str
+    ) -> ChatResult:
+        body = reply.body
+        candidates = body.get("candidates")
+        if isinstance(candidates, list) and candidates:
+            text = _candidate_text(candidates[0])
+            reason = candidates[0].get("finishReason") if isinstance(candidates[0], dict) else None
+            finish = finish_reason(reason) if reason is not None else "stop"
+        elif _blocked(body):
+            text, finish = "", _FILTERED
+        else:
+            raise reply.malformed("response has no candidates", upstream)
+        usage = usage_from_gemini(body.get("usageMetadata")) or estimated_usage(request, text)
+        diagnostics = dict(reply.diagnostics)
+        response_id = body.get("responseId")
+        if isinstance(response_id, str) and response_id:
+            diagnostics["response-id"] = response_id[:200]
+        out = completion(new_completion_id(), public_model, text, finish, usage)
+        rid = reply.upstream_request_id or diagnostics.get("response-id")
+        return ChatResult(out, usage, rid, diagnostics, reply.status)

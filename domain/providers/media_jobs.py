@@ -17,24 +17,22 @@ from urllib.parse import quote
 
 import httpx
 
-from domain.providers.base import Upstream, UpstreamError
+from domain.providers.base import Upstream
 from domain.providers.media_base import (
     CancelOutcome,
     MediaOutcome,
     MediaSubmission,
     MediaType,
     NoHeldContent,
-    Reply,
-    base_url,
     failed_outcome,
     idempotency_headers,
     job_path,
     no_output,
     progress_from,
     reported_units,
-    send,
     wire_model,
 )
+from domain.providers.media_http import Reply, base_url, cancel_job, send
 from domain.providers.media_input import checked_input
 
 _PROCESSING = frozenset({"queued", "pending", "processing", "running", "in_progress"})
@@ -67,9 +65,7 @@ class JobsMediaAdapter(NoHeldContent):  # results are URLs the provider serves p
         reply = await send(http, upstream, "POST", url, payload, headers=headers)
         body = reply.json_object(upstream)
         job_id = reply.job_id(body, upstream, "job")
-        diagnostics = {**reply.diagnostics, "upstream-job-id": job_id[:200]}
-        outcome = _outcome(reply, body, upstream, media_type)
-        return MediaSubmission(job_id, outcome, reply.upstream_request_id, diagnostics)
+        return reply.submission(_outcome(reply, body, upstream, media_type), job_id)
 
     async def poll(
         self,
@@ -105,15 +101,7 @@ class JobsMediaAdapter(NoHeldContent):  # results are URLs the provider serves p
         upstream_job_id: str,
     ) -> CancelOutcome:
         url = f"{base_url(upstream)}/jobs/{job_path(upstream_job_id)}/cancel"
-        try:
-            await send(http, upstream, "POST", url)
-        except UpstreamError as err:
-            if err.status == 404:
-                return "canceled"  # nothing left running upstream
-            if err.status == 409:
-                return "finished"
-            raise
-        return "canceled"
+        return await cancel_job(http, upstream, "POST", url, finished_statuses=(409,))
 
 
 def _outcome(

@@ -16,25 +16,29 @@ from typing import Any
 
 import httpx
 
-from domain.providers.base import Upstream, UpstreamError
+from domain.providers.base import Upstream
 from domain.providers.errors import invalid_request
 from domain.providers.media_base import (
     CancelOutcome,
-    MediaContent,
     MediaOutcome,
     MediaSubmission,
     MediaType,
-    Reply,
-    base_url,
+    NoLookup,
     content_not_served,
     failed_outcome,
     idempotency_headers,
     job_path,
     no_output,
-    open_content,
     progress_from,
-    send,
     wire_model,
+)
+from domain.providers.media_http import (
+    MediaContent,
+    Reply,
+    base_url,
+    cancel_job,
+    open_content,
+    send,
 )
 from domain.providers.media_input import AUDIO_FORMATS, checked_input, speech_units
 from domain.providers.openai import DEFAULT_BASE_URLS
@@ -47,9 +51,7 @@ def _base(upstream: Upstream) -> str:
     return base_url(upstream, DEFAULT_BASE_URLS.get(upstream.provider))
 
 
-class OpenAIMediaAdapter:
-    finds_by_reference = False
-
+class OpenAIMediaAdapter(NoLookup):  # no lookup by key; only videos can be cancelled
     async def submit(
         self,
         http: httpx.AsyncClient,
@@ -70,15 +72,6 @@ class OpenAIMediaAdapter:
             return await _video(http, upstream, base, wire, cleaned, headers)
         return await _speech(http, upstream, base, wire, cleaned, headers)
 
-    async def find(
-        self,
-        http: httpx.AsyncClient,
-        upstream: Upstream,
-        media_type: MediaType,
-        idempotency_key: str,
-    ) -> list[str] | None:
-        return None
-
     async def cancel(
         self,
         http: httpx.AsyncClient,
@@ -88,15 +81,8 @@ class OpenAIMediaAdapter:
     ) -> CancelOutcome:
         if media_type != "video":
             return "unsupported"  # images and speech are done by the time they answer
-        try:
-            await send(
-                http, upstream, "DELETE", f"{_base(upstream)}/videos/{job_path(upstream_job_id)}"
-            )
-        except UpstreamError as err:
-            if err.status == 404:
-                return "canceled"
-            raise
-        return "canceled"
+        url = f"{_base(upstream)}/videos/{job_path(upstream_job_id)}"
+        return await cancel_job(http, upstream, "DELETE", url)
 
     async def poll(
         self,
@@ -160,7 +146,7 @@ async def _image(
         if urls
         else no_output("images")
     )
-    return MediaSubmission(None, outcome, reply.upstream_request_id, reply.diagnostics)
+    return reply.submission(outcome)
 
 
 async def _video(
@@ -177,9 +163,7 @@ async def _video(
     reply = await send(http, upstream, "POST", f"{base}/videos", payload, headers=headers)
     view = reply.json_object(upstream)
     job_id = reply.job_id(view, upstream, "video")
-    diagnostics = {**reply.diagnostics, "upstream-job-id": job_id[:200]}
-    outcome = _video_outcome(reply, view, upstream, base)
-    return MediaSubmission(job_id, outcome, reply.upstream_request_id, diagnostics)
+    return reply.submission(_video_outcome(reply, view, upstream, base), job_id)
 
 
 def _video_outcome(
@@ -249,4 +233,4 @@ async def _speech(
             content_type=content_type,
             units=speech_units(cleaned["text"]),
         )
-    return MediaSubmission(None, outcome, reply.upstream_request_id, reply.diagnostics)
+    return reply.submission(outcome)

@@ -11,19 +11,9 @@ from typing import Any
 
 import httpx
 
-from domain.providers.base import ChatResult, ChatStream, Upstream, UpstreamError, Usage
-from domain.providers.convert import new_completion_id
-from domain.providers.errors import malformed
-from domain.providers.tokens import estimate_prompt_tokens, estimate_text_tokens
-from domain.providers.transport import (
-    JsonReply,
-    SseChatStream,
-    SseEvent,
-    as_int,
-    header_id,
-    open_sse,
-    post_json,
-)
+from domain.providers.base import ChatResult, Upstream, UpstreamError, Usage
+from domain.providers.http_chat import HttpChatAdapter, estimated_usage
+from domain.providers.transport import JsonReply, SseChatStream, SseEvent, as_int, header_id
 
 DEFAULT_BASE_URLS = {
     "openai": "https://api.openai.com/v1",
@@ -50,124 +40,11 @@ def usage_from_openai(raw: Any) -> Usage | None:
     )
 
 
-def _url(upstream: Upstream) -> str:
-    base = upstream.base_url or DEFAULT_BASE_URLS.get(upstream.provider)
-    if not base:
-        # A channel without an address is the channel's problem: let the relay move on.
-        raise UpstreamError(
-            "connect", "the upstream channel has no base URL configured", retryable=True
-        )
-    return base.rstrip("/") + "/chat/completions"
-
-
-def _headers(upstream: Upstream) -> dict[str, str]:
-    headers = httpx.Headers(dict(upstream.extra_headers))
-    if upstream.provider == "openrouter":
-        # OpenRouter attributes traffic to an app by these; channels may override them.
-        headers.setdefault("HTTP-Referer", OPENROUTER_REFERER)
-        headers.setdefault("X-Title", OPENROUTER_TITLE)
-    if upstream.api_key:
-        headers["Authorization"] = f"Bearer {upstream.api_key}"
-    return dict(headers.items())
-
-
-def _payload(upstream: Upstream, request: dict[str, Any], stream: bool) -> dict[str, Any]:
-    body = dict(request)  # shallow: only top-level keys are replaced, never nested values
-    body["model"] = upstream.model
-    if stream:
-        body["stream"] = True
-        opts = body.get("stream_options")
-        body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
-    else:
-        body.pop("stream", None)
-        body.pop("stream_options", None)  # OpenAI rejects stream_options without stream
-    return body
-
-
-class OpenAIAdapter:
-    async def chat(
-        self,
-        http: httpx.AsyncClient,
-        upstream: Upstream,
-        request: dict[str, Any],
-        public_model: str,
-    ) -> ChatResult:
-        payload = _payload(upstream, request, False)
-        reply = await post_json(
-            http, _url(upstream), payload, _headers(upstream), upstream, _request_id
-        )
-        return _result(reply, upstream, request, public_model)
-
-    async def stream(
-        self,
-        http: httpx.AsyncClient,
-        upstream: Upstream,
-        request: dict[str, Any],
-        public_model: str,
-    ) -> ChatStream:
-        payload = _payload(upstream, request, True)
-        response = await open_sse(
-            http, _url(upstream), payload, _headers(upstream), upstream, _request_id
-        )
-        opts = request.get("stream_options")
-        client_wants_usage = isinstance(opts, dict) and opts.get("include_usage") is True
-        stream = OpenAIStream(
-            response,
-            upstream=upstream,
-            request=request,
-            public_model=public_model,
-            chunk_id=new_completion_id(),
-            request_id=_request_id,
-            client_wants_usage=client_wants_usage,
-        )
-        await stream.prime()
-        return stream
-
-
-def _result(
-    reply: JsonReply, upstream: Upstream, request: dict[str, Any], public_model: str
-) -> ChatResult:
-    body = reply.body
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices:
-        raise malformed(
-            "response has no choices",
-            str(body),
-            api_key=upstream.api_key,
-            status=reply.status,
-            upstream_request_id=reply.upstream_request_id,
-            diagnostics=reply.diagnostics,
-        )
-    body["model"] = public_model
-    usage = usage_from_openai(body.get("usage"))
-    if usage is None:
-        text = "".join(
-            c["message"]["content"]
-            for c in choices
-            if isinstance(c, dict)
-            and isinstance(c.get("message"), dict)
-            and isinstance(c["message"].get("content"), str)
-        )
-        usage = Usage(
-            prompt_tokens=estimate_prompt_tokens(request),
-            completion_tokens=estimate_text_tokens(text),
-            estimated=True,
-        )
-        body["usage"] = usage.to_openai()
-    diagnostics = dict(reply.diagnostics)
-    rid = reply.upstream_request_id
-    if isinstance(body.get("id"), str):
-        diagnostics["response-id"] = body["id"][:200]
-        rid = rid or body["id"][:200]
-    return ChatResult(body, usage, rid, diagnostics, reply.status)
-
-
 class OpenAIStream(SseChatStream):
-    def __init__(
-        self, response: httpx.Response, *, client_wants_usage: bool, **kwargs: Any
-    ) -> None:
+    def __init__(self, response: httpx.Response, **kwargs: Any) -> None:
         super().__init__(response, **kwargs)
-        self._client_wants_usage = client_wants_usage
+        opts = self._request.get("stream_options")
+        self._client_wants_usage = isinstance(opts, dict) and opts.get("include_usage") is True
         self._finish_seen = False
         self._ids_taken = False
 
@@ -208,3 +85,68 @@ class OpenAIStream(SseChatStream):
         if any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
             self._finish_seen = True
         return [chunk]
+
+
+class OpenAIAdapter(HttpChatAdapter):
+    request_id = staticmethod(_request_id)
+    stream_type = OpenAIStream
+
+    def url(self, upstream: Upstream, stream: bool) -> str:
+        base = upstream.base_url or DEFAULT_BASE_URLS.get(upstream.provider)
+        if not base:
+            # A channel without an address is the channel's problem: let the relay move on.
+            raise UpstreamError(
+                "connect", "the upstream channel has no base URL configured", retryable=True
+            )
+        return base.rstrip("/") + "/chat/completions"
+
+    def headers(self, upstream: Upstream) -> dict[str, str]:
+        headers = httpx.Headers(dict(upstream.extra_headers))
+        if upstream.provider == "openrouter":
+            # OpenRouter attributes traffic to an app by these; channels may override them.
+            headers.setdefault("HTTP-Referer", OPENROUTER_REFERER)
+            headers.setdefault("X-Title", OPENROUTER_TITLE)
+        if upstream.api_key:
+            headers["Authorization"] = f"Bearer {upstream.api_key}"
+        return dict(headers.items())
+
+    def payload(self, upstream: Upstream, request: dict[str, Any], stream: bool) -> dict[str, Any]:
+        body = dict(request)  # shallow: only top-level keys are replaced, never nested values
+        body["model"] = upstream.model
+        if stream:
+            body["stream"] = True
+            opts = body.get("stream_options")
+            body["stream_options"] = {
+                **(opts if isinstance(opts, dict) else {}),
+                "include_usage": True,
+            }
+        else:
+            body.pop("stream", None)
+            body.pop("stream_options", None)  # OpenAI rejects stream_options without stream
+        return body
+
+    def result(
+        self, reply: JsonReply, upstream: Upstream, request: dict[str, Any], public_model: str
+    ) -> ChatResult:
+        body = reply.body
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise reply.malformed("response has no choices", upstream)
+        body["model"] = public_model
+        usage = usage_from_openai(body.get("usage"))
+        if usage is None:
+            text = "".join(
+                c["message"]["content"]
+                for c in choices
+                if isinstance(c, dict)
+                and isinstance(c.get("message"), dict)
+                and isinstance(c["message"].get("content"), str)
+            )
+            usage = estimated_usage(request, text)
+            body["usage"] = usage.to_openai()
+        diagnostics = dict(reply.diagnostics)
+        rid = reply.upstream_request_id
+        if isinstance(body.get("id"), str):
+            diagnostics["response-id"] = body["id"][:200]
+            rid = rid or body["id"][:200]
+        return ChatResult(body, usage, rid, diagnostics, reply.status)

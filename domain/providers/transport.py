@@ -130,6 +130,17 @@ class JsonReply:
     upstream_request_id: str | None
     diagnostics: dict[str, str]
 
+    def malformed(self, detail: str, upstream: Upstream) -> UpstreamError:
+        """A well-formed JSON answer that is not the answer expected."""
+        return malformed(
+            detail,
+            str(self.body),
+            api_key=upstream.api_key,
+            status=self.status,
+            upstream_request_id=self.upstream_request_id,
+            diagnostics=self.diagnostics,
+        )
+
 
 async def post_json(
     http: httpx.AsyncClient,

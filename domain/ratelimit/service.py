@@ -12,22 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from sqlalchemy import Integer, Uuid, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from domain.errors import DomainError
+from domain.ratelimit import repository as repo
 from schema.direct import DirectPool
-
-HIT = text(
-    """
-    INSERT INTO rate_limit_windows AS w (api_key_id, window_start, count)
-    VALUES (:key, date_trunc('minute', now()), 1)
-    ON CONFLICT (api_key_id, window_start)
-    DO UPDATE SET count = w.count + 1 WHERE w.count < :limit
-    RETURNING count, window_start
-    """
-).bindparams(bindparam("key", type_=Uuid()), bindparam("limit", type_=Integer()))
-PEEK = text("SELECT date_trunc('minute', now()) AS window_start")
 
 
 class RateLimited(DomainError):
@@ -55,21 +44,19 @@ async def hit(
 
     The relay's hot path uses `hit_direct` instead (the same statement, outside any
     transaction)."""
-    row = (await session.execute(HIT, {"key": key_id, "limit": limit})).first()
-    if row is not None:
-        return counted(limit, int(row[0]), row[1])
-    return refused(limit, (await session.execute(PEEK)).scalar_one())
+    hit = await repo.hit(session, key_id, limit)
+    if hit is not None:
+        return counted(limit, hit.count, hit.window_start)
+    return refused(limit, await repo.current_window(session))
 
 
 async def hit_direct(direct: DirectPool, key_id: uuid.UUID, limit: int) -> RateDecision:
     """`hit` for the relay's hot path: the same statement on the direct pool, outside any
     transaction (see `schema.direct`)."""
-    row = await direct.fetchrow(HIT, {"key": key_id, "limit": limit})
-    if row is not None:
-        return counted(limit, int(row[0]), row[1])
-    peek = await direct.fetchrow(PEEK, {})
-    assert peek is not None
-    return refused(limit, peek[0])
+    hit = await repo.hit_direct(direct, key_id, limit)
+    if hit is not None:
+        return counted(limit, hit.count, hit.window_start)
+    return refused(limit, await repo.current_window_direct(direct))
 
 
 def counted(limit: int, count: int, window_start: datetime) -> RateDecision:

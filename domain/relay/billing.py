@@ -90,7 +90,7 @@ class HoldTracker:
         """Starting from the hold the plan reserved with its rate-limit hit, if any."""
         if plan.held is None:
             return cls()
-        return cls(plan.held[0], plan.held[1], reservations=1, unflushed=True)
+        return cls(plan.held.hold_id, plan.held.amount_micros, reservations=1, unflushed=True)
 
     async def restore_if_lost(self, session: Executor, plan: Plan) -> bool:
         """After `NotFound` for our hold: True if it was an unflushed reserve, now restored."""

@@ -75,3 +75,9 @@ class TtlCache:
             del self._entries[key]
         for key in [k for k in self._loading if predicate(k)]:
             del self._loading[key]
+
+
+def deferred(fn: Callable[..., Awaitable[T]], *args: Any) -> Callable[[], Awaitable[T]]:
+    """A `load` for `TtlCache.get` that calls `fn(*args)`, with the arguments bound now
+    (a lambda in a loop would see the loop variable's last value)."""
+    return lambda: fn(*args)

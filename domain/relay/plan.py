@@ -16,20 +16,18 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.admission import service as admission
 from domain.budgets.models import BudgetRef
 from domain.byok.service import ByokSecret, secrets_for_routing
+from domain.clock import SYSTEM_CLOCK, Clock
 from domain.crypto import SecretBox
-from domain.enterprise import governance
-from domain.errors import DomainError, InvalidRequest, PermissionDenied
-from domain.identity import repository as identity_repo
-from domain.inputs import MODEL_NAME_MAX, text_problem
+from domain.errors import InvalidRequest
 from domain.keys.auth import KeyPrincipal
-from domain.pricing import repository as pricing_repo
 from domain.pricing.cost import PriceSnapshot, estimate_chat_hold
 from domain.pricing.models import ModelInfo
 from domain.providers import Upstream, estimate_prompt_tokens
 from domain.ratelimit.service import RateDecision
-from domain.relay.cache import TtlCache
+from domain.relay.cache import TtlCache, deferred
 from domain.routing import repository as channels_repo
 from schema.channels import Channel
 from schema.db import SessionFactory
@@ -45,10 +43,6 @@ DEFAULT_PROVIDER_URLS: dict[str, str] = {
 }
 
 
-class ModelNotAllowed(DomainError):
-    code = "model_not_allowed"
-
-
 @dataclass(frozen=True)
 class RelayConfig:
     breaker_threshold: int = 5
@@ -60,6 +54,7 @@ class RelayConfig:
     upstream_timeout_s: float = 120.0
     provider_base_urls: Mapping[str, str] = field(default_factory=lambda: DEFAULT_PROVIDER_URLS)
     plan_cache_ttl_s: float = 1.0
+    clock: Clock = SYSTEM_CLOCK  # breaker cooldowns are measured on it
 
 
 @dataclass(frozen=True)
@@ -91,6 +86,14 @@ class ModelRoutes:
     max_output: int
 
 
+@dataclass(frozen=True)
+class Held:
+    """A hold reserved together with the rate-limit hit (`Relay.plan`)."""
+
+    hold_id: uuid.UUID
+    amount_micros: int
+
+
 # Upstreams that need an explicit output cap get the one the hold was sized for, so the
 # upstream cannot produce more than was reserved.
 NEEDS_EXPLICIT_CAP = frozenset({"anthropic", "google"})
@@ -114,8 +117,7 @@ class Plan:
     byok_routes: list[Route]
     platform: list[ModelRoutes]
     rate: RateDecision | None = None
-    # A hold reserved together with the rate-limit hit (`Relay.plan`): its id and amount.
-    held: tuple[uuid.UUID, int] | None = None
+    held: Held | None = None
     # From the key creator's department and the budget policies reaching the key.
     log_content: bool = False
     budgets: tuple[BudgetRef, ...] = ()
@@ -142,7 +144,7 @@ def validate_chat_body(body: Any) -> dict[str, Any]:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("`model` is required", param="model")
-    check_model_name(model)
+    admission.check_model_name(model)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("`messages` must be a non-empty array", param="messages")
@@ -158,15 +160,6 @@ def validate_chat_body(body: Any) -> dict[str, Any]:
     if "stream" in body and not isinstance(body["stream"], bool):
         raise InvalidRequest("`stream` must be a boolean", param="stream")
     return body
-
-
-def check_model_name(name: str) -> None:
-    """A name we could never have stored is refused before any lookup uses it."""
-    if len(name) > MODEL_NAME_MAX:
-        raise InvalidRequest(f"`model` must be at most {MODEL_NAME_MAX} characters", param="model")
-    problem = text_problem(name)
-    if problem:
-        raise InvalidRequest(f"`model` {problem}", param="model")
 
 
 CLIENT_REQUEST_ID_MAX = 200  # request_logs.client_request_id
@@ -243,11 +236,6 @@ class OnDemandSession:
             self._session = None
 
 
-def _loader(fn: Callable[..., Awaitable[T]], *args: Any) -> Callable[[], Awaitable[T]]:
-    """Bind a loop variable now (a lambda in the loop would see its last value)."""
-    return lambda: fn(*args)
-
-
 async def build_plan(
     db: OnDemandSession,
     box: SecretBox,
@@ -255,78 +243,45 @@ async def build_plan(
     *,
     key: KeyPrincipal,
     body: dict[str, Any],
-    kind: str,
+    surface: admission.Surface = admission.CHAT,
     request_id: str,
     client_request_id: str | None,
     rng: random.Random,
     cache: TtlCache | None = None,
 ) -> Plan:
-    if "llm:inference" not in key.scopes:
-        raise PermissionDenied("this key lacks the llm:inference scope")
+    """Admit the call (`domain.admission`), then route and size the hold of every model
+    admitted to serve it."""
+    admission.require_scope(key, surface.scope)
     body = validate_chat_body(body)
     check_client_request_id(client_request_id)
     name: str = body["model"]
-    if not key.allows_model(name):
-        raise ModelNotAllowed(f"this key may not use model {name!r}", param="model")
+    admission.require_key_allows(key, name)
     memo = cache or TtlCache(0)
-    rules = await memo.get(
-        ("gov", key.org_id, key.key_id),
-        lambda: db.run(governance.for_key, key.org_id, key.key_id),
-    )
-    if not rules.allows_model(name):
-        raise ModelNotAllowed(
-            f"your department's policy does not allow model {name!r}", param="model"
-        )
-    model = await memo.get(("model", name), lambda: db.run(pricing_repo.get_model, name))
-    if model is None or not model.enabled or model.type != kind:
-        raise InvalidRequest(f"unknown model {name!r}", param="model")
-    now = datetime.now(UTC)
-    snapshot = await memo.get(("price", name), lambda: db.run(pricing_repo.price_at, name, now))
-    if snapshot is None:
-        raise InvalidRequest(f"model {name!r} has no price yet", param="model")
-    org = await memo.get(("org", key.org_id), lambda: db.run(identity_repo.org_by_id, key.org_id))
-    if org is None:  # the key outlived its org: treat as unknown
-        raise PermissionDenied("this key's org no longer exists")
+    admitted = await admission.admit(db, surface, key, name, now=datetime.now(UTC), memo=memo)
+    model, org = admitted.model, admitted.org
 
     prompt_estimate = estimate_prompt_tokens(body)
     secrets = await memo.get(("byok", org.id), lambda: db.run(secrets_for_routing, org.id, box))
     byok = _byok_routes(secrets, model, cfg)
     platform: list[ModelRoutes] = []
-    for candidate in [name, *model.fallback_models]:
-        if not (key.allows_model(candidate) and rules.allows_model(candidate)):
-            continue  # a fallback is still a model the caller must be allowed to use
-        info = (
-            model
-            if candidate == name
-            else await memo.get(
-                ("model", candidate), _loader(db.run, pricing_repo.get_model, candidate)
-            )
-        )
-        if info is None or not info.enabled:
-            continue
-        price = (
-            snapshot
-            if candidate == name
-            else await memo.get(
-                ("price", candidate), _loader(db.run, pricing_repo.price_at, candidate, now)
-            )
-        )
-        if price is None:
-            continue
+    for candidate in admitted.candidates:
+        info, price = candidate.model, candidate.price
         channels = order_channels(
             await memo.get(
-                ("channels", candidate, kind, info.channel_group),
-                _loader(db.run, channels_repo.serving, candidate, kind, info.channel_group),
+                ("channels", info.name, surface.model_type, info.channel_group),
+                deferred(
+                    db.run, channels_repo.serving, info.name, surface.model_type, info.channel_group
+                ),
             ),
             rng,
         )
         routes = [
-            Route("platform", c.provider, platform_upstream(c, candidate, box, cfg), c)
+            Route("platform", c.provider, platform_upstream(c, info.name, box, cfg), c)
             for c in channels
         ]
         cap = max_output_tokens(body, info, cfg)
         hold = estimate_chat_hold(prompt_estimate, cap, price, org.tier, org.power_level)
-        platform.append(ModelRoutes(candidate, price, routes, hold, cap))
+        platform.append(ModelRoutes(info.name, price, routes, hold, cap))
 
     options = body.get("stream_options")
     include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
@@ -338,7 +293,7 @@ async def build_plan(
         power=org.power_level,
         byok_fallback=org.byok_fallback,
         model=model,
-        snapshot=snapshot,
+        snapshot=admitted.price,
         body=body,
         stream=bool(body.get("stream")),
         include_usage=include_usage,
@@ -347,6 +302,6 @@ async def build_plan(
         byok_routes=byok,
         platform=platform,
         max_output=max_output_tokens(body, model, cfg),
-        log_content=rules.logs_content(key.log_content),
-        budgets=rules.budgets,
+        log_content=admitted.rules.logs_content(key.log_content),
+        budgets=admitted.budgets,
     )

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -62,6 +62,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import TextClause
 
 from domain.ledger.repository import accounts, entries, holds
+from domain.ratelimit import repository as ratelimit_repo
 from domain.ratelimit import service as ratelimit
 from domain.ratelimit.service import RateDecision
 from domain.usage.repository import ATTEMPT_DEFAULTS, ATTEMPTS, LOG_DEFAULTS, LOGS
@@ -107,7 +108,7 @@ _RESERVE = _hold_from(_taken()).returning(holds.c.id)
 
 # The key's rate-limit hit and the reserve in one round trip: the reserve happens only if
 # the hit was counted, and a refused hit reserves nothing.
-_HIT = ratelimit.HIT.columns(
+_HIT = ratelimit_repo.HIT.columns(
     column("count", Integer), column("window_start", DateTime(timezone=True))
 ).cte("hit")
 _HELD_AFTER_HIT = _hold_from(_taken(exists(select(_HIT.c.count)))).returning(holds.c.id).cte("held")
@@ -151,6 +152,14 @@ async def reserve(
     return uuid.UUID(str(row[0])) if row else None
 
 
+class HitAndHold(NamedTuple):
+    """The call counted in its window, and the hold reserved with it (None: not reserved,
+    the general path decides). A named tuple: callers (and tests) may still unpack it."""
+
+    rate: RateDecision
+    hold_id: uuid.UUID | None
+
+
 async def hit_and_reserve(
     direct: DirectPool,
     key_id: uuid.UUID,
@@ -161,7 +170,7 @@ async def hit_and_reserve(
     key: str,
     reference: str | None,
     expires_in: timedelta,
-) -> tuple[RateDecision, uuid.UUID | None] | None:
+) -> HitAndHold | None:
     """Count the call against the key's window and, if counted, reserve as `reserve` does.
 
     Raises `rate_limit_exceeded` (nothing reserved) when the window is full. Otherwise the
@@ -179,7 +188,7 @@ async def hit_and_reserve(
     if count is None:
         ratelimit.refused(limit, window_now)
     decision = ratelimit.counted(limit, int(count), window_start)
-    return decision, uuid.UUID(str(hold_id)) if hold_id is not None else None
+    return HitAndHold(decision, uuid.UUID(str(hold_id)) if hold_id is not None else None)
 
 
 # --- settle with its request log, for many calls at once -------------------------------------
@@ -190,6 +199,15 @@ async def hit_and_reserve(
 # so a batch costs one round trip whatever its size. Within an org, each debit's
 # `balance_after_micros` is the balance after the debits before it in the batch, exactly
 # as if they had run one by one in `ord` order.
+#
+# Lock order (the ledger's, `domain.ledger.repository`): holds, then credit accounts in
+# org id order. A batch's holds are its callers' own (a hold is settled by one call, and
+# the sweeper skips locked holds), but its accounts are shared with every other replica's
+# batches and with the sweeper, so `locked` takes them sorted before `charged` may write
+# one: the UPDATE only reaches a row that `locked` has already returned, and `locked`
+# returns them in order as it locks them. FOR NO KEY UPDATE is the lock the UPDATE itself
+# takes, so the row's second lock by this transaction is free (a stronger FOR UPDATE would
+# make PostgreSQL record both in a MultiXact).
 
 _TABLES = {"holds": holds.name, "accounts": accounts.name, "entries": entries.name}
 _SETTLE_MANY: dict[tuple[tuple[str, ...], tuple[str, ...]], TextClause] = {}
@@ -236,6 +254,10 @@ WITH input AS (
       AND h.amount_micros >= i.cost AND h.key_budget_micros = 0
       AND (h.budget_reservations IS NULL OR jsonb_typeof(h.budget_reservations) = 'null')
     RETURNING h.id, h.org_id, h.amount_micros, h.api_key_id, h.reference, i.cost, i.ord
+), locked AS (
+    SELECT a.org_id FROM {_TABLES["accounts"]} AS a
+    WHERE a.org_id IN (SELECT org_id FROM settled)
+    ORDER BY a.org_id FOR NO KEY UPDATE OF a
 ), per_org AS (
     SELECT org_id, sum(cost) AS cost, sum(amount_micros) AS amount
     FROM settled GROUP BY org_id
@@ -244,7 +266,7 @@ WITH input AS (
     SET balance_micros = a.balance_micros - p.cost,
         available_micros = a.available_micros + p.amount - p.cost,
         version = a.version + 1, updated_at = now()
-    FROM per_org AS p
+    FROM per_org AS p JOIN locked AS l ON l.org_id = p.org_id
     WHERE a.org_id = p.org_id
     RETURNING a.org_id, a.balance_micros
 ), debit AS (
@@ -265,6 +287,24 @@ SELECT s.ord FROM settled AS s JOIN charged AS c ON c.org_id = s.org_id
     if len(_SETTLE_MANY) < 64:
         _SETTLE_MANY[(log_keys, attempt_keys)] = stmt
     return stmt
+
+
+# Items with other log columns go in statements of their own, in one transaction. Each
+# statement takes its own accounts in order, but a batch whose first statement holds org B
+# and whose second wants org A would deadlock with one holding A and wanting B; so such a
+# batch first locks all its holds, then all its accounts, each in id order.
+_LOCK_BATCH = text(
+    f"""
+WITH held AS (
+    SELECT h.id, h.org_id FROM {_TABLES["holds"]} AS h
+    WHERE h.id = ANY(CAST(:holds AS uuid[]))
+    ORDER BY h.id FOR NO KEY UPDATE OF h
+)
+SELECT a.org_id FROM {_TABLES["accounts"]} AS a
+WHERE a.org_id IN (SELECT org_id FROM held)
+ORDER BY a.org_id FOR NO KEY UPDATE OF a
+"""  # noqa: S608 - identifiers are our own table names, values are bound
+)
 
 
 @dataclass(frozen=True)
@@ -302,7 +342,7 @@ async def settle_and_log_many(direct: DirectPool, items: Sequence[SettleItem]) -
             {"ord": ord_, "hold_id": item.hold_id, "cost": item.cost, "log": log,
              "attempt": attempt}
         )  # fmt: skip
-    statements = [
+    statements: list[tuple[TextClause, dict[str, Any]]] = [
         (
             _settle_many(log_keys, attempt_keys),
             # UUIDs and datetimes as text; a naive datetime is UTC (timestamptz columns).
@@ -311,8 +351,11 @@ async def settle_and_log_many(direct: DirectPool, items: Sequence[SettleItem]) -
         for (log_keys, attempt_keys), rows in groups.items()
     ]
     # Items with other log columns need their own statement; they then share a transaction,
-    # so the batch still applies whole or not at all.
-    for records in await direct.fetch_together(statements):
+    # so the batch still applies whole or not at all, with its rows locked first (above).
+    if len(statements) > 1:
+        statements.insert(0, (_LOCK_BATCH, {"holds": [item.hold_id for item in items]}))
+    results = await direct.fetch_together(statements)
+    for records in results[len(results) - len(groups) :]:
         for record in records:
             done[record[0]] = True
     return done

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import httpx
 
 from domain.crypto import SecretBox
-from domain.errors import DomainError, InvalidRequest, ServiceUnavailable
+from domain.errors import DomainError, ServiceUnavailable
 from domain.keys.auth import KeyPrincipal
 from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
 from domain.providers import ChatStream, UpstreamError, adapter_for
@@ -41,12 +41,14 @@ from domain.relay.billing import (
 from domain.relay.cache import TtlCache
 from domain.relay.group_commit import GroupCommit
 from domain.relay.plan import (
+    Held,
     ModelRoutes,
     OnDemandSession,
     Plan,
     RelayConfig,
     Route,
     build_plan,
+    check_client_request_id,
 )
 from domain.routing import repository as channels_repo
 from schema.db import SessionFactory, engine_of
@@ -54,7 +56,6 @@ from schema.direct import DirectPool
 
 log = logging.getLogger("oxinf.relay")
 T = TypeVar("T")
-MAX_CLIENT_REQUEST_ID = 200  # the request log's column
 
 
 class UpstreamFailed(DomainError):
@@ -133,9 +134,8 @@ class Relay:
             if client_request_id is not None:
                 await self._refuse_if_charged(key, client_request_id)
             plan = await build_plan(
-                db, self.box, self.cfg, key=key, body=body, kind="chat",
-                request_id=request_id, client_request_id=client_request_id, rng=self.rng,
-                cache=self.cache,
+                db, self.box, self.cfg, key=key, body=body, request_id=request_id,
+                client_request_id=client_request_id, rng=self.rng, cache=self.cache,
             )  # fmt: skip
         except DomainError:
             # A refused plan still counts against the key's window, and a full window
@@ -152,11 +152,7 @@ class Relay:
     async def _refuse_if_charged(self, key: KeyPrincipal, client_request_id: str) -> None:
         """A retry of a call that was already answered and charged is refused before it
         reserves or dispatches anything (the unique index catches concurrent retries)."""
-        if len(client_request_id) > MAX_CLIENT_REQUEST_ID:
-            raise InvalidRequest(
-                f"X-Client-Request-ID must be at most {MAX_CLIENT_REQUEST_ID} characters",
-                param="X-Client-Request-ID",
-            )
+        check_client_request_id(client_request_id)
         charged = await relay_repo.charged_for_client_id(self.direct, key.org_id, client_request_id)
         if charged is not None:
             raise AlreadyCharged(client_request_id, charged)
@@ -170,8 +166,8 @@ class Relay:
                 key=hold_key(plan, 1), reference=plan.request_id, expires_in=self.cfg.hold_ttl,
             )  # fmt: skip
             if both is not None:
-                plan.rate, hold_id = both
-                plan.held = (hold_id, amount) if hold_id is not None else None
+                plan.rate = both.rate
+                plan.held = Held(both.hold_id, amount) if both.hold_id is not None else None
                 return
         plan.rate = await ratelimit.hit_direct(self.unflushed, plan.key.key_id, limit)
 
@@ -183,7 +179,7 @@ class Relay:
             return True
         async with self.sessions.begin() as session:
             claimed = await channels_repo.claim_trial(
-                session, route.channel.id, self.cfg.breaker_cooldown_s
+                session, route.channel.id, self.cfg.breaker_cooldown_s, self.cfg.clock.now()
             )
         self.forget_channels()
         return claimed
@@ -193,7 +189,7 @@ class Relay:
             return
         async with self.sessions.begin() as session:
             await channels_repo.record_failure(
-                session, route.channel.id, self.cfg.breaker_threshold
+                session, route.channel.id, self.cfg.breaker_threshold, self.cfg.clock.now()
             )
         self.forget_channels()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, text, update
@@ -82,7 +83,8 @@ _FAILURE = text(
         WHEN breaker_state = 'half_open' OR consecutive_failures + 1 >= :threshold THEN 'open'
         ELSE breaker_state END,
       breaker_opened_at = CASE
-        WHEN breaker_state = 'half_open' OR consecutive_failures + 1 >= :threshold THEN now()
+        WHEN breaker_state = 'half_open' OR consecutive_failures + 1 >= :threshold
+          THEN CAST(:now AS timestamptz)
         ELSE breaker_opened_at END
     WHERE id = :id
     RETURNING breaker_state
@@ -90,9 +92,9 @@ _FAILURE = text(
 )
 _CLAIM_TRIAL = text(
     """
-    UPDATE channels SET breaker_state = 'half_open', breaker_opened_at = now()
+    UPDATE channels SET breaker_state = 'half_open', breaker_opened_at = CAST(:now AS timestamptz)
     WHERE id = :id AND breaker_state IN ('open', 'half_open')
-      AND breaker_opened_at <= now() - make_interval(secs => :cooldown)
+      AND breaker_opened_at <= CAST(:now AS timestamptz) - make_interval(secs => :cooldown)
     RETURNING id
     """
 )
@@ -102,15 +104,22 @@ async def record_success(session: Executor, channel_id: uuid.UUID) -> None:
     await session.execute(_SUCCESS, {"id": channel_id})
 
 
-async def record_failure(session: AsyncSession, channel_id: uuid.UUID, threshold: int) -> str:
-    row = (await session.execute(_FAILURE, {"id": channel_id, "threshold": threshold})).first()
+async def record_failure(
+    session: AsyncSession, channel_id: uuid.UUID, threshold: int, now: datetime
+) -> str:
+    """Count a failure; the breaker opens at `threshold` in a row, stamped `now` (the
+    caller's clock, as `claim_trial` compares with it)."""
+    params = {"id": channel_id, "threshold": threshold, "now": now}
+    row = (await session.execute(_FAILURE, params)).first()
     return str(row[0]) if row else "closed"
 
 
-async def claim_trial(session: AsyncSession, channel_id: uuid.UUID, cooldown_s: float) -> bool:
+async def claim_trial(
+    session: AsyncSession, channel_id: uuid.UUID, cooldown_s: float, now: datetime
+) -> bool:
     """One caller at a time gets to probe an open channel once its cooldown has passed."""
-    row = (await session.execute(_CLAIM_TRIAL, {"id": channel_id, "cooldown": cooldown_s})).first()
-    return row is not None
+    params = {"id": channel_id, "cooldown": cooldown_s, "now": now}
+    return (await session.execute(_CLAIM_TRIAL, params)).first() is not None
 
 
 async def ciphertext_batch(

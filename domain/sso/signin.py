@@ -1,8 +1,8 @@
 """Signing in through an org's identity provider: find the org by email domain, send the
 browser to the provider, and finish when it comes back with a code.
 
-A sign-in's state is single use: finishing claims it before anything else, and the caller
-commits even when the finish fails (see `finish`), so neither a replayed callback nor a
+A sign-in's state is single use: finishing claims it before anything else, and the claim
+is kept even when the finish then fails (see `finish`), so neither a replayed callback nor a
 replayed code gets a second try. Users are provisioned just in time: created without a
 password, added to the org with its default role; a member keeps the role they have.
 
@@ -32,6 +32,7 @@ from domain.sso.domains import email_domain
 from domain.sso.provider import ProviderRefused
 from domain.sso.runtime import SsoRuntime
 from schema.identity import User
+from schema.unit_of_work import keep_writes_on_error
 
 LOGIN_TTL = timedelta(minutes=10)
 PURGE_AFTER = timedelta(days=1)
@@ -41,6 +42,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 @dataclass(frozen=True)
 class StartedSignIn:
     authorization_url: str
+    state: str  # for a browser-bound check at the callback (the console keeps it in a cookie)
     org_id: uuid.UUID
     expires_at: datetime
 
@@ -95,7 +97,7 @@ async def start(
         expires_at=expires_at,
     )
     url = provider.authorization_url(meta, route.config.client_id, target, challenge, email)
-    return StartedSignIn(url, route.org.id, expires_at)
+    return StartedSignIn(url, challenge.state, route.org.id, expires_at)
 
 
 async def finish(
@@ -110,11 +112,13 @@ async def finish(
 ) -> SignedIn:
     """Claim the state, exchange the code, verify the ID token, provision, issue a session.
 
-    Commit the session even when this raises a `DomainError`: the state is spent either way,
-    and nothing else is written before every check has passed.
+    The unit of work keeps its writes even when this raises: the state is spent either way
+    (a replayed state or code is refused), and nothing else is written before every check
+    has passed.
     """
     now = datetime.now(UTC)
     login = await repo.claim_login(session, token_digest(rt.identity.pepper, state), now)
+    keep_writes_on_error(session)
     if login is None:
         raise InvalidField(
             "state is unknown, expired or already used: start the sign-in again", param="state"

@@ -1,7 +1,8 @@
 """Downloading a task's result: `GET /v1/tasks/{id}/content`.
 
-A succeeded task's result is one of three things, each served the way a client expects of a
-download link:
+A succeeded task's results copied into the result store are streamed from there (so they
+outlive the provider's copy). Otherwise the result is one of three things, each served the
+way a client expects of a download link:
 
 - bytes stored on the task (speech): sent as stored, with their content type;
 - a result held upstream behind the channel's key (OpenAI video): streamed through with that
@@ -22,16 +23,23 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.crypto import SecretBox
 from domain.errors import Conflict, DomainError, NotFound
 from domain.providers import UpstreamError
 from domain.providers.media import media_adapter_for
-from domain.providers.media_base import MediaContent, clean_content_type
+from domain.providers.media_http import MediaContent, clean_content_type
 from domain.relay.plan import RelayConfig
+from domain.results.repository import object_key
+from domain.results.store import Blob, BlobNotFound, BlobStore
 from domain.tasks import dispatch, service
-from domain.tasks.views import held_upstream, stored_bytes
-from schema.db import SessionFactory
+from domain.tasks.views import (
+    held_upstream,
+    results_deleted,
+    stored_bytes,
+    stored_results,
+)
 from schema.tasks import Task
 
 log = logging.getLogger("oxinf.tasks")
@@ -55,6 +63,10 @@ _EXTENSIONS = {
     "image/webp": "webp",
     "image/gif": "gif",
 }
+DELETED_MESSAGE = (
+    "this result was deleted under your organization's retention window; submit the task "
+    "again to get a new one"
+)
 GONE_MESSAGE = (
     "the provider no longer has this result (downloads expire some time after a task "
     "succeeds); submit the task again to get a new one"
@@ -87,7 +99,15 @@ class Redirect:
     url: str
 
 
-TaskContent = Inline | Streamed | Redirect
+@dataclass(frozen=True)
+class Stored:
+    """A result in the result store, opened: the caller streams `blob.chunks()`."""
+
+    blob: Blob
+    filename: str
+
+
+TaskContent = Inline | Streamed | Redirect | Stored
 
 
 def filename(task_id: uuid.UUID, content_type: str, index: int = 0) -> str:
@@ -114,7 +134,7 @@ def _out_of_range(task: Task, count: int, index: int) -> NotFound:
 
 
 async def open_task_content(
-    sessions: SessionFactory,
+    session: AsyncSession,
     http: httpx.AsyncClient,
     box: SecretBox,
     cfg: RelayConfig,
@@ -122,19 +142,32 @@ async def open_task_content(
     task_id: uuid.UUID,
     *,
     index: int = 0,
+    store: BlobStore | None = None,
 ) -> TaskContent:
     """The task's `index`-th result, ready to send. A `Streamed` result is an open upstream
-    connection: the caller must close it."""
-    async with sessions() as session:
-        task = await service.get_task(session, org_id, task_id)
-        _check_ready(task)
-        job: dispatch.UpstreamJob | None = None
-        if held_upstream(task):
-            try:
-                job = await dispatch.upstream_job(session, task, box, cfg)
-            except NotFound:
-                raise NotFound(f"task {task.id}'s result is no longer available") from None
-    # No database connection is held from here on: a download can take minutes.
+    connection: the caller must close it, and should end its unit of work before sending
+    the body (the routes do: a download can take minutes, its body is sent after the
+    request's unit of work has ended)."""
+    task = await service.get_task(session, org_id, task_id)
+    _check_ready(task)
+    if results_deleted(task):
+        raise NotFound(f"task {task.id}: {DELETED_MESSAGE}")
+    job: dispatch.UpstreamJob | None = None
+    if held_upstream(task):
+        try:
+            job = await dispatch.upstream_job(session, task, box, cfg)
+        except NotFound:
+            if not stored_results(task):
+                raise _gone(task) from None
+    stored = stored_results(task)
+    if stored and store is not None:
+        if index >= len(stored):
+            raise _out_of_range(task, len(stored), index)
+        found = await open_stored(store, task, index)
+        if found is not None:
+            return found
+        if job is None and held_upstream(task):
+            raise _gone(task)
     if (job is not None or stored_bytes(task)) and index != 0:
         raise _out_of_range(task, 1, index)
     if job is not None:
@@ -145,6 +178,20 @@ async def open_task_content(
     if index >= len(urls):
         raise _out_of_range(task, len(urls), index)
     return _from_url(task, urls[index], index)
+
+
+def _gone(task: Task) -> NotFound:
+    return NotFound(f"task {task.id}'s result is no longer available")
+
+
+async def open_stored(store: BlobStore, task: Task, index: int) -> Stored | None:
+    """The stored result, or None when the store lost it (the provider's copy is tried)."""
+    try:
+        blob = await store.open(object_key(task.id, index))
+    except BlobNotFound:
+        log.warning("stored task result missing", extra={"task": str(task.id), "index": index})
+        return None
+    return Stored(blob, filename(task.id, blob.info.content_type, index))
 
 
 def _inline_bytes(task: Task) -> Inline:

@@ -33,6 +33,7 @@ from domain.tasks import repository as repo
 from schema.channels import Channel
 from schema.db import SessionFactory
 from schema.tasks import Task, TaskSubmission
+from schema.unit_of_work import unit_of_work
 
 log = logging.getLogger("oxinf.tasks")
 
@@ -82,7 +83,7 @@ async def submit(
     rng: random.Random,
 ) -> Submitted:
     done = await _submit(sessions, http, box, cfg, task_id, rng)
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         after = await submissions.reconcile_after(
             session, task_id, answer_window=timedelta(seconds=cfg.upstream_timeout_s),
             now=datetime.now(UTC),
@@ -98,7 +99,7 @@ async def _submit(
     task_id: uuid.UUID,
     rng: random.Random,
 ) -> Submitted:
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         task = await repo.get(session, task_id)
         if task is None:
             raise NotFound("no such task")
@@ -125,11 +126,14 @@ async def _submit(
         if tried >= cfg.max_attempts_per_model:
             break
         if channel.breaker_state != "closed":
-            async with sessions.begin() as session:
-                if not await channels_repo.claim_trial(session, channel.id, cfg.breaker_cooldown_s):
-                    continue
+            async with unit_of_work(sessions) as session:
+                claimed = await channels_repo.claim_trial(
+                    session, channel.id, cfg.breaker_cooldown_s, cfg.clock.now()
+                )
+            if not claimed:
+                continue
         tried += 1
-        async with sessions.begin() as session:
+        async with unit_of_work(sessions) as session:
             attempt = await submissions.begin_attempt(
                 session, task_id, channel_id=channel.id, provider=channel.provider
             )
@@ -148,12 +152,14 @@ async def _submit(
                 if done is not None:
                     return done
             else:
-                async with sessions.begin() as session:
+                async with unit_of_work(sessions) as session:
                     await submissions.close(session, attempt, "refused", err.message)
                 if err.kind == "invalid_request" or not err.retryable:
                     return _failed(err)
-            async with sessions.begin() as session:
-                await channels_repo.record_failure(session, channel.id, cfg.breaker_threshold)
+            async with unit_of_work(sessions) as session:
+                await channels_repo.record_failure(
+                    session, channel.id, cfg.breaker_threshold, cfg.clock.now()
+                )
             continue
         return await _take(ctx, attempt, channel, answer)
     if last is None:
@@ -171,10 +177,10 @@ async def _settle_unanswered(
     under the same key once. None: still no answer; the attempt is abandoned (reconciliation
     looks for its job later) and the caller moves on."""
     if channel is None and attempt.channel_id is not None:
-        async with ctx.sessions() as session:
+        async with unit_of_work(ctx.sessions) as session:
             channel = await channels_repo.get_channel(session, attempt.channel_id)
     if channel is None:
-        async with ctx.sessions.begin() as session:
+        async with unit_of_work(ctx.sessions) as session:
             await submissions.close(session, attempt, "abandoned", "the channel was deleted")
         return None
     adapter = media_adapter_for(attempt.provider)
@@ -187,7 +193,7 @@ async def _settle_unanswered(
     if found:
         log.info("adopting upstream job", extra={"task": str(ctx.task.id), "job": found[0]})
         return await _take(ctx, attempt, channel, None, found=found)
-    async with ctx.sessions.begin() as session:
+    async with unit_of_work(ctx.sessions) as session:
         await submissions.count_send(session, attempt)
     try:
         answer = await adapter.submit(
@@ -195,7 +201,7 @@ async def _settle_unanswered(
             idempotency_key=attempt.idempotency_key,
         )  # fmt: skip
     except UpstreamError as err:
-        async with ctx.sessions.begin() as session:
+        async with unit_of_work(ctx.sessions) as session:
             await submissions.close(session, attempt, "abandoned", err.message)
         if not answer_lost(err) and (err.kind == "invalid_request" or not err.retryable):
             return _failed(err)
@@ -215,7 +221,7 @@ async def _take(
     attempt's key); every other job it turns up is an orphan, cancelled upstream."""
     job_id = answer.upstream_job_id if answer else next(iter(found or []), None)
     outcome = answer.outcome if answer else None
-    async with ctx.sessions.begin() as session:
+    async with unit_of_work(ctx.sessions) as session:
         acc = await submissions.accept(
             session, ctx.task.id, attempt, upstream_job_id=job_id, outcome=outcome,
             adopted=answer is None,
@@ -249,7 +255,7 @@ def _answer_of(winner: TaskSubmission) -> Submitted:
 
 
 async def _current(ctx: Ctx) -> Submitted:
-    async with ctx.sessions() as session:
+    async with unit_of_work(ctx.sessions) as session:
         task = await repo.get(session, ctx.task.id)
         winner = await repo.accepted_submission(session, ctx.task.id)
     if task is not None and task.status in repo.TERMINAL:
@@ -269,7 +275,7 @@ async def poll(
     task_id: uuid.UUID,
 ) -> MediaOutcome:
     """One look at the upstream job; progress is recorded while it runs."""
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         task = await repo.get(session, task_id)
         if task is None:
             raise NotFound("task has no upstream job")
@@ -278,7 +284,7 @@ async def poll(
         http, job.upstream, media_type(task.type), job.job_id
     )
     if outcome.status == "processing" and outcome.progress != task.progress:
-        async with sessions.begin() as session:
+        async with unit_of_work(sessions) as session:
             await service.record_progress(session, task_id, outcome.progress)
     return outcome
 

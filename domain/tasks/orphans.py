@@ -6,6 +6,9 @@ and one loses, or when an answer arrives after the task ended. Each is recorded
 (`task_orphan_jobs`, counted in `/metrics`, shown in the ops timeline) and cancelled
 upstream. `reconcile` runs after the task has settled, when `submissions.reconcile_after`
 says an earlier attempt may still hide a job, and retries cancellations that failed.
+
+Recording and cancelling are separate units of work: an orphan is durable before its
+cancel goes upstream, and the cancel's outcome is recorded after it answers.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from domain.tasks import repository as repo
 from domain.tasks import submissions
 from schema.db import SessionFactory
 from schema.tasks import Task, TaskOrphanJob, TaskSubmission
+from schema.unit_of_work import unit_of_work
 
 log = logging.getLogger("oxinf.tasks")
 
@@ -46,7 +50,7 @@ async def dispose(
 ) -> str | None:
     """Records the orphan (once) and cancels it: the state it ends in, None when the job was
     already known."""
-    async with sessions.begin() as session:
+    async with unit_of_work(sessions) as session:
         orphan = await submissions.record_orphan(
             session, task, upstream_job_id=upstream_job_id, provider=upstream.provider,
             channel_id=channel_id, submission=submission, reason=reason,
@@ -76,7 +80,7 @@ async def cancel(
         state = _CANCEL_STATES[result]
     except UpstreamError as err:
         state, error = "cancel_failed", err.message
-    async with sessions.begin() as session:
+    async with unit_of_work(sessions) as session:
         await submissions.orphan_resolved(session, orphan, state, error)
     log.info(
         "orphan upstream job resolved",
@@ -101,7 +105,7 @@ async def reconcile(
 ) -> Reconciled:
     """Looks up every attempt that may hide a job and disposes of each job the task does
     not use; then retries cancellations that failed. Idempotent: known orphans are skipped."""
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         task = await repo.get(session, task_id)
         if task is None:
             raise NotFound("no such task")
@@ -151,7 +155,7 @@ async def _upstream(
 ) -> Upstream | None:
     if channel_id is None:
         return None
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         channel = await channels_repo.get_channel(session, channel_id)
     return None if channel is None else platform_upstream(channel, task.model, box, cfg)
 

@@ -16,6 +16,7 @@ from schema.tasks import Task, TaskOrphanJob, TaskSubmission
 
 T = table_of(Task)
 TERMINAL = ("succeeded", "failed", "canceled")
+NOW = text("now()")  # the database's clock, as a value for the update functions below
 
 
 async def insert_task(session: AsyncSession, values: dict[str, Any]) -> None:

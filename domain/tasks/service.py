@@ -17,26 +17,23 @@ from typing import Any, Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.admission import service as admission
 from domain.egress.policy import STRICT, EgressPolicy, check_url
-from domain.enterprise import governance
 from domain.errors import (
     Conflict,
     InvalidField,
     InvalidRequest,
     NotFound,
-    PermissionDenied,
     ServiceUnavailable,
 )
 from domain.identity import repository as identity_repo
 from domain.keys.auth import KeyPrincipal
 from domain.ledger import service as ledger
-from domain.pricing import repository as pricing_repo
 from domain.pricing.cost import PriceSnapshot, media_cost_micros
 from domain.providers.media import MediaOutcome, max_units, validate_media_input
-from domain.relay.plan import ModelNotAllowed, check_model_name
+from domain.results import copy as copy_results
 from domain.routing import repository as channels_repo
 from domain.tasks import repository as repo
-from schema.db import SessionFactory
 from schema.tasks import TASK_TYPES, Task
 
 log = logging.getLogger("oxinf.tasks")
@@ -58,8 +55,7 @@ class TaskConfig:
 
 def require_scope(key: KeyPrincipal) -> None:
     """Creating, reading, listing, cancelling and downloading tasks all need the scope."""
-    if "tasks" not in key.scopes:
-        raise PermissionDenied("this key lacks the tasks scope")
+    admission.require_scope(key, admission.TASKS_SCOPE)
 
 
 def workflow_id(task_id: uuid.UUID) -> str:
@@ -71,7 +67,7 @@ def _price_units(snapshot: PriceSnapshot, units: int, tier: str, power: str) -> 
 
 
 async def create_task(
-    sessions: SessionFactory,
+    session: AsyncSession,
     cfg: TaskConfig,
     key: KeyPrincipal,
     *,
@@ -82,53 +78,43 @@ async def create_task(
     idempotency_key: str | None,
     request_id: str,
 ) -> tuple[Task, bool]:
-    """Returns the task and whether this call created it (False: an idempotent replay)."""
+    """Returns the task and whether this call created it (False: an idempotent replay).
+
+    Writes in the caller's unit of work, which starts the task's workflow once it commits."""
     require_scope(key)
     if task_type not in TASK_TYPES:
         raise InvalidField(f"type must be one of {', '.join(TASK_TYPES)}", param="type")
     if not isinstance(model, str) or not model:
         raise InvalidField("`model` is required", param="model")
-    check_model_name(model)
+    admission.check_model_name(model)
     if not isinstance(task_input, dict):
         raise InvalidField("`input` must be an object", param="input")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidRequest("Idempotency-Key must be 1-200 characters", param="Idempotency-Key")
-    if not key.allows_model(model):
-        raise ModelNotAllowed(f"this key may not use model {model!r}", param="model")
+    admission.require_key_allows(key, model)
     cleaned = validate_media_input(task_type, task_input)  # type: ignore[arg-type]
     if callback_url is not None:
         check_url(callback_url, param="callback_url", policy=cfg.egress)
 
     if idempotency_key is not None:
-        async with sessions() as session:
-            existing = await repo.by_idempotency_key(session, key.org_id, idempotency_key)
+        existing = await repo.by_idempotency_key(session, key.org_id, idempotency_key)
         if existing is not None:
             return existing, False
 
     now = datetime.now(UTC)
-    async with sessions() as session:
-        rules = await governance.for_key(session, key.org_id, key.key_id)
-        if not rules.allows_model(model):
-            raise ModelNotAllowed(
-                f"your department's policy does not allow model {model!r}", param="model"
-            )
-        info = await pricing_repo.get_model(session, model)
-        if info is None or not info.enabled or info.type != task_type:
-            raise InvalidRequest(f"unknown {task_type} model {model!r}", param="model")
-        snapshot = await pricing_repo.price_at(session, model, now)
-        if snapshot is None:
-            raise InvalidRequest(f"model {model!r} has no price yet", param="model")
-        org = await identity_repo.org_by_id(session, key.org_id)
-        if org is None:
-            raise PermissionDenied("this key's org no longer exists")
-        if not await channels_repo.serving(session, model, task_type, info.channel_group):
-            raise ServiceUnavailable(f"no channel serves {model!r} right now")
+    surface = admission.task_surface(task_type)
+    admitted = await admission.admit(admission.SessionReader(session), surface, key, model, now=now)
+    if not await channels_repo.serving(session, model, task_type, admitted.model.channel_group):
+        raise ServiceUnavailable(f"no channel serves {model!r} right now")
+    snapshot, org = admitted.price, admitted.org
     estimate = _price_units(snapshot, max_units(task_type, cleaned), org.tier, org.power_level)  # type: ignore[arg-type]
 
     task_id = uuid.uuid4()
     deadline = now + cfg.deadline(task_type)
     try:
-        async with sessions.begin() as session:
+        # A savepoint: losing the Idempotency-Key race below must not abort the caller's
+        # whole transaction, which still reads the winner's task.
+        async with session.begin_nested():
             await repo.insert_task(
                 session,
                 {
@@ -155,20 +141,18 @@ async def create_task(
                 expires_in=cfg.deadline(task_type) + timedelta(seconds=cfg.hold_margin_s),
                 api_key_id=key.key_id,
                 reference=f"task:{task_id}",
-                budgets=rules.budgets,
+                budgets=admitted.budgets,
             )
             await repo.set_fields(session, task_id, {"hold_id": reservation.hold.id})
     except IntegrityError:
         # Another request with the same Idempotency-Key won the insert.
         if idempotency_key is None:
             raise
-        async with sessions() as session:
-            existing = await repo.by_idempotency_key(session, key.org_id, idempotency_key)
+        existing = await repo.by_idempotency_key(session, key.org_id, idempotency_key)
         if existing is None:
             raise
         return existing, False
-    async with sessions() as session:
-        task = await repo.get(session, task_id)
+    task = await repo.get(session, task_id)
     assert task is not None
     return task, True
 
@@ -251,8 +235,13 @@ async def finalize(
     *,
     outcome: MediaOutcome | None = None,
     error: dict[str, str] | None = None,
+    stored: list[dict[str, Any]] | None = None,
+    copy_error: dict[str, Any] | None = None,
 ) -> Final:
-    """Move to a terminal state once: settle actual units on success, else refund in full."""
+    """Move to a terminal state once: settle actual units on success, else refund in full.
+
+    `stored`: the results copied into the result store (views then hand out signed URLs to
+    them); `copy_error`: the copy gave up, which is recorded but changes nothing else."""
     task = await repo.get(session, task_id, lock=True)
     if task is None:
         raise NotFound("no such task")
@@ -272,15 +261,16 @@ async def finalize(
             settled = await ledger.settle(session, task.hold_id, actual)
             charged = settled.charged_micros
         refunded = max(0, task.estimate_micros - charged)
-        values |= {
-            "progress": 100,
-            "units": units,
-            "result": {
-                "urls": outcome.urls,
-                "content_type": outcome.content_type,
-                "content_b64": outcome.content_b64,
-            },
+        result: dict[str, Any] = {
+            "urls": outcome.urls,
+            "content_type": outcome.content_type,
+            "content_b64": outcome.content_b64,
         }
+        if stored:
+            result["stored"] = stored
+        if copy_error:
+            await copy_results.record_gave_up(session, task, outcome, copy_error)
+        values |= {"progress": 100, "units": units, "result": result}
     else:
         if task.hold_id is not None:
             await ledger.void(session, task.hold_id)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import NotFound
@@ -78,7 +77,7 @@ async def close(
     await repo.update_submission(
         session,
         submission.id,
-        {"state": state, "error": error[:ERROR_LIMIT], "resolved_at": text("now()")},
+        {"state": state, "error": error[:ERROR_LIMIT], "resolved_at": repo.NOW},
         from_states=("submitting",),
     )
 
@@ -119,7 +118,7 @@ async def accept(
         "state": "accepted",
         "upstream_job_id": upstream_job_id,
         "adopted": adopted,
-        "resolved_at": text("now()"),
+        "resolved_at": repo.NOW,
         "error": None,
     }
     if upstream_job_id is None and outcome is not None:
@@ -140,7 +139,7 @@ async def _supersede(
     await repo.update_submission(
         session,
         submission.id,
-        {"state": "superseded", "upstream_job_id": upstream_job_id, "resolved_at": text("now()")},
+        {"state": "superseded", "upstream_job_id": upstream_job_id, "resolved_at": repo.NOW},
         from_states=("submitting", "abandoned"),
     )
 
@@ -181,7 +180,7 @@ async def orphan_resolved(
         {
             "state": state,
             "error": error[:ERROR_LIMIT] if error else None,
-            "resolved_at": text("now()"),
+            "resolved_at": repo.NOW,
         },
     )
 

@@ -1,21 +1,43 @@
-"""SQL for request logs, their attempts and (opt-in) content details."""
+"""SQL for request logs, their attempts and (opt-in) content details, and the monthly usage
+rollups read beside them (every read is org-filtered)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Table, bindparam, exists, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    String,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.billing_cycles.periods import add_months
 from domain.inputs import storable_json
+from domain.usage.models import GroupBy, UsageRow
 from schema.base import table_of
 from schema.db import Executor
+from schema.payments import UsageMonthly
 from schema.requests import RequestAttempt, RequestDetail, RequestLog
 
 LOGS = table_of(RequestLog)
 ATTEMPTS = table_of(RequestAttempt)
 DETAILS = table_of(RequestDetail)
+MONTHLY = table_of(UsageMonthly)
 
 
 # Built once and executed with a params dict: SQLAlchemy compiles one INSERT per set of keys
@@ -106,3 +128,196 @@ async def org_has_requests(session: AsyncSession, org_id: uuid.UUID) -> bool:
     """Whether any call of the org is logged; one index probe on (org_id, created_at)."""
     stmt = select(exists().where(LOGS.c.org_id == org_id))
     return bool((await session.execute(stmt)).scalar_one())
+
+
+# --- usage totals, from raw logs and from monthly rollups --------------------------------
+
+
+async def rolled_months(
+    session: AsyncSession, org_id: uuid.UUID, candidates: Sequence[datetime]
+) -> list[datetime]:
+    if not candidates:
+        return []
+    stmt = (
+        select(MONTHLY.c.month)
+        .where(MONTHLY.c.org_id == org_id, MONTHLY.c.month.in_(list(candidates)))
+        .distinct()
+    )
+    return sorted((await session.execute(stmt)).scalars())
+
+
+def _group_expr(group_by: GroupBy, *, raw: bool) -> ColumnElement[Any]:
+    t = LOGS if raw else MONTHLY
+    if group_by == "model":
+        return t.c.model
+    if group_by == "key":
+        return cast(t.c.api_key_id, String)
+    if group_by == "month":
+        col = func.date_trunc("month", LOGS.c.created_at, "UTC") if raw else MONTHLY.c.month
+        return func.to_char(func.timezone("UTC", col), "YYYY-MM")
+    if group_by == "day":
+        return func.to_char(func.timezone("UTC", LOGS.c.created_at), "YYYY-MM-DD")
+    return literal(None, String)
+
+
+def _rows(result: Any) -> list[UsageRow]:
+    return [
+        UsageRow(
+            key=r[0],
+            requests=int(r[1]),
+            failed_requests=int(r[2]),
+            prompt_tokens=int(r[3]),
+            completion_tokens=int(r[4]),
+            cost_micros=int(r[5]),
+            byok_requests=int(r[6]),
+        )
+        for r in result
+    ]
+
+
+async def totals_from_logs(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    skip_months: Sequence[datetime],
+    group_by: GroupBy,
+) -> list[UsageRow]:
+    key = _group_expr(group_by, raw=True).label("k")
+    cond = and_(LOGS.c.org_id == org_id, LOGS.c.created_at >= start, LOGS.c.created_at < end)
+    if skip_months:
+        # Whole months served by rollups, excluded as time ranges so the index still applies.
+        cond = and_(
+            cond,
+            *[
+                or_(LOGS.c.created_at < m, LOGS.c.created_at >= add_months(m, 1))
+                for m in skip_months
+            ],
+        )
+    stmt = (
+        select(
+            key,
+            func.count(),
+            func.count().filter(LOGS.c.status == "failed"),
+            func.coalesce(func.sum(LOGS.c.prompt_tokens), 0),
+            func.coalesce(func.sum(LOGS.c.completion_tokens), 0),
+            func.coalesce(func.sum(LOGS.c.cost_micros), 0),
+            func.count().filter(LOGS.c.billing == "byok"),
+        )
+        .where(cond)
+        .group_by(key)
+    )
+    return _rows(await session.execute(stmt))
+
+
+async def totals_from_rollups(
+    session: AsyncSession, org_id: uuid.UUID, months: Sequence[datetime], group_by: GroupBy
+) -> list[UsageRow]:
+    if not months:
+        return []
+    key = _group_expr(group_by, raw=False).label("k")
+    stmt = (
+        select(
+            key,
+            func.coalesce(func.sum(MONTHLY.c.requests), 0),
+            func.coalesce(func.sum(MONTHLY.c.failed_requests), 0),
+            func.coalesce(func.sum(MONTHLY.c.prompt_tokens), 0),
+            func.coalesce(func.sum(MONTHLY.c.completion_tokens), 0),
+            func.coalesce(func.sum(MONTHLY.c.cost_micros), 0),
+            func.coalesce(func.sum(MONTHLY.c.byok_requests), 0),
+        )
+        .where(MONTHLY.c.org_id == org_id, MONTHLY.c.month.in_(list(months)))
+        .group_by(key)
+    )
+    return _rows(await session.execute(stmt))
+
+
+async def list_logs(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    *,
+    before: tuple[datetime, str] | None,
+    limit: int,
+    status: str | None,
+    model: str | None,
+) -> list[RequestLog]:
+    """Newest first, keyset-paginated on (created_at, id) over the org's index."""
+    stmt = select(RequestLog).where(LOGS.c.org_id == org_id)
+    if status:
+        stmt = stmt.where(LOGS.c.status == status)
+    if model:
+        stmt = stmt.where(LOGS.c.model == model)
+    if before is not None:
+        created, request_id = before
+        stmt = stmt.where(
+            or_(
+                LOGS.c.created_at < created,
+                and_(LOGS.c.created_at == created, LOGS.c.id < request_id),
+            )
+        )
+    stmt = stmt.order_by(LOGS.c.created_at.desc(), LOGS.c.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+# --- the monthly rollup (`rollup_orgs`) ------------------------------------------------------
+
+_ROLLUP = text(
+    """
+    WITH buckets AS (
+        SELECT l.org_id, l.api_key_id, l.model,
+               date_trunc('month', l.created_at, 'UTC') AS month,
+               count(*) AS requests,
+               count(*) FILTER (WHERE l.status = 'failed') AS failed_requests,
+               coalesce(sum(l.prompt_tokens), 0) AS prompt_tokens,
+               coalesce(sum(l.completion_tokens), 0) AS completion_tokens,
+               coalesce(sum(l.cost_micros), 0) AS cost_micros,
+               count(*) FILTER (WHERE l.billing = 'byok') AS byok_requests
+        FROM request_logs l
+        WHERE l.org_id = ANY(:org_ids) AND l.created_at >= :start AND l.created_at < :end
+        GROUP BY 1, 2, 3, 4
+    ), written AS (
+        INSERT INTO usage_monthly AS u (
+            id, org_id, api_key_id, model, month, requests, failed_requests,
+            prompt_tokens, completion_tokens, cost_micros, byok_requests, updated_at
+        )
+        SELECT gen_random_uuid(), org_id, api_key_id, model, month, requests, failed_requests,
+               prompt_tokens, completion_tokens, cost_micros, byok_requests, now()
+        FROM buckets
+        ON CONFLICT (org_id, api_key_id, model, month) DO UPDATE SET
+            requests = EXCLUDED.requests,
+            failed_requests = EXCLUDED.failed_requests,
+            prompt_tokens = EXCLUDED.prompt_tokens,
+            completion_tokens = EXCLUDED.completion_tokens,
+            cost_micros = EXCLUDED.cost_micros,
+            byok_requests = EXCLUDED.byok_requests,
+            updated_at = now()
+        WHERE (u.requests, u.failed_requests, u.prompt_tokens, u.completion_tokens,
+               u.cost_micros, u.byok_requests)
+              IS DISTINCT FROM
+              (EXCLUDED.requests, EXCLUDED.failed_requests, EXCLUDED.prompt_tokens,
+               EXCLUDED.completion_tokens, EXCLUDED.cost_micros, EXCLUDED.byok_requests)
+        RETURNING 1
+    )
+    SELECT count(*) FROM written
+    """
+)
+
+
+async def rollup_orgs(
+    session: AsyncSession, org_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime
+) -> int:
+    """Recompute every bucket of these orgs in [start, end); returns buckets written.
+
+    A bucket is (org, api key, model, UTC month) in `usage_monthly`. Every run *recomputes*
+    the buckets it covers from the raw logs and writes them only where a value differs, so
+    running it twice, or over a month that was already rolled, can never count a request
+    twice, and a run that changes nothing writes nothing. Request logs are never deleted,
+    so a bucket can always be rebuilt; the rollup is what lets usage pages stay cheap and
+    lets retention delete content details safely. Callers pass a batch of org ids, so the
+    statement reads the logs through the (org_id, created_at) index instead of scanning the
+    table for a time range.
+    """
+    if not org_ids or start >= end:
+        return 0
+    params = {"org_ids": list(org_ids), "start": start, "end": end}
+    return int((await session.execute(_ROLLUP, params)).scalar_one())

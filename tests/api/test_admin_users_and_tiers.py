@@ -7,7 +7,7 @@ import uuid
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.fixtures.portal import PASSWORD, signup
 from tests.portal.helpers import operator_headers
 

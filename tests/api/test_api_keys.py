@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import Unauthenticated
 from domain.identity import repository as identity_repo
 from domain.keys.auth import KeyAuthenticator
+from tests.fixtures.clock import FakeClock
 from tests.fixtures.portal import PortalUser, create_key, signup
 
 
@@ -69,8 +70,9 @@ async def test_revocation_is_immediate_here_and_within_the_ttl_elsewhere(
     user = await signup(client)
     created = await create_key(client, user)
     full = str(created["key"])
+    clock = FakeClock()
     other_replica = KeyAuthenticator(
-        resources.sessions, resources.identity.pepper, ttl_s=0.3, resolution_s=60
+        resources.sessions, resources.identity.pepper, ttl_s=30, resolution_s=60, clock=clock
     )
     await resources.key_auth.authenticate(full)
     await other_replica.authenticate(full)
@@ -79,9 +81,11 @@ async def test_revocation_is_immediate_here_and_within_the_ttl_elsewhere(
     assert resp.status_code == 200 and resp.json()["status"] == "revoked"
     with pytest.raises(Unauthenticated):
         await resources.key_auth.authenticate(full)  # this replica evicted it at once
-    await asyncio.sleep(0.35)
+    clock.advance(29)
+    assert await other_replica.authenticate(full)  # the other one trusts its cache a while,
+    clock.advance(2)
     with pytest.raises(Unauthenticated):
-        await other_replica.authenticate(full)  # the other one re-read it after its TTL
+        await other_replica.authenticate(full)  # but re-reads it once the TTL has passed
 
     # Revocation is permanent: no edit brings it back, a second revoke changes nothing.
     patch = await client.patch(
@@ -151,13 +155,29 @@ async def test_patch_changes_limits_and_is_audited(
 async def test_last_used_is_recorded_coarsely(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:
+    """Written on first use, then at most once per resolution (60 s here), whatever the
+    traffic in between."""
     user = await signup(client)
     created = await create_key(client, user)
-    for _ in range(5):
-        await resources.key_auth.authenticate(str(created["key"]))
-    await resources.key_auth.drain()
-    got = (await client.get(f"/portal/v1/api-keys/{created['id']}", headers=user.headers())).json()
-    assert got["last_used_at"] is not None
+    clock = FakeClock()
+    auth = KeyAuthenticator(
+        resources.sessions, resources.identity.pepper, ttl_s=5, resolution_s=60, clock=clock
+    )
+
+    async def used_after(calls: int) -> datetime:
+        for _ in range(calls):
+            await auth.authenticate(str(created["key"]))
+        await auth.drain()
+        path = f"/portal/v1/api-keys/{created['id']}"
+        got = (await client.get(path, headers=user.headers())).json()
+        return datetime.fromisoformat(got["last_used_at"])
+
+    first = await used_after(5)
+    assert first == clock.now()
+    clock.advance(59)
+    assert await used_after(3) == first  # within the resolution: not written again
+    clock.advance(2)
+    assert await used_after(1) == clock.now() == first + timedelta(seconds=61)
 
 
 async def _add_member(resources: Resources, user: PortalUser, org_id: uuid.UUID, role: str) -> None:

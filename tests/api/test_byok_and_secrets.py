@@ -14,7 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.crypto import SecretBox
 from domain.identity import repository as identity_repo
 from domain.rotation import rotate_all

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.identity.bootstrap import bootstrap_admin
 from tests.fixtures.portal import signup
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from api.app import create_app
-from api.runtime import Resources
+from config.runtime import Resources
 
 
 class Echo(BaseModel):

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.ledger import service as ledger
 from tests.fixtures.portal import PortalUser, signup
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import func, select, text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.identity.bootstrap import bootstrap_admin
 from schema.identity import User
 from tests.fixtures.portal import PASSWORD, signup

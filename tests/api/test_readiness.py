@@ -8,9 +8,9 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources, build_http_client
-from api.settings import Settings
-from api.temporal import TemporalHandle
+from config.runtime import Resources, build_http_client
+from config.settings import Settings
+from config.temporal import TemporalHandle
 from schema.db import create_engine, session_factory
 from schema.embedded import start_embedded_postgres
 from schema.migrate import upgrade

@@ -13,21 +13,25 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from activities.deps import ActivityDeps
 from api.app import create_app
-from api.runtime import Resources
-from api.settings import Settings
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.settings import Settings
+from config.temporal import TemporalHandle
 from tests.fakes.stripe import FakeStripe, signed
+from tests.fixtures.conditions import eventually
 from tests.fixtures.portal import PortalUser, signup
+from tests.fixtures.temporal import workflow_result
 from worker import build_worker
 from workflows.payments import StripeEventReport, stripe_event_workflow_id
 
 WEBHOOK_SECRET = "whsec_test_" + "1" * 32
 MICROS = 1_000_000
 T = TypeVar("T")
+ACTIVITY_DONE = EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
 
 
 @pytest.fixture(scope="session")
@@ -58,14 +62,8 @@ def deps_for(resources: Resources, settings: Settings) -> ActivityDeps:
 
 
 async def result_of(env: WorkflowEnvironment, workflow_id: str, result_type: type[T]) -> T:
-    """Wait for a workflow the API (not this test) started. Handles from `get_workflow_handle`
-    do not unlock time skipping by themselves, so do it here, as `start_workflow` would."""
-    handle = env.client.get_workflow_handle(workflow_id, result_type=result_type)
-    unlocked = getattr(env, "time_skipping_unlocked", None)
-    if unlocked is None:
-        return await handle.result()
-    async with unlocked():
-        return await handle.result()
+    """Wait for a workflow the API (not this test) started, letting the server skip time."""
+    return await workflow_result(env, workflow_id, result_type)
 
 
 @dataclass
@@ -84,6 +82,17 @@ class Billing:
 
     async def processed(self, event_id: str) -> StripeEventReport:
         return await result_of(self.env, stripe_event_workflow_id(event_id), StripeEventReport)
+
+    async def attempted(self, event_id: str) -> None:
+        """Wait until the event's workflow has applied it once (deferred, say), so an event
+        delivered next is applied after it, not raced with it."""
+        handle = self.env.client.get_workflow_handle(stripe_event_workflow_id(event_id))
+
+        async def applied_once() -> bool:
+            history = await handle.fetch_history()
+            return any(e.event_type == ACTIVITY_DONE for e in history.events)
+
+        await eventually(applied_once, within=10, what=f"{event_id} applied once")
 
     async def checkout(self, user: PortalUser, package_id: str = "starter_10", **extra: Any) -> Any:
         resp = await self.client.post(

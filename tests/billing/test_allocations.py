@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from temporalio.client import (
     Client,
+    ScheduleActionResult,
     ScheduleActionStartWorkflow,
     ScheduleBackfill,
     ScheduleCalendarSpec,
@@ -18,9 +18,10 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.billing.conftest import MICROS, deps_for, rows
 from tests.domain.factories import make_org
+from tests.fixtures.conditions import eventually
 from worker import build_worker, ensure_schedules
 from workflows import holds
 from workflows.billing_cycles import (
@@ -85,14 +86,17 @@ def _expected(orgs: dict[str, uuid.UUID], *periods: str) -> dict[tuple[uuid.UUID
 async def _scheduled_run(client: Client, workflow_id: str) -> AllocationReport:
     # The dev server's scheduler starts backfilled runs asynchronously; on a loaded machine
     # that can take a while, so wait up to a minute (returning as soon as it exists).
-    for _ in range(1200):
+    handle = client.get_workflow_handle(workflow_id, result_type=AllocationReport)
+
+    async def started() -> bool:
         try:
-            handle = client.get_workflow_handle(workflow_id, result_type=AllocationReport)
             await handle.describe()
-            return await handle.result()
         except RPCError:
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{workflow_id} never started")
+            return False
+        return True
+
+    await eventually(started, within=60, what=f"{workflow_id} started")
+    return await handle.result()
 
 
 async def test_allocations_credit_once_per_period_through_runs_schedule_and_backfill(
@@ -144,11 +148,11 @@ async def test_allocations_credit_once_per_period_through_runs_schedule_and_back
 
             # Triggered by hand now: allocates the current month, from the scheduled time.
             await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
-            for _ in range(1200):
-                recent = (await handle.describe()).info.recent_actions
-                if recent:
-                    break
-                await asyncio.sleep(0.05)
+
+            async def acted() -> list[ScheduleActionResult]:
+                return list((await handle.describe()).info.recent_actions)
+
+            recent = await eventually(acted, within=60, what="the triggered run started")
             triggered = await _scheduled_run(client, recent[0].action.workflow_id)
             current = period_of(datetime.now(UTC))
             assert triggered.period == current and triggered.totals.credited == 4

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus
 
-from domain.ledger.transactional import Ledger
-from domain.payments.recharge import RechargeTrigger, maybe_trigger_recharge
+from domain.payments.recharge import AutoRecharge
 from schema.db import SessionFactory
 from tests.billing.conftest import MICROS, Billing, gather, result_of, rows, scalar
 from tests.domain.invariants import assert_books_balance
+from tests.fixtures.conditions import eventually
+from tests.fixtures.ledger import Ledger
 from tests.fixtures.portal import PortalUser, signup
 from tests.fixtures.relay import balance
 from workflows.payments import RechargeReport, recharge_workflow_id
@@ -64,20 +64,12 @@ async def _spend_to(billing: Billing, org_id: uuid.UUID, available: int) -> None
 async def _fire(billing: Billing, org_id: uuid.UUID, replicas: int = 8) -> list[bool]:
     """Every replica settles a request that leaves the org below its threshold at once."""
     _, available = await balance(billing.resources, org_id)
-    triggers = [RechargeTrigger(cooldown_s=0) for _ in range(replicas)]
-    return await gather(
-        *(
-            maybe_trigger_recharge(
-                billing.resources.sessions,
-                billing.resources.temporal.get,
-                org_id,
-                available,
-                task_queue=billing.settings.task_queue,
-                trigger=t,
-            )
-            for t in triggers
-        )
-    )
+    # Each replica has its own AutoRecharge (as each process does), over the one Temporal.
+    replicas_ = [
+        AutoRecharge(billing.resources.sessions, billing.resources.workflows, cooldown_s=0)
+        for _ in range(replicas)
+    ]
+    return await gather(*(r.maybe_trigger(org_id, available) for r in replicas_))
 
 
 async def _report(billing: Billing, org_id: uuid.UUID) -> RechargeReport:
@@ -129,17 +121,17 @@ async def test_a_declined_card_is_not_retried_until_rearmed(billing: Billing) ->
 
     assert sorted(await _fire(billing, org)) == [False] * 7 + [True]
     handle = billing.env.client.get_workflow_handle(recharge_workflow_id(str(org)))
-    for _ in range(100):  # wait for the declined charge to be recorded
+
+    async def declined() -> bool:
         status = await scalar(
             billing.resources,
             "SELECT coalesce(max(status), '') FROM payments"
             " WHERE kind = 'recharge' AND org_id = :o",
             o=org,
         )
-        if status == "failed":
-            break
-        await asyncio.sleep(0.05)
-    assert status == "failed"
+        return bool(status == "failed")
+
+    await eventually(declined, within=5, what="the declined charge recorded")
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
 
     # Still below the threshold, settle after settle: no second charge while it waits.
@@ -161,15 +153,12 @@ async def test_a_declined_card_is_not_retried_until_rearmed(billing: Billing) ->
 async def test_the_trigger_is_cheap_when_auto_recharge_is_off(billing: Billing) -> None:
     user = await signup(billing.client)
     counting = CountingSessions(billing.resources.sessions)
-    trigger = RechargeTrigger(config_ttl_s=60)
+    recharge = AutoRecharge(
+        counting,  # type: ignore[arg-type]
+        billing.resources.workflows,
+        config_ttl_s=60,
+    )
     for _ in range(50):
-        fired = await maybe_trigger_recharge(
-            counting,  # type: ignore[arg-type]
-            billing.resources.temporal.get,
-            user.org_id,
-            0,
-            task_queue=billing.settings.task_queue,
-            trigger=trigger,
-        )
-        assert fired is False
+        assert await recharge.maybe_trigger(user.org_id, 0) is False
+        assert recharge.after_settle(user.org_id) is None  # known off: not even a task
     assert counting.opened == 1

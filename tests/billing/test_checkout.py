@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.billing.conftest import MICROS, Billing, add_member, rows, scalar
 from tests.fixtures.portal import signup
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
+from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
-from api.runtime import Resources
 from cli import build_parser, retention_via_temporal, schedule_rows
+from config.runtime import Resources
 from tests.billing.conftest import deps_for
+from tests.fixtures.conditions import eventually
 from worker import build_worker, ensure_schedules
 from workflows import holds
 from workflows.billing_cycles import ALLOCATION_SCHEDULE_ID, RETENTION_SCHEDULE_ID
@@ -23,11 +24,13 @@ async def test_schedules_list_shows_spec_next_run_and_pause(
     try:
         await client.get_schedule_handle(RETENTION_SCHEDULE_ID).pause(note="maintenance")
         wanted = {ALLOCATION_SCHEDULE_ID, RETENTION_SCHEDULE_ID, holds.SCHEDULE_ID}
-        for _ in range(100):  # listing goes through visibility, which may lag a moment
+
+        async def all_listed() -> dict[str, Any] | None:
             listed = {row[0]: row[1:] for row in await schedule_rows(client)}
-            if wanted <= listed.keys():
-                break
-            await asyncio.sleep(0.05)
+            return listed if wanted <= listed.keys() else None
+
+        # Listing goes through visibility, which may lag a moment.
+        listed = await eventually(all_listed, within=5, what="every schedule listed")
         monthly_spec, monthly_next, monthly_paused = listed[ALLOCATION_SCHEDULE_ID]
         assert monthly_spec == "cron 0 0 1 * * (UTC)"
         assert monthly_next.endswith("-01T00:00:00+00:00") and monthly_paused == "no"

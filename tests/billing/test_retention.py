@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.billing.conftest import deps_for, rows, scalar
 from tests.domain.factories import make_api_key, make_org
 from worker import build_worker

@@ -21,10 +21,10 @@ async def test_a_reversal_key_held_by_another_org_is_refused_loudly(engine: Asyn
     org_a = await make_org(sessions, funded_micros=10 * CREDIT)
     org_b = await make_org(sessions, funded_micros=10 * CREDIT)
     async with sessions.begin() as s:
-        entry, taken = await post_reversal(
+        first = await post_reversal(
             s, org_a, 4 * CREDIT, key=KEY, reason="dispute", reference="payment:a"
         )
-    assert entry is not None and taken == 4 * CREDIT
+    assert first.entry is not None and first.taken_micros == 4 * CREDIT
 
     # the same key for org B's payment: refused, and B's ledger is untouched
     with pytest.raises(LedgerKeyMismatch):
@@ -40,10 +40,11 @@ async def test_a_reversal_key_held_by_another_org_is_refused_loudly(engine: Asyn
 
     # a true replay returns the first entry and moves nothing
     async with sessions.begin() as s:
-        again, taken_again = await post_reversal(
+        again = await post_reversal(
             s, org_a, 4 * CREDIT, key=KEY, reason="dispute", reference="payment:a"
         )
-    assert again is not None and (again.id, taken_again) == (entry.id, 4 * CREDIT)
+    assert again.entry is not None
+    assert (again.entry.id, again.taken_micros) == (first.entry.id, 4 * CREDIT)
     for org in (org_a, org_b):
         await assert_books_balance(sessions, org)
 

@@ -10,12 +10,12 @@ from datetime import timedelta
 import httpx
 
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
-from domain.ledger.transactional import Ledger
+from config.runtime import Resources
+from config.temporal import TemporalHandle
 from tests.billing.conftest import MICROS, WEBHOOK_SECRET, Billing, gather, rows, scalar
 from tests.domain.invariants import assert_books_balance
 from tests.fakes.stripe import signed
+from tests.fixtures.ledger import Ledger
 from tests.fixtures.portal import signup
 from tests.fixtures.relay import balance
 
@@ -53,6 +53,7 @@ async def test_completion_credits_once_despite_duplicates_and_disorder(billing: 
     assert sum(not r.json()["duplicate"] for r in first if r.json()["id"] == a_done["id"]) == 1
 
     refund_report = billing.processed(b_refund["id"])
+    await billing.attempted(b_refund["id"])  # deferred: B is not credited yet
     assert (await billing.deliver(b_done)).status_code == 200
 
     outcomes = {
@@ -435,6 +436,7 @@ async def test_a_win_delivered_before_its_dispute_takes_nothing_and_gives_nothin
     # credit (rule 3), then is recorded; the dispute arriving last takes nothing.
     assert (await billing.deliver(won)).status_code == 200
     won_report = billing.processed(won["id"])
+    await billing.attempted(won["id"])  # deferred: the payment is not credited yet
     assert await _apply(billing, completed) == "credited"
     report = await won_report
     assert report.outcome.result == "recorded" and report.attempts >= 2

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from api.runtime import Resources
-from api.settings import Settings
+from config.runtime import Resources
+from config.settings import Settings
 from domain.callbacks import repository as callbacks_repo
 from domain.callbacks.delivery import CallbackConfig
 from domain.egress.policy import EgressPolicy

@@ -11,10 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.runtime import Resources
+from config.runtime import Resources
+from domain.callbacks import repository as callbacks_repo
 from domain.callbacks import secrets
 from domain.callbacks.delivery import (
     CallbackConfig,
+    DeliveryResult,
     build_callback_client,
     deliver,
     encode_body,
@@ -23,7 +25,6 @@ from domain.egress.policy import STRICT
 from tests.callbacks.conftest import LOOPBACK, FinishedTask, attempts, make_task, task_status
 from tests.callbacks.receiver import Receiver, Reply, loopback_v4_reachable_as, make_cert
 from tests.callbacks.receiver import receiver_accepts as verify
-from workflows.callbacks import DeliveryResult
 
 
 @pytest.fixture
@@ -93,6 +94,33 @@ async def test_a_5xx_is_retried_a_410_stops_and_the_task_is_untouched(
         (1, 500, "boom"), (2, 404, "ok"), (3, 410, "gone"),
     ]  # fmt: skip
     assert await task_status(resources.sessions, task) == "succeeded"
+
+
+async def test_an_attempt_run_twice_is_recorded_once_and_a_delivery_is_never_lost(
+    resources: Resources, http: httpx.AsyncClient, task: FinishedTask
+) -> None:
+    """Two runs of one attempt number (a worker presumed dead that was not): one row, the
+    first outcome, except that a later delivery replaces a failure, so the next attempt
+    sees it delivered and does not send again."""
+    with Receiver([Reply(500, b"boom"), Reply(503), Reply(200, b"ok")]) as rx:
+        first = await _deliver(resources, http, task, rx.url(), attempt=1)
+        again = await _deliver(resources, http, task, rx.url(), attempt=1)
+        rows = await attempts(resources.sessions, task)
+        assert [(r.attempt, r.http_status) for r in rows] == [(1, 500)]
+        delivered = await _deliver(resources, http, task, rx.url(), attempt=1)
+        after = await _deliver(resources, http, task, rx.url(), attempt=2)
+    assert (first.http_status, again.http_status, delivered.decision) == (500, 503, "delivered")
+    assert (after.decision, after.http_status) == ("delivered", 200)  # read, not sent
+    assert len(rx.received) == 3
+    rows = await attempts(resources.sessions, task)
+    assert [(r.attempt, r.outcome, r.http_status) for r in rows] == [(1, "delivered", 200)]
+    async with resources.sessions.begin() as s:
+        again_id, wrote = await callbacks_repo.insert_attempt(
+            s,
+            {"task_id": task.task_id, "org_id": task.org_id, "event": "task.succeeded",
+             "webhook_id": "msg_x", "attempt": 1, "url": rx.url(), "outcome": "timeout"},
+        )  # fmt: skip
+    assert (again_id, wrote) == (rows[0].id, False)
 
 
 async def test_a_redirect_is_not_followed(

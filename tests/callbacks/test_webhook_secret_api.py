@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.callbacks import secrets
 from domain.callbacks.signing import secret_bytes
 from domain.identity import repository as identity_repo

@@ -17,9 +17,10 @@ from temporalio.worker import Worker
 
 from activities.callbacks import CallbackActivities, callback_config
 from activities.deps import ActivityDeps
-from api.runtime import Resources
-from api.settings import ConfigError, Settings
-from domain.callbacks.start import build_payload, callback_job, start_callback
+from config.runtime import Resources
+from config.settings import ConfigError, Settings
+from config.workflow_starter import TemporalWorkflowStarter
+from domain.callbacks.start import build_payload
 from domain.egress.policy import STRICT
 from tests.callbacks.conftest import FinishedTask, attempts, task_status
 from tests.callbacks.parent_workflow import CallbackParentWorkflow
@@ -32,6 +33,7 @@ from workflows.callbacks import (
     CallbackSummary,
     callback_workflow_id,
     jittered,
+    webhook_id_for,
 )
 
 TOTAL = sum(RETRY_SCHEDULE, timedelta(0))
@@ -153,22 +155,25 @@ async def test_the_client_helper_starts_once(
     task: FinishedTask,
 ) -> None:
     client = time_skipping_env.client
+    starter = TemporalWorkflowStarter.over(client, task_queue=queue)
     with Receiver([Reply(200)]) as rx:
-        job = callback_job(
+        payload = build_payload(
+            "task.failed", {"id": str(task.task_id)}, await time_skipping_env.get_current_time()
+        )
+        job = dict(
             task_id=task.task_id, org_id=task.org_id, event="task.failed", url=rx.url(),
-            payload=build_payload("task.failed", {"id": str(task.task_id)},
-                                   await time_skipping_env.get_current_time()),
+            payload=payload,
         )  # fmt: skip
-        assert await start_callback(client, job, queue) is True
-        assert await start_callback(client, job, queue) is False  # a retried starter
+        assert await starter.start_callback(**job) is True
+        assert await starter.start_callback(**job) is False  # a retried starter
         handle = client.get_workflow_handle(
             callback_workflow_id(task.task_id, "task.failed"), result_type=CallbackSummary
         )
         summary = await handle.result()
-        assert await start_callback(client, job, queue) is False  # even after it closed
+        assert await starter.start_callback(**job) is False  # even after it closed
     assert summary.delivered and summary.attempts == 1
     assert len(rx.received) == 1
-    assert rx.received[0].headers["webhook-id"] == job.webhook_id
+    assert rx.received[0].headers["webhook-id"] == webhook_id_for(task.task_id, "task.failed")
 
 
 async def test_a_task_workflow_starts_it_as_an_abandoned_child(

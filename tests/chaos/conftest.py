@@ -20,9 +20,9 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from temporalio.client import Client
 
-from api.runtime import Resources, build_resources
-from api.settings import Settings
-from api.temporal import connect_temporal
+from config.runtime import Resources, build_resources
+from config.settings import Settings
+from config.temporal import connect_temporal
 from schema.db import create_engine
 from schema.migrate import upgrade
 from tests.conftest import TEST_FERNET_KEY, TEST_PEPPER

@@ -24,8 +24,8 @@ from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
 from tests.domain.invariants import assert_books_balance
 from tests.fakes.provider import FakeProvider, Fault
 from tests.fixtures.conditions import eventually

@@ -12,16 +12,16 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import insert, select, text, update
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.budgets.models import BudgetRef, period_of
 from domain.errors import DomainError
 from domain.ledger.errors import ApiKeyBudgetExhausted
-from domain.ledger.transactional import Ledger
 from schema.base import table_of
 from schema.db import SessionFactory
 from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage
 from tests.domain.factories import CREDIT, HOLDS, make_org, unique
 from tests.domain.invariants import assert_books_balance
+from tests.fixtures.ledger import Ledger
 
 POLICIES = table_of(BudgetPolicy)
 USAGE = table_of(BudgetUsage)

@@ -8,11 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import Conflict, DomainError, InvalidRequest, NotFound
 from domain.ledger import service as ledger
 from domain.ledger.errors import InsufficientCredits
-from domain.ledger.transactional import Ledger
 from tests.domain.factories import (
     CREDIT,
     ENTRIES,
@@ -23,6 +22,7 @@ from tests.domain.factories import (
     unique,
 )
 from tests.domain.invariants import assert_books_balance, assert_key_books
+from tests.fixtures.ledger import Ledger
 
 HOUR = timedelta(hours=1)
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import DomainError
-from domain.ledger.transactional import Ledger
 from tests.domain.factories import CREDIT, HOLDS, key_budget, make_api_key, make_org
 from tests.domain.invariants import assert_books_balance, assert_key_books
+from tests.fixtures.ledger import Ledger
 
 POOL = 40  # the test engine's pool size (plus as much overflow)
 HOUR = timedelta(hours=1)

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import Conflict, DomainError, InvalidRequest, NotFound
 from domain.ledger import repository as repo
 from domain.ledger import service as ledger
 from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
-from domain.ledger.transactional import Ledger
 from tests.domain.factories import CREDIT, backdate_hold, key_budget, make_api_key, make_org, unique
 from tests.domain.invariants import assert_books_balance, assert_key_books
+from tests.fixtures.ledger import Ledger
 
 HOUR = timedelta(hours=1)
 

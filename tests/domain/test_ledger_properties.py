@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import DomainError
 from domain.ledger import repository as repo
 from domain.ledger import service as ledger

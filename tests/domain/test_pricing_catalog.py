@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.errors import Conflict, InvalidRequest, NotFound
 from domain.pricing import service as pricing
 from domain.pricing.cost import PriceSnapshot, chat_cost_micros

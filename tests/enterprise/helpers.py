@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.fixtures.portal import PortalUser, signup
 
 

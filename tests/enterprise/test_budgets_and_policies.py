@@ -11,7 +11,7 @@ from collections import Counter
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.ledger import service as ledger
 from tests.enterprise.helpers import Org, add, audit_actions, make_entity, make_org
 from tests.fakes.provider import FakeProvider

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.ledger import service as ledger
 from tests.enterprise.helpers import Org, add, make_entity, make_org
 from tests.fakes.provider import FakeProvider

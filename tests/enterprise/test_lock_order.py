@@ -10,16 +10,14 @@ takes the org row first.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.budgets import service as budgets
 from domain.enterprise import service as enterprise
 from domain.enterprise import structure
@@ -27,33 +25,13 @@ from domain.identity import repository as identity_repo
 from domain.identity import service as identity
 from domain.identity.service import OrgContext
 from tests.enterprise.helpers import Org, make_entity, make_org
+from tests.fixtures.conditions import backend_pid, until_waiting_on_a_lock
 
 
 async def _ctx(s: AsyncSession, org: Org) -> OrgContext:
     user = await identity_repo.user_by_id(s, org.owner.user_id)
     assert user is not None
     return await identity.org_context(s, user, org.id, None)
-
-
-async def _backend_pid(s: AsyncSession) -> int:
-    return int((await s.execute(text("SELECT pg_backend_pid()"))).scalar_one())
-
-
-async def _until_waiting_on_a_lock(resources: Resources, pid: int, task: asyncio.Task[Any]) -> None:
-    """Wait (bounded) until backend `pid` is blocked on a lock, or its work has finished."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not task.done():
-        async with resources.sessions() as s:
-            waiting = (
-                await s.execute(
-                    text("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :p"),
-                    {"p": pid},
-                )
-            ).scalar_one_or_none()
-        if waiting:
-            return
-        await asyncio.sleep(0.01)
-    assert task.done(), "the second transaction neither waited on a lock nor finished"
 
 
 async def _interleave(
@@ -69,9 +47,9 @@ async def _interleave(
     async with resources.sessions() as one, resources.sessions() as two:
         ctx_one, ctx_two = await _ctx(one, org), await _ctx(two, org)
         await first_a(one, ctx_one)
-        pid = await _backend_pid(two)
+        pid = await backend_pid(two)
         racing = asyncio.create_task(second(two, ctx_two))
-        await _until_waiting_on_a_lock(resources, pid, racing)
+        await until_waiting_on_a_lock(resources.sessions, pid, racing)
         await first_b(one, ctx_one)
         await one.commit()
         await racing

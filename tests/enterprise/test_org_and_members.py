@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.enterprise import service as enterprise
 from domain.errors import Conflict
 from domain.identity import repository as identity_repo
 from domain.identity import service as identity
 from domain.identity.service import OrgContext
 from tests.enterprise.helpers import add, audit_actions, make_entity, make_org
+from tests.fixtures.conditions import backend_pid, until_waiting_on_a_lock
 from tests.fixtures.portal import signup
 
 MONTH = "2026-01"
@@ -269,10 +270,11 @@ async def test_concurrent_demotions_keep_one_owner(
             first, await ctx_of(first, org.owner.user_id), org.owner.user_id, {"role": "admin"}
         )
         second_ctx = await ctx_of(second, org.admin.user_id)
+        pid = await backend_pid(second)
         racing = asyncio.create_task(
             enterprise.update_member(second, second_ctx, org.admin.user_id, {"role": "admin"})
         )
-        await asyncio.sleep(0.3)
+        await until_waiting_on_a_lock(resources.sessions, pid, racing)
         assert not racing.done(), "the second demotion must wait for the first"
         await first.commit()
         with pytest.raises(Conflict):

@@ -25,6 +25,8 @@ from types import TracebackType
 from typing import Any, Literal, cast, get_args
 from urllib.parse import parse_qs, urlsplit
 
+from domain.providers.media_demo import demo_png
+
 FaultKind = Literal[
     "latency", "status", "drop", "drop_mid_stream", "malformed", "slow_stream", "slow_answer"
 ]
@@ -50,6 +52,17 @@ def fake_video_bytes(job_id: str) -> bytes:
         body += hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
         counter += 1
     return bytes(body[:VIDEO_CONTENT_BYTES])
+
+
+def fake_file(path: str) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a result file at `path` on the fake: a real PNG for
+    images, MP4-headed bytes for videos, ID3-headed bytes for audio."""
+    seed = hashlib.sha256(path.encode()).digest()
+    if path.endswith(".png"):
+        return 200, "image/png", demo_png(seed)
+    if path.endswith(".mp4"):
+        return 200, "video/mp4", fake_video_bytes(path)
+    return 200, "audio/mpeg", b"ID3\x04\x00" + seed * 8
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,11 @@ class FakeProvider:
         self.video_content_chunked = False
         self.video_content_gate: threading.Event | None = None
         self.video_content_aborts = 0
+        # Result files (image and job URLs point at `/files/...` on this server): expired ones
+        # answer 404. With `files_redirect` set to a base URL, result files and OpenAI video
+        # content answer 302 to `{files_redirect}/files/r/...`, which serves the bytes.
+        self.files_expired = False
+        self.files_redirect: str | None = None
         # Job creation (POST /jobs, POST /v1/videos) replays the job first created under an
         # `Idempotency-Key`, as Stripe-style APIs do; switched off, every POST is a new job.
         self.honour_idempotency_keys = True
@@ -209,6 +227,8 @@ class FakeProvider:
             self.video_content_chunked = False
             self.video_content_gate = None
             self.video_content_aborts = 0
+            self.files_expired = False
+            self.files_redirect = None
             self.honour_idempotency_keys = True
             self.answers_held = 0
             self._keys.clear()
@@ -526,6 +546,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif fault.kind == "slow_answer":
                 self._answer_delay_s = fault.delay_s
 
+        if self.command == "GET" and path.startswith("/files/"):
+            self._file(path)  # public, like a provider's CDN: no key needed
+            return
         route = self._route(self.command, path)
         if route is None:
             self._error(404, f"Unknown route: {self.command} {path}")
@@ -734,8 +757,20 @@ class _Handler(BaseHTTPRequestHandler):
     def _openai_images(self, body: _Body) -> None:
         n = body.get("n", 1)
         count = n if isinstance(n, int) and n > 0 else 1
-        data = [{"url": f"https://fake.example/img/{i}.png"} for i in range(count)]
+        base = f"{self.server.provider.base_url}/files/img/{uuid.uuid4().hex}"
+        data = [{"url": f"{base}/{i}.png"} for i in range(count)]
         self._send_json(200, {"created": int(time.time()), "data": data})
+
+    def _file(self, path: str) -> None:
+        """A result file, as a provider's CDN serves it: bytes derived from the path."""
+        provider = self.server.provider
+        if provider.files_redirect is not None and not path.startswith("/files/r/"):
+            self._redirect_file(path.removeprefix("/files/"))
+            return
+        if provider.files_expired:
+            self._error(404, "This file has expired.")
+            return
+        self._send_bytes(*fake_file(path))
 
     def _openai_speech(self, body: _Body) -> None:
         text = str(body.get("input", ""))
@@ -791,6 +826,9 @@ class _Handler(BaseHTTPRequestHandler):
         if provider.video_content_expired:
             self._error(404, f"The content of video {job_id} has expired.")
             return
+        if provider.files_redirect is not None:
+            self._redirect_file(f"videos/{job_id}.mp4")
+            return
         data = fake_video_bytes(job_id)
         chunked = provider.video_content_chunked
         if self._mid_stream is not None and not chunked:
@@ -820,6 +858,10 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client hung up mid-download
             provider._count_video_abort()
             self.close_connection = True
+
+    def _redirect_file(self, name: str) -> None:
+        target = f"{self.server.provider.files_redirect}/files/r/{name}"
+        self._send_bytes(302, "text/plain", b"", {"Location": target})
 
     def _openai_video_delete(self, job_id: str, body: _Body) -> None:
         """Deleting a video that is still rendering stops it (and its bill)."""
@@ -962,7 +1004,7 @@ class _Handler(BaseHTTPRequestHandler):
             polls_needed=provider.job_polls_until_done,
             outcome="failed" if outcome == "failed" else "succeeded",
             units=units,
-            urls=[f"https://fake.example/jobs/{ident}/{i}.{ext}" for i in range(count)],
+            urls=[f"{provider.base_url}/files/jobs/{ident}/{i}.{ext}" for i in range(count)],
             client_reference=_opt_str(body.get("client_reference")),
             idempotency_key=self._headers.get("idempotency-key"),
         )

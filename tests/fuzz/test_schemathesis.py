@@ -33,8 +33,8 @@ from schemathesis.python import asgi as st_asgi
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources
-from api.settings import Settings
+from config.runtime import Resources
+from config.settings import Settings
 from tests.fakes.stripe import FakeStripe
 from tests.fuzz.world import NOWHERE, FuzzWorld, build_world
 

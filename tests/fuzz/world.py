@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.demo import seed_demo
 from domain.ledger import service as ledger
 from tests.fixtures.portal import PASSWORD, PortalUser, signup

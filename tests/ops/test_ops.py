@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.fakes.provider import FakeProvider, Fault
 from tests.fixtures.relay import add_channel, add_model, make_tenant
 from tests.portal.helpers import HELLO, operator_headers, session_headers
@@ -129,7 +129,8 @@ async def test_metrics_is_prometheus_text(
     names = {ln.split("{")[0].split(" ")[0] for ln in lines}
     assert {"oxinf_http_requests_total", "oxinf_http_request_duration_seconds_bucket",
             "oxinf_pending_holds", "oxinf_credit_balance_micros"} <= names  # fmt: skip
-    assert 'route="/v1/chat/completions",code="200"' in resp.text
+    # prometheus-client writes label names sorted
+    assert 'code="200",method="POST",route="/v1/chat/completions"' in resp.text
 
 
 async def test_metrics_needs_the_scrape_token_when_one_is_set(

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.identity.bootstrap import bootstrap_admin
 from tests.fixtures.portal import PASSWORD
 from tests.fixtures.relay import Tenant

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
-from domain.usage.rollup import rollup_orgs
+from config.runtime import Resources
+from domain.usage.repository import rollup_orgs
 from tests.fakes.provider import FakeProvider, Fault
 from tests.fixtures.relay import add_channel, add_model, make_tenant
 from tests.portal.helpers import (

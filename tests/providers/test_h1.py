@@ -13,6 +13,7 @@ import uvloop
 from yarl import URL
 
 from domain.providers.h1 import H1Pool
+from tests.fixtures.conditions import eventually
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 LIMITS = httpx.Timeout(connect=2.0, read=2.0, write=2.0, pool=2.0)
@@ -129,10 +130,17 @@ async def test_a_body_read_to_the_close_and_connection_close_are_not_reused() ->
     await h1.aclose()
 
 
+async def until_closed(reader: asyncio.StreamReader) -> None:
+    """Say nothing more until the client hangs up."""
+    await reader.read()
+
+
 async def test_failures_are_the_httpx_exceptions_the_relay_classifies() -> None:
+    hung: list[bytes] = []
+
     async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        await asyncio.sleep(10)
+        hung.append(await read_request(reader))
+        await until_closed(reader)
 
     async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
@@ -143,7 +151,7 @@ async def test_failures_are_the_httpx_exceptions_the_relay_classifies() -> None:
         await read_request(reader)
         writer.write(b"this is not http\r\n\r\n")
         await writer.drain()
-        await asyncio.sleep(1)
+        await until_closed(reader)
 
     quick = httpx.Timeout(connect=1.0, read=0.2, write=1.0, pool=0.2)
     h1 = pool(max_connections=1)
@@ -156,7 +164,11 @@ async def test_failures_are_the_httpx_exceptions_the_relay_classifies() -> None:
         assert server.connections == 2
         # With the only connection busy, the next caller waits for it, then gives up.
         busy = asyncio.create_task(h1.post(url, b"{}", {}, LIMITS))
-        await asyncio.sleep(0.05)
+
+        async def busy_sent() -> bool:
+            return len(hung) == 3
+
+        await eventually(busy_sent, within=5, what="the busy request at the server")
         with pytest.raises(httpx.PoolTimeout):
             await h1.post(url, b"{}", {}, quick)
         busy.cancel()
@@ -198,11 +210,13 @@ def test_the_pool_runs_on_uvloop_as_the_api_does() -> None:
     assert uvloop.run(main()) == (600, 1)
 
 
-def slow_keep_alive(delay_s: float) -> Script:
+def gated_keep_alive(gate: asyncio.Event, seen: list[bytes]) -> Script:
+    """Answers each request once `gate` is open."""
+
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            await read_request(reader)
-            await asyncio.sleep(delay_s)
+            seen.append(await read_request(reader))
+            await gate.wait()
             writer.write(OK)
             await writer.drain()
 
@@ -210,14 +224,25 @@ def slow_keep_alive(delay_s: float) -> Script:
 
 
 async def test_a_waiting_caller_gets_the_connection_as_soon_as_it_is_parked() -> None:
+    """Three callers, one connection: the first holds it until the server answers; the two
+    waiting then get it in turn, well inside the pool timeout, on that same connection."""
     limits = httpx.Timeout(connect=1.0, read=2.0, write=1.0, pool=1.0)
-    async with serving(slow_keep_alive(0.2)) as (server, url):
+    gate, seen = asyncio.Event(), list[bytes]()
+    async with serving(gated_keep_alive(gate, seen)) as (server, url):
         h1 = pool(max_connections=1)
+        calls = [asyncio.create_task(h1.post(url, b"{}", {}, limits)) for _ in range(3)]
+
+        async def first_at_server() -> bool:
+            return len(seen) == 1
+
+        await eventually(first_at_server, within=5, what="the first request at the server")
+        assert not any(c.done() for c in calls)  # the other two wait for the connection
         started = asyncio.get_running_loop().time()
-        replies = await asyncio.gather(*(h1.post(url, b"{}", {}, limits) for _ in range(3)))
+        gate.set()
+        replies = await asyncio.gather(*calls)
         took = asyncio.get_running_loop().time() - started
         await h1.aclose()
-    assert [r[0] for r in replies] == [200, 200, 200]
+    assert [r[0] for r in replies] == [200, 200, 200] and len(seen) == 3
     assert server.connections == 1 and took < 0.9  # one after another, no pool timeout
 
 

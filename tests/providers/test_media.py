@@ -18,6 +18,7 @@ from domain.providers.media import (
     MediaType,
     media_adapter_for,
 )
+from domain.results.sources import decode_data_url
 from tests.fakes.provider import FakeProvider, Fault
 from tests.providers.helpers import KEY, upstream_for
 
@@ -81,7 +82,9 @@ async def test_openai_image_is_synchronous_and_bills_images(
     }
     assert sub.upstream_job_id is None
     assert sub.outcome.status == "succeeded" and sub.outcome.progress == 100
-    assert sub.outcome.urls == [f"https://fake.example/img/{i}.png" for i in range(3)]
+    urls = sub.outcome.urls
+    assert all(u.startswith(f"{fake.base_url}/files/img/") for u in urls)
+    assert [u.rsplit("/", 1)[1] for u in urls] == [f"{i}.png" for i in range(3)]
     assert sub.outcome.units == 3
     assert sub.upstream_request_id is not None
     assert sub.upstream_request_id == sub.diagnostics["x-request-id"]
@@ -340,10 +343,12 @@ async def test_demo_image_is_deterministic_and_offline(
     assert first == again and first.outcome.urls != other.outcome.urls
     assert first.upstream_job_id is None
     assert (first.outcome.status, first.outcome.units) == ("succeeded", 3)
-    digest = first.outcome.urls[0].removeprefix("https://demo.0xinf.local/images/")[:16]
-    assert first.outcome.urls == [
-        f"https://demo.0xinf.local/images/{digest}-{i}.png" for i in range(3)
-    ]
+    # Real PNGs, inline (the task workflow copies them into the result store).
+    images = [decode_data_url(url) for url in first.outcome.urls]
+    assert all(i is not None and i.content_type == "image/png" for i in images)
+    pngs = [i.data for i in images if i is not None]
+    assert all(p.startswith(b"\x89PNG\r\n\x1a\n") and p.endswith(b"IEND\xaeB`\x82") for p in pngs)
+    assert len(set(pngs)) == 3  # each of the n images differs
     assert fake.requests == []
 
 
@@ -376,7 +381,9 @@ async def test_demo_video_is_a_stateless_job(fake: FakeProvider, http: httpx.Asy
 
     done = await adapter.poll(http, upstream, "video", sub.upstream_job_id)
     assert (done.status, done.units, done.progress) == ("succeeded", 12, 100)
-    assert done.urls == [f"https://demo.0xinf.local/videos/{sub.upstream_job_id[-16:]}.mp4"]
+    (video,) = [decode_data_url(url) for url in done.urls]
+    assert video is not None and video.content_type == "video/mp4"
+    assert video.data[4:12] == b"ftypisom" and b"avc1" in video.data[:64]
     assert await adapter.poll(http, upstream, "video", sub.upstream_job_id) == done
 
     for bogus in ("demo-video-0-0123456789abcdef", "demo-video-61-0123456789abcdef", "job_1"):

@@ -7,7 +7,7 @@ import copy
 import httpx
 import pytest
 
-from api.runtime import build_http_client
+from config.runtime import build_http_client
 from domain.providers import Upstream, UpstreamError, adapter_for
 from domain.providers.aiohttp_transport import UpstreamClient
 from tests.fakes.provider import FakeProvider

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.relay.service import Relay
 from tests.fakes.provider import FakeProvider
 from tests.fixtures.relay import add_channel, add_model, balance, make_tenant, pending_holds

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from api.runtime import Resources, build_tenant_http_client
+from config.runtime import Resources, build_tenant_http_client
 from domain.byok import repository as byok_repo
 from domain.egress.pinning import EgressRefused
 from domain.egress.policy import EgressPolicy

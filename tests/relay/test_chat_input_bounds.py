@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.fakes.provider import FakeProvider
 from tests.fixtures.relay import (
     add_channel,

@@ -10,7 +10,7 @@ import json
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.fakes.provider import FakeProvider, Fault
 from tests.fixtures.relay import add_channel, add_model, balance, ledger_sums_hold, make_tenant
 

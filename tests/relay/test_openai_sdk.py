@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.fakes.provider import FakeProvider, Fault
 from tests.fixtures.relay import add_channel, add_model, make_tenant
 

@@ -23,8 +23,8 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from api.app import create_app
-from api.runtime import Resources, build_resources
-from api.settings import Settings
+from config.runtime import Resources, build_resources
+from config.settings import Settings
 from domain.ledger import service as ledger
 from schema.db import create_engine
 from schema.migrate import upgrade

@@ -10,12 +10,14 @@ import httpx
 from sqlalchemy import text
 
 from api.app import create_app
-from api.runtime import Resources, build_resources
+from config.runtime import Resources, build_resources
 from domain.providers import estimate_prompt_tokens, estimate_text_tokens
 from domain.relay.plan import RelayConfig
 from domain.relay.service import Relay
 from schema.db import create_engine
 from tests.fakes.provider import FakeProvider, Fault
+from tests.fixtures.clock import FakeClock
+from tests.fixtures.conditions import eventually
 from tests.fixtures.relay import (
     add_channel,
     add_model,
@@ -47,9 +49,11 @@ async def test_breaker_opens_then_half_opens_after_cooldown(
     await add_channel(resources, fake, "flaky", ["gpt-test"])
     tenant = await make_tenant(resources)
     key = await resources.key_auth.authenticate(tenant.key)
+    clock = FakeClock()
     relay = Relay(
         resources.sessions, resources.http, resources.secret_box,
-        RelayConfig(breaker_threshold=2, breaker_cooldown_s=0.3, hold_ttl=timedelta(minutes=5)),
+        RelayConfig(breaker_threshold=2, breaker_cooldown_s=30, hold_ttl=timedelta(minutes=5),
+                    clock=clock),
     )  # fmt: skip
     body = {"model": "gpt-test", "messages": [HELLO]}
 
@@ -68,8 +72,11 @@ async def test_breaker_opens_then_half_opens_after_cooldown(
     assert len(fake.calls("/v1/chat/completions")) == calls_when_open, "open breaker: no call"
 
     fake.reset()
-    await asyncio.sleep(0.35)
-    assert await call(4) == "ok"  # the half-open trial succeeds and closes the breaker
+    clock.advance(29)
+    assert await call(4) == "service_unavailable"  # still cooling down: no trial yet
+    assert len(fake.calls("/v1/chat/completions")) == 0
+    clock.advance(2)
+    assert await call(5) == "ok"  # the half-open trial succeeds and closes the breaker
     assert await _channel_state(resources, "flaky") == ("closed", 0)
     assert await pending_holds(resources) == 0
 
@@ -130,10 +137,11 @@ async def test_client_disconnect_mid_stream_bills_real_usage(
             async for line in resp.aiter_lines():
                 if line.startswith("data: "):
                     break  # one chunk, then the client hangs up
-        for _ in range(100):
-            if await pending_holds(resources) == 0:
-                break
-            await asyncio.sleep(0.05)
+
+        async def settled() -> bool:
+            return await pending_holds(resources) == 0
+
+        await eventually(settled, within=5, what="the disconnected call settled")
     await resources.relay.drain()
     async with resources.sessions() as s:
         log = (

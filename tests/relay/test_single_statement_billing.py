@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.budgets.models import BudgetRef
 from domain.ledger import service as ledger
 from domain.ratelimit.service import RateDecision, RateLimited

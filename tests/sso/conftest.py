@@ -12,9 +12,9 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
-from api.runtime import Resources, build_http_client
-from api.settings import Settings
-from api.temporal import TemporalHandle
+from config.runtime import Resources, build_http_client
+from config.settings import Settings
+from config.temporal import TemporalHandle
 from domain.sso import domains
 from schema.db import session_factory
 from tests.fixtures.oidc import Idp, run_idp

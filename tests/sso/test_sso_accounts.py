@@ -8,7 +8,7 @@ import secrets
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.identity.service import ensure_operator
 from schema.db import create_engine
 from schema.migrate import current_revision, head_revision, upgrade

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.enterprise.helpers import add
 from tests.fixtures.oidc import Idp, query_of
 from tests.fixtures.portal import signup

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.fixtures.oidc import Idp, query_of
 from tests.sso.conftest import FakeTxt
 from tests.sso.helpers import CALLBACK, DOMAIN, configure, sign_in, start, to_callback

@@ -8,7 +8,7 @@ import uuid
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.enterprise.helpers import audit_actions
 from tests.fixtures.oidc import Idp, query_of
 from tests.fixtures.portal import PASSWORD

@@ -14,8 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.metrics import GAUGES
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
 from tests.fakes.provider import FakeProvider, Fault
 from tests.fixtures.relay import balance, ledger_sums_hold, pending_holds
 from tests.fixtures.tasks import UNIT_PRICES, media_tenant, running_worker

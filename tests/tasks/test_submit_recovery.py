@@ -15,12 +15,13 @@ import pytest
 
 from api.metrics import GAUGES
 from api.relay.tasks import task_config
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.relay.plan import RelayConfig
 from domain.tasks import dispatch, orphans, submissions
 from domain.tasks import repository as repo
 from domain.tasks import service as tasks
 from schema.tasks import Task, TaskOrphanJob, TaskSubmission
+from schema.unit_of_work import unit_of_work
 from tests.fakes.provider import FakeProvider, Fault
 from tests.fixtures.conditions import eventually
 from tests.fixtures.relay import make_tenant
@@ -49,11 +50,12 @@ async def _task(
     channel = await add_jobs_channel(resources, fake, f"ch-{provider}", [model], provider=provider)
     tenant = await make_tenant(resources)
     principal = await resources.key_auth.authenticate(tenant.key)
-    task, _ = await tasks.create_task(
-        resources.sessions, task_config(resources), principal, task_type=media_type,
-        model=model, task_input=task_input or VIDEO, callback_url=None,
-        idempotency_key=None, request_id=f"req_{uuid.uuid4().hex[:12]}",
-    )  # fmt: skip
+    async with unit_of_work(resources.sessions) as session:
+        task, _ = await tasks.create_task(
+            session, task_config(resources), principal, task_type=media_type,
+            model=model, task_input=task_input or VIDEO, callback_url=None,
+            idempotency_key=None, request_id=f"req_{uuid.uuid4().hex[:12]}",
+        )  # fmt: skip
     return task, channel
 
 

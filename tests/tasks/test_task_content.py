@@ -1,5 +1,9 @@
 """`GET /v1/tasks/{id}/content`: real tasks run by a worker on Temporal's time-skipping server,
-the fake upstream over HTTP and PostgreSQL; the streaming cases go over a real socket."""
+the fake upstream over HTTP and PostgreSQL; the streaming cases go over a real socket.
+
+Succeeded tasks' results are copied into the result store, so downloads come from there; the
+cases that exercise the provider path (a task that succeeded before the store, or whose copy
+gave up) first make the task forget its stored copy."""
 
 from __future__ import annotations
 
@@ -17,13 +21,21 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
 from domain.keys.service import create_key
-from tests.fakes.provider import VIDEO_CONTENT_BYTES, FakeProvider, Fault, fake_video_bytes
+from tests.fakes.provider import (
+    VIDEO_CONTENT_BYTES,
+    FakeProvider,
+    Fault,
+    fake_file,
+    fake_video_bytes,
+)
 from tests.fixtures.portal import PASSWORD
 from tests.fixtures.relay import Tenant, live_server, make_tenant
-from tests.fixtures.tasks import add_jobs_channel, add_media_model, running_worker
+from tests.fixtures.tasks import add_jobs_channel, add_media_model, forget_stored, running_worker
+from tests.fixtures.temporal import workflow_result
+from workflows.media import TaskDone
 
 BASE = "http://t"
 
@@ -40,9 +52,7 @@ class TaskApi:
         return str(resp.json()["id"])
 
     async def finished(self, tenant: Tenant, task_id: str) -> dict[str, Any]:
-        handle = self.env.client.get_workflow_handle(f"task-{task_id}")
-        async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
-            await handle.result()
+        await workflow_result(self.env, f"task-{task_id}", TaskDone)  # the API started it
         resp = await self.client.get(f"/v1/tasks/{task_id}", headers=tenant.auth)
         return dict(resp.json())
 
@@ -104,21 +114,32 @@ async def test_video_task_views_show_the_gateway_download_url_not_the_upstreams(
     tenant = await openai_tenant(resources, media_fake)
     task_id, job_id = await succeeded_video(api, tenant, media_fake)
     ours = f"{BASE}/v1/tasks/{task_id}/content"
+    signed = f"{BASE}/v1/files/{task_id}/0?exp="
 
     view = await api.client.get(f"/v1/tasks/{task_id}", headers=tenant.auth)
-    assert view.json()["result"] == {"urls": [ours], "content_url": ours}
+    (url,) = view.json()["result"]["urls"]
+    assert url.startswith(signed) and view.json()["result"]["content_url"] == ours
     listed = await api.client.get("/v1/tasks", headers=tenant.auth)
-    assert listed.json()["data"][0]["result"]["urls"] == [ours]
+    assert listed.json()["data"][0]["result"]["urls"][0].startswith(signed)
     shim = await api.client.get(f"/v1/videos/{task_id}", headers=tenant.auth)
-    assert shim.json()["urls"] == [ours]
+    assert shim.json()["urls"][0].startswith(signed)
     login = await api.client.post(
         "/portal/v1/auth/login", json={"email": tenant.ctx.user.email, "password": PASSWORD}
     )
     session = {"authorization": f"Bearer {login.json()['token']}"}
     portal = await api.client.get(f"/portal/v1/tasks/{task_id}", headers=session)
-    assert portal.json()["result"]["urls"] == [ours]
+    assert portal.json()["result"]["urls"][0].startswith(signed)
+    # The signed URL opens without any key.
+    file = await api.client.get(url)
+    assert (file.status_code, file.content) == (200, fake_video_bytes(job_id))
     for resp in (view, listed, shim, portal):
         assert_nothing_upstream_in(resp.text, media_fake, job_id)
+
+    # A task whose copy never happened shows the gateway's download URL, never the upstream's.
+    await forget_stored(resources, task_id)
+    view = await api.client.get(f"/v1/tasks/{task_id}", headers=tenant.auth)
+    assert view.json()["result"] == {"urls": [ours], "content_url": ours}
+    assert_nothing_upstream_in(view.text, media_fake, job_id)
 
 
 async def test_openai_video_content_is_streamed_with_the_channel_key(
@@ -127,15 +148,28 @@ async def test_openai_video_content_is_streamed_with_the_channel_key(
     tenant = await openai_tenant(resources, media_fake)
     task_id, job_id = await succeeded_video(api, tenant, media_fake)
 
+    # Copied once, with the channel's key, before the task succeeded; served from the store
+    # even once the provider's copy has expired.
+    (call,) = media_fake.calls(f"/v1/videos/{job_id}/content")
+    assert call.headers["authorization"] == f"Bearer {media_fake.api_key}"
+    media_fake.video_content_expired = True
     resp = await api.content(tenant, task_id)
     assert resp.status_code == 200, resp.text
     assert resp.content == fake_video_bytes(job_id)
     assert resp.headers["content-type"] == "video/mp4"
     assert resp.headers["content-length"] == str(VIDEO_CONTENT_BYTES)
     assert resp.headers["content-disposition"] == f'attachment; filename="{task_id}.mp4"'
-    (call,) = media_fake.calls(f"/v1/videos/{job_id}/content")
-    assert call.headers["authorization"] == f"Bearer {media_fake.api_key}"
+    assert len(media_fake.calls(f"/v1/videos/{job_id}/content")) == 1
     assert_nothing_upstream_in(str(resp.headers), media_fake, job_id)
+
+    # Without the stored copy, it is streamed from the provider with the channel's key.
+    media_fake.video_content_expired = False
+    await forget_stored(resources, task_id)
+    live = await api.content(tenant, task_id)
+    assert (live.status_code, live.content) == (200, fake_video_bytes(job_id))
+    assert live.headers["content-length"] == str(VIDEO_CONTENT_BYTES)
+    _, again = media_fake.calls(f"/v1/videos/{job_id}/content")
+    assert again.headers["authorization"] == f"Bearer {media_fake.api_key}"
 
     # The OpenAI SDK's `videos.download_content` path serves the same bytes.
     shim = await api.client.get(f"/v1/videos/{task_id}/content", headers=tenant.auth)
@@ -158,8 +192,11 @@ async def test_speech_content_is_the_stored_audio(
     )
     done = await api.finished(tenant, task_id)
     ours = f"{BASE}/v1/tasks/{task_id}/content"
-    assert done["result"]["urls"] == [ours] and done["result"]["content_url"] == ours
+    (url,) = done["result"]["urls"]
+    assert url.startswith(f"{BASE}/v1/files/{task_id}/0?") and done["result"]["content_url"] == ours
     stored = base64.b64decode(done["result"]["content_b64"])  # still there, as documented
+    file = await api.client.get(url)
+    assert (file.content, file.headers["content-type"]) == (stored, "audio/mpeg")
 
     resp = await api.content(tenant, task_id)
     assert resp.status_code == 200, resp.text
@@ -171,7 +208,7 @@ async def test_speech_content_is_the_stored_audio(
     assert media_fake.calls("/v1/videos") == []  # nothing fetched upstream
 
 
-async def test_public_url_results_redirect_to_the_chosen_url(
+async def test_public_url_results_are_served_from_the_store_or_redirected_to(
     api: TaskApi, resources: Resources, media_fake: FakeProvider
 ) -> None:
     await add_media_model(resources, "img-jobs", "image")
@@ -180,9 +217,24 @@ async def test_public_url_results_redirect_to_the_chosen_url(
     task_id = await api.submit(
         tenant, type="image", model="img-jobs", input={"prompt": "a fox", "n": 2}
     )
-    urls = (await api.finished(tenant, task_id))["result"]["urls"]
-    assert len(urls) == 2 and all(u.startswith("https://fake.example/") for u in urls)
+    signed = (await api.finished(tenant, task_id))["result"]["urls"]
+    assert [u.split("?")[0] for u in signed] == [f"{BASE}/v1/files/{task_id}/{i}" for i in (0, 1)]
+    (job,) = media_fake.jobs()
+    for index, url in enumerate(signed):
+        provider_path = f"/files/jobs/{job.id}/{index}.png"
+        stored = await api.content(tenant, task_id, index=index)
+        assert stored.status_code == 200
+        assert stored.content == (await api.client.get(url)).content == fake_file(provider_path)[2]
+        assert stored.headers["content-type"] == "image/png"
+    beyond = await api.content(tenant, task_id, index=2)
+    assert beyond.status_code == 404
 
+    # Without the stored copy: a redirect to the provider's URL.
+    await forget_stored(resources, task_id)
+    urls = (await api.client.get(f"/v1/tasks/{task_id}", headers=tenant.auth)).json()["result"][
+        "urls"
+    ]
+    assert len(urls) == 2 and all(u.startswith(f"{media_fake.base_url}/files/") for u in urls)
     first = await api.content(tenant, task_id)
     assert (first.status_code, first.headers["location"]) == (307, urls[0])
     second = await api.content(tenant, task_id, index=1)
@@ -195,8 +247,8 @@ async def test_public_url_results_redirect_to_the_chosen_url(
 async def test_an_inline_image_is_decoded_and_sent(
     api: TaskApi, resources: Resources, media_fake: FakeProvider
 ) -> None:
-    """OpenAI images that come back as b64_json are stored as data: URLs; the download is
-    the image itself."""
+    """OpenAI images that come back as b64_json (kept as data: URLs) are copied into the
+    store like any other; without that copy, the download decodes the data: URL."""
     await add_media_model(resources, "img-oa", "image")
     await add_jobs_channel(resources, media_fake, "openai", ["img-oa"], provider="openai")
     tenant = await make_tenant(resources)
@@ -204,12 +256,17 @@ async def test_an_inline_image_is_decoded_and_sent(
     body = {"data": [{"b64_json": base64.b64encode(png).decode()}], "output_format": "png"}
     media_fake.add_fault(Fault(kind="status", path="/v1/images", status=200, body=body))
     task_id = await api.submit(tenant, type="image", model="img-oa", input={"prompt": "a fox"})
-    assert (await api.finished(tenant, task_id))["result"]["urls"][0].startswith("data:image/png")
+    (url,) = (await api.finished(tenant, task_id))["result"]["urls"]
+    assert url.startswith(f"{BASE}/v1/files/{task_id}/0?")
 
-    resp = await api.content(tenant, task_id)
-    assert resp.status_code == 200, resp.text
-    assert (resp.content, resp.headers["content-type"]) == (png, "image/png")
-    assert resp.headers["content-disposition"] == f'attachment; filename="{task_id}.png"'
+    for _ in ("stored", "data: URL"):
+        resp = await api.content(tenant, task_id)
+        assert resp.status_code == 200, resp.text
+        assert (resp.content, resp.headers["content-type"]) == (png, "image/png")
+        assert resp.headers["content-disposition"] == f'attachment; filename="{task_id}.png"'
+        await forget_stored(resources, task_id)
+    view = await api.client.get(f"/v1/tasks/{task_id}", headers=tenant.auth)
+    assert view.json()["result"]["urls"][0].startswith("data:image/png")
 
 
 async def test_another_orgs_task_is_not_found_and_a_key_without_the_scope_is_refused(
@@ -224,7 +281,8 @@ async def test_another_orgs_task_is_not_found_and_a_key_without_the_scope_is_ref
     assert theirs.status_code == unknown.status_code == 404
     assert theirs.json()["error"]["code"] == unknown.json()["error"]["code"] == "not_found"
     assert theirs.json()["error"]["message"] == unknown.json()["error"]["message"]
-    assert media_fake.calls(f"/v1/videos/{media_fake.video_ids()[0]}/content") == []
+    # Fetched once, by the copy into the store; never for the stranger.
+    assert len(media_fake.calls(f"/v1/videos/{media_fake.video_ids()[0]}/content")) == 1
 
     async with resources.sessions.begin() as s:
         _, chat_only = await create_key(
@@ -276,6 +334,7 @@ async def test_expired_upstream_content_is_not_found_with_a_clear_message(
 ) -> None:
     tenant = await openai_tenant(resources, media_fake)
     task_id, job_id = await succeeded_video(api, tenant, media_fake)
+    await forget_stored(resources, task_id)  # (the stored copy outlives the provider's)
     media_fake.video_content_expired = True
 
     resp = await api.content(tenant, task_id)
@@ -284,7 +343,7 @@ async def test_expired_upstream_content_is_not_found_with_a_clear_message(
     assert error["code"] == "not_found"
     assert "no longer has this result" in error["message"] and "expire" in error["message"]
     assert_nothing_upstream_in(resp.text, media_fake, job_id)
-    assert len(media_fake.calls(f"/v1/videos/{job_id}/content")) == 1
+    assert len(media_fake.calls(f"/v1/videos/{job_id}/content")) == 2  # the copy, this one
 
 
 async def test_an_upstream_failure_is_a_sanitized_502(
@@ -292,6 +351,7 @@ async def test_an_upstream_failure_is_a_sanitized_502(
 ) -> None:
     tenant = await openai_tenant(resources, media_fake)
     task_id, job_id = await succeeded_video(api, tenant, media_fake)
+    await forget_stored(resources, task_id)
     echo = {
         "error": {
             "message": f"storage failed at {media_fake.base_url}; key {media_fake.api_key}",
@@ -330,6 +390,7 @@ async def test_the_download_streams_as_the_upstream_sends_it(
 ) -> None:
     tenant = await openai_tenant(resources, media_fake)
     task_id, job_id = await succeeded_video(api, tenant, media_fake)
+    await forget_stored(resources, task_id)
     gate = threading.Event()
     media_fake.video_content_gate = gate  # the fake sends one chunk, then waits for this
     try:
@@ -360,6 +421,7 @@ async def test_an_upstream_drop_mid_body_aborts_the_download(
     aborting the response tells the client the download broke."""
     tenant = await openai_tenant(resources, media_fake)
     task_id, job_id = await succeeded_video(api, tenant, media_fake)
+    await forget_stored(resources, task_id)
     media_fake.video_content_chunked = chunked
     media_fake.add_fault(Fault(kind="drop_mid_stream", path=f"/v1/videos/{job_id}/content"))
 

@@ -23,11 +23,12 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
 from domain.callbacks.secrets import get_or_create
 from tests.callbacks.receiver import receiver_accepts as verify
 from tests.fakes.provider import FakeProvider, fake_video_bytes
+from tests.fixtures.conditions import eventually
 from tests.fixtures.relay import balance, ledger_sums_hold, make_tenant, pending_holds
 from tests.fixtures.tasks import (
     UNIT_PRICES,
@@ -100,12 +101,11 @@ async def e2e(
 async def _until_terminal(
     client: httpx.AsyncClient, auth: dict[str, str], task_id: str, wait_s: float = 20
 ) -> dict[str, Any]:
-    for _ in range(int(wait_s / 0.05)):
+    async def terminal() -> dict[str, Any] | None:
         body = (await client.get(f"/v1/tasks/{task_id}", headers=auth)).json()
-        if body["status"] in ("succeeded", "failed", "canceled"):
-            return dict(body)
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"task {task_id} did not finish")
+        return dict(body) if body["status"] in ("succeeded", "failed", "canceled") else None
+
+    return await eventually(terminal, within=wait_s, what=f"task {task_id} finished")
 
 
 async def test_submit_poll_settle_refund_and_signed_callback(
@@ -139,10 +139,10 @@ async def test_submit_poll_settle_refund_and_signed_callback(
     assert failed["credits_refunded"] == "40" and failed["credits_charged"] == "0"
     assert await balance(resources, tenant.org_id) == (end, end)
 
-    for _ in range(200):
-        if receiver.received:
-            break
-        await asyncio.sleep(0.05)
+    async def called_back() -> bool:
+        return bool(receiver.received)
+
+    await eventually(called_back, within=10, what="the callback received")
     headers, body = receiver.received[0]
     async with resources.sessions.begin() as s:
         secret = await get_or_create(s, tenant.org_id, resources.secret_box)
@@ -161,11 +161,13 @@ async def _assert_timeline_in_order(
     """The ops timeline of a finished task, read from live Temporal: request, hold, each
     workflow step by name, the settle, and the callback, in time order."""
     ops = await operator_headers(client, resources)
-    for _ in range(100):  # the callback attempt row lands just after the receiver answers
+
+    async def with_callback() -> dict[str, Any] | None:
         body = (await client.get(f"/ops/v1/tasks/{task_id}/timeline", headers=ops)).json()
-        if any(e["source"] == "callback" for e in body["timeline"]):
-            break
-        await asyncio.sleep(0.05)
+        return dict(body) if any(e["source"] == "callback" for e in body["timeline"]) else None
+
+    # The callback attempt row lands just after the receiver answers.
+    body = await eventually(with_callback, within=10, what="the callback in the timeline")
     assert body["temporal"] == {"available": True, "error": None}, body["temporal"]
     steps = [
         f"{e['event']}:{e['data'].get('step', '')}" if e["source"] == "temporal" else e["event"]
@@ -259,11 +261,13 @@ async def test_openai_sdk_through_the_media_shims(
         assert image.data is not None and len(image.data) == 2
         video = await sdk.videos.create(model="vid-sdk", prompt="waves", seconds="4")
         assert video.status in ("queued", "in_progress")
-        for _ in range(400):
-            video = await sdk.videos.retrieve(video.id)
-            if video.status in ("completed", "failed"):
-                break
-            await asyncio.sleep(0.05)
+        video_id = video.id
+
+        async def video_done() -> Any:
+            got = await sdk.videos.retrieve(video_id)
+            return got if got.status in ("completed", "failed") else None
+
+        video = await eventually(video_done, within=20, what="the video finished")
         assert video.status == "completed"
         # The SDK downloads with the platform key; 0xinf fetches it with the channel's.
         download = await sdk.videos.download_content(video.id)
@@ -315,17 +319,17 @@ async def test_worker_killed_mid_task_still_finishes_every_task(
                 )
                 assert resp.status_code == 202, resp.text
                 ids.append(resp.json()["id"])
-            for _ in range(200):  # wait until some are processing upstream
+
+            async def some_processing() -> bool:
                 statuses = [
                     (await c.get(f"/v1/tasks/{t}", headers=tenant.auth)).json()["status"]
                     for t in ids
                 ]
-                if statuses.count("processing") >= 3:
-                    break
-                await asyncio.sleep(0.05)
+                return statuses.count("processing") >= 3
+
+            await eventually(some_processing, within=30, what="three tasks processing upstream")
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=10)
-            await asyncio.sleep(0.5)
             worker = spawn()
             # Temporal reassigns the dead worker's work after its timeouts (workflow tasks
             # ~10 s, the short poll activity 20 s), so allow for those.

@@ -8,7 +8,7 @@ import time
 import httpx
 from sqlalchemy import text
 
-from api.runtime import Resources
+from config.runtime import Resources
 from tests.fakes.provider import FakeProvider
 from tests.fixtures.relay import balance, ledger_sums_hold, pending_holds
 from tests.fixtures.tasks import media_tenant

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,15 +11,19 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.runtime import Resources
-from api.temporal import TemporalHandle
+from config.runtime import Resources
+from config.temporal import TemporalHandle
+from schema.unit_of_work import unit_of_work
 from tests.fakes.provider import FakeProvider
+from tests.fixtures.conditions import eventually
 from tests.fixtures.relay import balance, ledger_sums_hold, pending_holds
 from tests.fixtures.tasks import (
     UNIT_PRICES,
     media_tenant,
     running_worker,
 )
+from tests.fixtures.temporal import workflow_result
+from workflows.media import TaskDone
 
 
 @pytest.fixture
@@ -54,11 +57,7 @@ async def _submit(client: httpx.AsyncClient, key: str, **body: object) -> dict[s
 async def _wait_terminal(
     env: WorkflowEnvironment, client: httpx.AsyncClient, key: str, task_id: object
 ) -> dict[str, object]:
-    handle = env.client.get_workflow_handle(f"task-{task_id}")
-    # The API started the workflow, so this handle is a plain one: unlock time skipping
-    # ourselves, as the SDK does for handles it returns from start_workflow.
-    async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
-        await handle.result()
+    await workflow_result(env, f"task-{task_id}", TaskDone)  # the API started it
     resp = await client.get(f"/v1/tasks/{task_id}", headers={"authorization": f"Bearer {key}"})
     return dict(resp.json())
 
@@ -131,11 +130,12 @@ async def test_cancel_refunds(
     tenant, start = await media_tenant(resources, media_fake, "vid-test", "video")
     media_fake.job_polls_until_done = 10_000
     task = await _submit(client, tenant.key, type="video", model="vid-test", input={"prompt": "x"})
-    for _ in range(100):  # wait until it is processing upstream
+
+    async def processing() -> bool:
         got = await client.get(f"/v1/tasks/{task['id']}", headers=tenant.auth)
-        if got.json()["status"] == "processing":
-            break
-        await asyncio.sleep(0.05)
+        return bool(got.json()["status"] == "processing")
+
+    await eventually(processing, within=10, what="the task processing upstream")
     canceled = await client.post(f"/v1/tasks/{task['id']}/cancel", headers=tenant.auth)
     assert canceled.status_code == 200
     assert canceled.json()["status"] == "canceled"
@@ -160,11 +160,12 @@ async def test_sweeper_starts_a_task_whose_workflow_never_started(
     _, queue = task_app
     tenant, start = await media_tenant(resources, media_fake, "img-test", "image")
     principal = await resources.key_auth.authenticate(tenant.key)
-    task, created = await tasks.create_task(
-        resources.sessions, task_config(resources), principal, task_type="image",
-        model="img-test", task_input={"prompt": "orphan"}, callback_url=None,
-        idempotency_key=None, request_id="req_orphan",
-    )  # fmt: skip
+    async with unit_of_work(resources.sessions) as session:
+        task, created = await tasks.create_task(
+            session, task_config(resources), principal, task_type="image",
+            model="img-test", task_input={"prompt": "orphan"}, callback_url=None,
+            idempotency_key=None, request_id="req_orphan",
+        )  # fmt: skip
     assert created
     async with resources.sessions.begin() as s:
         await s.execute(

@@ -8,7 +8,7 @@ import uuid
 
 from playwright.async_api import Page, expect
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.audit.service import SYSTEM
 from domain.enterprise import service as enterprise
 from domain.identity import service as identity

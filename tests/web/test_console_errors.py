@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from fastapi import APIRouter, FastAPI
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.identity import repository as identity_repo
 from domain.identity import service as identity
 from tests.fixtures.console import sign_in, sign_up

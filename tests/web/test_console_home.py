@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.audit.service import SYSTEM
 from domain.identity import service as identity
 from domain.identity.service import OrgContext

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from starlette.responses import Response
 
-from api.runtime import Resources
+from config.runtime import Resources
 from domain.identity import service as identity
 from tests.fixtures.console import csrf_of, form_token, sign_in, sign_up
 from tests.fixtures.portal import PASSWORD

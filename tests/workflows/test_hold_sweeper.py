@@ -18,10 +18,10 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.deps import ActivityDeps
-from api.runtime import Resources
-from domain.ledger.transactional import Ledger
+from config.runtime import Resources
 from tests.domain.factories import CREDIT, backdate_hold, key_budget, make_api_key, make_org
 from tests.domain.invariants import assert_books_balance
+from tests.fixtures.ledger import Ledger
 from worker import WORKFLOWS, build_activities, build_worker, ensure_schedules
 from workflows.holds import SCHEDULE_ID, HoldSweepWorkflow, SweepInput, SweepReport
 

@@ -13,13 +13,13 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from api.auth import client_ip
-from api.deps import ResourcesDep, SessionDep
-from api.errors import STATUS_BY_CODE
 from domain.crypto import random_hex
 from domain.errors import DomainError
 from domain.identity import service as identity
 from domain.identity.service import InvalidCredentials, LoginThrottled
+from edge.deps import ResourcesDep, SessionDep, client_ip
+from edge.statuses import status_of
+from schema.unit_of_work import rollback_only
 from web import csrf
 from web.cookies import PRE_SESSION, SESSION
 from web.errors import PageRoute, sentence
@@ -101,7 +101,6 @@ async def sign_in(
         response = signed_out_page(request, resources, "auth/sign_in.html", context, status)
         response.headers.update(exc.headers)
         return response
-    await session.commit()
     return start_session(request, issued, next)
 
 
@@ -125,17 +124,16 @@ async def sign_up(
     try:
         user = await identity.create_user(session, resources.identity, email, password)
     except DomainError as exc:
-        await session.rollback()
+        rollback_only(session)  # the form is shown again; nothing of the refused sign-up stays
         field = exc.param if exc.param in ("email", "password") else None
         context = {
             "email": email,
             "errors": {field: sentence(exc.message)} if field else {},
             "error": None if field else sentence(exc.message),
         }
-        status = exc.status_hint or STATUS_BY_CODE.get(exc.code, 400)
+        status = status_of(exc)
         return signed_out_page(request, resources, "auth/sign_up.html", context, status)
     issued = await identity.issue_session(session, resources.identity, user.id, client_ip(request))
-    await session.commit()
     response = start_session(request, issued, HOME)
     pepper = resources.identity.pepper
     set_flash(response, console_of(request).cookies, pepper, "Welcome to 0xinf!", "success")
@@ -147,7 +145,6 @@ async def sign_out(
     request: Request, viewer: FormViewer, resources: ResourcesDep, session: SessionDep
 ) -> Response:
     await identity.logout(session, resources.identity, viewer.token)
-    await session.commit()
     cookies = console_of(request).cookies
     response = RedirectResponse("/console/sign-in", status_code=303)
     cookies.clear(response, SESSION)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from api.deps import ResourcesDep, SessionDep, public_base_url
+from edge.deps import ResourcesDep, SessionDep, public_base_url
 from web.errors import PageRoute
 from web.render import render
 from web.services.home import home_view

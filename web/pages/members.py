@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from api.deps import SessionDep
 from domain.enterprise import service as enterprise
+from edge.deps import SessionDep
 from web.errors import PageRoute
 from web.render import render
 from web.viewer import Viewer, page_viewer

@@ -14,14 +14,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.portal.catalog import snippets
-from api.portal.credits import next_month_start
+from domain.billing_cycles.periods import next_month_start
 from domain.identity.service import OrgContext
 from domain.keys import repository as keys_repo
 from domain.ledger import service as ledger
 from domain.ledger.models import Balance
 from domain.pricing import service as catalog
 from domain.pricing.cost import MICROS_PER_CREDIT
+from domain.setup.snippets import snippets
 from domain.usage import repository as usage_repo
 from web.nav import href_of
 

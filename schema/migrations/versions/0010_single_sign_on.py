@@ -9,8 +9,8 @@ Users provisioned by SSO have no password, so `users.password_hash` becomes null
 Downgrading drops the three tables and gives password-less users a bcrypt hash of a random
 secret nobody knows, so the column can be NOT NULL again and they still cannot log in.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-04 07:04:11.804085
 """
 
@@ -22,8 +22,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

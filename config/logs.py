@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from api.context import current_request_id
+from config.context import current_request_id
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 

@@ -132,6 +132,20 @@ class Settings(BaseSettings):
     task_deadline_audio_s: int = 600
     shim_wait_s: float = 60.0
 
+    # --- the result store: task results copied from the provider (DESIGN.md §6) ---
+    blob_url: str | None = Field(
+        default=None,
+        description=(
+            "s3://bucket[/prefix][?endpoint_url=...&region=...] (credentials from the AWS "
+            "environment variables) or file:///path; unset: files under <data_dir>/blobs"
+        ),
+    )
+    result_url_ttl_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    result_max_bytes_image: int = Field(default=64 * 1024 * 1024, gt=0)
+    result_max_bytes_video: int = Field(default=512 * 1024 * 1024, gt=0)
+    result_max_bytes_audio: int = Field(default=64 * 1024 * 1024, gt=0)
+    result_fetch_timeout_s: float = Field(default=600.0, gt=0)
+
     tenant_egress_allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(

@@ -7,8 +7,6 @@ pool sizes are decided in one place.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -17,21 +15,19 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from api.settings import ConfigError, Settings
-from api.temporal import TemporalHandle
+from config.settings import ConfigError, Settings
+from config.temporal import TemporalHandle
+from config.workflow_starter import TemporalWorkflowStarter
 from domain.crypto import MemoSecretBox, SecretBox
 from domain.egress.policy import EgressPolicy
 from domain.identity.service import IdentityConfig
 from domain.keys.auth import KeyAuthenticator
-from domain.ledger import service as ledger
-from domain.payments.recharge import (
-    auto_recharge_enabled,
-    auto_recharge_known_off,
-    maybe_trigger_recharge,
-)
+from domain.payments.recharge import AutoRecharge
 from domain.providers.aiohttp_transport import UpstreamClient
 from domain.relay.plan import DEFAULT_PROVIDER_URLS, RelayConfig
 from domain.relay.service import Relay
+from domain.results import CopyLimits, Results, ResultSigner
+from domain.results.store import BlobStoreConfigError, open_blob_store
 from schema.db import SessionFactory, create_engine, session_factory
 from schema.embedded import start_embedded_postgres
 
@@ -96,6 +92,26 @@ def relay_config(settings: Settings) -> RelayConfig:
     )
 
 
+def result_store(settings: Settings) -> Results:
+    """The result store, its URL signer and copy limits (`domain.results`)."""
+    try:
+        store = open_blob_store(settings.blob_url, settings.data_dir / "blobs")
+    except BlobStoreConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    return Results(
+        store=store,
+        signer=ResultSigner(settings.hmac_pepper.get_secret_value(), settings.result_url_ttl_s),
+        limits=CopyLimits(
+            max_bytes={
+                "image": settings.result_max_bytes_image,
+                "video": settings.result_max_bytes_video,
+                "audio": settings.result_max_bytes_audio,
+            },
+            timeout_s=settings.result_fetch_timeout_s,
+        ),
+    )
+
+
 @dataclass
 class Resources:
     settings: Settings
@@ -108,6 +124,9 @@ class Resources:
     key_auth: KeyAuthenticator = field(init=False)
     relay: Relay = field(init=False)
     tenant_http: httpx.AsyncClient = field(init=False)
+    results: Results = field(init=False)
+    workflows: TemporalWorkflowStarter = field(init=False)
+    auto_recharge: AutoRecharge = field(init=False)
 
     def __post_init__(self) -> None:
         self.identity = identity_config(self.settings)
@@ -121,26 +140,20 @@ class Resources:
         # Routing opens the same channel secrets on every call: the relay's box remembers them.
         routing_box = MemoSecretBox(self.settings.encryption_key_list)
         self.tenant_http = build_tenant_http_client(self.settings.tenant_egress)
+        self.results = result_store(self.settings)
         self.relay = Relay(
             self.sessions, self.http, routing_box, relay_config(self.settings),
             tenant_http=self.tenant_http,
         )  # fmt: skip
-        self.relay.on_settled = self._after_settle
-
-    def _after_settle(self, org_id: uuid.UUID) -> Awaitable[None] | None:
-        """Nothing to do (and no task to start) for an org known to have it off."""
-        return None if auto_recharge_known_off(org_id) else self._maybe_recharge(org_id)
-
-    async def _maybe_recharge(self, org_id: uuid.UUID) -> None:
-        """Auto-recharge: only orgs that turned it on pay for the balance read."""
-        if not await auto_recharge_enabled(self.sessions, org_id):
-            return
-        async with self.sessions() as session:
-            available = (await ledger.balance(session, org_id)).available_micros
-        await maybe_trigger_recharge(
-            self.sessions, self.temporal.get, org_id, available,
-            task_queue=self.settings.task_queue,
-        )  # fmt: skip
+        # Starts bounded like any other Temporal call of the API: a 503 rather than a hang.
+        # `temporal` and `settings` are read at each start, not here: tests swap them in place.
+        self.workflows = TemporalWorkflowStarter(
+            lambda: self.temporal.get(),
+            task_queue=lambda: self.settings.task_queue,
+            timeout_s=self.settings.temporal_timeout_s,
+        )
+        self.auto_recharge = AutoRecharge(self.sessions, self.workflows)
+        self.relay.on_settled = self.auto_recharge.after_settle
 
     async def aclose(self) -> None:
         await self.relay.aclose()

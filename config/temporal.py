@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig
 
-from api.settings import Settings
+from config.settings import Settings
 from domain.outages import DependencyUnavailable
 
 
