@@ -10,9 +10,18 @@ from web.pages.auth import router as auth_router
 from web.pages.home import router as home_router
 from web.pages.members import router as members_router
 from web.pages.orgs import router as orgs_router
+from web.pages.sso import router as sso_router
+from web.pages.sso_sign_in import router as sso_sign_in_router
 from web.render import Console
 
-ROUTERS = (auth_router, home_router, orgs_router, members_router)
+ROUTERS = (
+    auth_router,
+    sso_sign_in_router,
+    home_router,
+    orgs_router,
+    members_router,
+    sso_router,
+)
 
 
 def install_console(app: FastAPI, *, env: str) -> None:

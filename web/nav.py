@@ -39,6 +39,7 @@ class Page:
 PAGES: tuple[Page, ...] = (
     Page("home", "Overview", "/console"),
     Page("members", "Members", "/console/members", role="admin"),
+    Page("sso", "Single sign-on", "/console/sso", role="admin"),
 )
 _BY_KEY = {p.key: p for p in PAGES}
 

@@ -31,11 +31,13 @@ async def configure(
     *,
     domain: str = DOMAIN,
     verify: bool = True,
+    redirect_uri: str = CALLBACK,
     **fields: Any,
 ) -> SsoOrg:
-    """An owner configures SSO for their org and proves the domain with its TXT record."""
+    """An owner configures SSO for their org and proves the domain with its TXT record;
+    `redirect_uri` is what is registered at the provider."""
     owner = await signup(client)
-    client_id, secret = await idp.register_client(CALLBACK)
+    client_id, secret = await idp.register_client(redirect_uri)
     body = {"issuer": idp.issuer, "client_id": client_id, "client_secret": secret,
             "domains": [domain], **fields}  # fmt: skip
     put = await client.put("/enterprise/v1/sso", json=body, headers=owner.headers())

@@ -82,8 +82,9 @@ async def test_the_console_sign_in_form_says_to_use_sso(
 ) -> None:
     await configure(sso_client, idp, dns_txt, require_sso=True)
     page = await console_sign_in(sso_client, f"someone@{DOMAIN}")
-    assert page.status_code == 401, page.text
+    assert page.status_code == 403, page.text
     assert "requires single sign-on" in page.text
+    assert "Use single sign-on" in page.text
     assert "oxinf_session" not in page.headers.get("set-cookie", "")
 
 
