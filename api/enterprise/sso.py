@@ -10,11 +10,12 @@ from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
+from config.runtime import Resources
 from domain.inputs import Text
 from domain.sso import configuration as sso
 from domain.sso.domains import MAX_DOMAINS, record_name, record_value
 from edge.deps import ResourcesDep, SessionDep
-from edge.sso import SsoRuntimeDep, callback_uri
+from edge.sso import CONSOLE_CALLBACK_PATH, SsoRuntimeDep, callback_uri
 
 router = APIRouter(prefix="/enterprise/v1/sso", tags=["enterprise: single sign-on"])
 
@@ -62,12 +63,17 @@ class SsoOut(BaseModel):
     default_role: str
     require_sso: bool
     enabled: bool
-    redirect_uri: str = Field(description="register this redirect URI at the provider")
+    redirect_uri: str = Field(
+        description="register this redirect URI at the provider (API sign-in)"
+    )
+    console_redirect_uri: str = Field(
+        description="and this one, for people signing in to the web console"
+    )
     created_at: datetime | None
     updated_at: datetime | None
 
     @classmethod
-    def of(cls, found: sso.SsoSettings, redirect_uri: str) -> SsoOut:
+    def of(cls, found: sso.SsoSettings, request: Request, resources: Resources) -> SsoOut:
         c = found.config
         return cls(
             issuer=c.issuer,
@@ -86,7 +92,8 @@ class SsoOut(BaseModel):
             default_role=c.default_role,
             require_sso=c.require_sso,
             enabled=c.enabled,
-            redirect_uri=redirect_uri,
+            redirect_uri=callback_uri(request, resources),
+            console_redirect_uri=callback_uri(request, resources, CONSOLE_CALLBACK_PATH),
             created_at=c.created_at,
             updated_at=c.updated_at,
         )
@@ -111,7 +118,7 @@ async def get_sso(
     ctx: OrgCtx, request: Request, resources: ResourcesDep, session: SessionDep
 ) -> SsoOut:
     found = await sso.get_settings(session, ctx)
-    return SsoOut.of(found, callback_uri(request, resources))
+    return SsoOut.of(found, request, resources)
 
 
 @router.put("")
@@ -124,7 +131,7 @@ async def put_sso(
     session: SessionDep,
 ) -> SsoOut:
     found, _created = await sso.configure(session, ctx, rt, **body.model_dump())
-    return SsoOut.of(found, callback_uri(request, resources))
+    return SsoOut.of(found, request, resources)
 
 
 @router.delete("", status_code=status.HTTP_204_NO_CONTENT)
@@ -138,7 +145,7 @@ async def verify_domains(
 ) -> SsoOut:
     """Look up each unverified domain's TXT record now."""
     found = await sso.verify_domains(session, ctx)
-    return SsoOut.of(found, callback_uri(request, resources))
+    return SsoOut.of(found, request, resources)
 
 
 @router.post("/test")

@@ -22,6 +22,7 @@ async def test_configure_test_sign_in_require_sso_and_sign_in_again(
     client = sso_client
     org = await configure(client, idp, dns_txt, default_role="finance")
     assert org.config["redirect_uri"] == CALLBACK
+    assert org.config["console_redirect_uri"] == "http://testserver/console/sign-in/sso/callback"
     assert org.config["issuer"] == idp.issuer
     assert org.config["domains"][0]["domain"] == DOMAIN
     assert org.config["domains"][0]["txt_record_name"] == f"_oxinf-verification.{DOMAIN}"
