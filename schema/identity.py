@@ -21,7 +21,8 @@ class User(SQLModel, table=True):
 
     id: uuid.UUID = Field(sa_column=pk_uuid())
     email: str = Field(max_length=320)
-    password_hash: str = Field(max_length=100)
+    # None for users who only sign in through their org's single sign-on.
+    password_hash: str | None = Field(default=None, max_length=100)
     is_operator: bool = Field(default=False, sa_column_kwargs=sd("false"))
     created_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
     disabled_at: datetime | None = Field(default=None, sa_column=ts())

@@ -10,6 +10,7 @@ from schema.payments import OrgBilling, Payment, StripeEvent, UsageMonthly
 from schema.pricing import Model, ModelPrice
 from schema.requests import RateLimitWindow, RequestAttempt, RequestDetail, RequestLog
 from schema.results import TaskResult
+from schema.sso import SsoConfig, SsoDomain, SsoLogin
 from schema.tasks import CallbackAttempt, Task, TaskOrphanJob, TaskSubmission, WebhookSecret
 
 __all__ = [
@@ -38,6 +39,9 @@ __all__ = [
     "RequestAttempt",
     "RequestDetail",
     "RequestLog",
+    "SsoConfig",
+    "SsoDomain",
+    "SsoLogin",
     "StripeEvent",
     "Task",
     "TaskOrphanJob",

@@ -14,10 +14,13 @@ from web.pages.keys import router as keys_router
 from web.pages.members import router as members_router
 from web.pages.models import router as models_router
 from web.pages.orgs import router as orgs_router
+from web.pages.sso import router as sso_router
+from web.pages.sso_sign_in import router as sso_sign_in_router
 from web.render import Console
 
 ROUTERS = (
     auth_router,
+    sso_sign_in_router,
     home_router,
     orgs_router,
     members_router,
@@ -25,6 +28,7 @@ ROUTERS = (
     byok_router,
     models_router,
     guides_router,
+    sso_router,
 )
 
 

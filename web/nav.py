@@ -42,6 +42,7 @@ PAGES: tuple[Page, ...] = (
     Page("models", "Models", "/console/models"),
     Page("quickstart", "Quickstart", "/console/quickstart"),
     Page("members", "Members", "/console/members", role="admin"),
+    Page("sso", "Single sign-on", "/console/sso", role="admin"),
     Page("help-keys", "Help: API keys", "/help/api-keys", in_nav=False),
 )
 _BY_KEY = {p.key: p for p in PAGES}

@@ -40,9 +40,10 @@ async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 
 async def insert_user(
-    session: AsyncSession, email: str, password_hash: str, *, is_operator: bool = False
+    session: AsyncSession, email: str, password_hash: str | None, *, is_operator: bool = False
 ) -> uuid.UUID | None:
-    """Returns None when the email is taken (case-insensitively) instead of raising."""
+    """Returns None when the email is taken (case-insensitively) instead of raising.
+    `password_hash` None: a user who signs in only through single sign-on."""
     stmt = (
         pg_insert(U)
         .values(id=uuid.uuid4(), email=email, password_hash=password_hash, is_operator=is_operator)
@@ -125,6 +126,16 @@ async def insert_session(
             id=uuid.uuid4(), token_hash=token_hash, user_id=user_id, expires_at=expires_at, ip=ip
         )
     )
+
+
+async def revoke_user_sessions(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
+        update(S).where(S.c.user_id == user_id, S.c.revoked_at.is_(None)).values(revoked_at=now)
+    )
+
+
+async def clear_password(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(update(U).where(U.c.id == user_id).values(password_hash=None))
 
 
 async def live_session_user(

@@ -16,6 +16,8 @@ from domain.errors import Conflict, DomainError, InvalidField, NotFound, Permiss
 from domain.identity import repository as repo
 from domain.identity.passwords import check_policy, hash_password, verify_password
 from domain.ledger import service as ledger
+from domain.sso.required import SsoRequirement
+from domain.sso.required import password_refusal as sso_password_refusal
 from schema.identity import Org, User
 from schema.unit_of_work import keep_writes_on_error
 
@@ -30,6 +32,18 @@ class InvalidCredentials(DomainError):
 
 class LoginThrottled(DomainError):
     code = "rate_limit_exceeded"
+
+
+class SsoRequired(InvalidCredentials):
+    """The address's org requires single sign-on: no password signs it in. A kind of
+    invalid credentials, so every sign-in form shows its message as it shows theirs."""
+
+    code = "sso_required"
+    status_hint = 403
+
+    def __init__(self, requirement: SsoRequirement) -> None:
+        super().__init__(requirement.message)
+        self.requirement = requirement
 
 
 @dataclass(frozen=True)
@@ -156,6 +170,11 @@ async def login(
             "too many failed logins; try again later", headers={"Retry-After": str(retry)}
         )
     user = await repo.user_by_email(session, email_key)
+    # Operators keep their password whatever their domain requires: the break-glass account.
+    if user is None or not user.is_operator:
+        refusal = await sso_password_refusal(session, email_key)
+        if refusal is not None:
+            raise SsoRequired(refusal)
     ok = await verify_password(password, user.password_hash if user else None, cfg.bcrypt_rounds)
     if not ok or user is None or user.disabled_at is not None:
         for subject in subjects:
