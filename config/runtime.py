@@ -75,6 +75,7 @@ def identity_config(settings: Settings) -> IdentityConfig:
         session_ttl=timedelta(hours=settings.session_ttl_hours),
         max_failures=settings.login_max_failures,
         lockout_max_s=settings.login_lockout_max_s,
+        signup_grant_micros=settings.signup_grant_micros,
     )
 
 

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from domain.egress.policy import EgressPolicy
 from domain.payments.packages import DEFAULT_PACKAGES, CreditPackage
 
+DEV_SIGNUP_GRANT_CREDITS = 1_000
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "dev", "test"}
 
 
@@ -81,6 +82,16 @@ class Settings(BaseSettings):
     login_lockout_max_s: int = 900
     key_cache_ttl_s: float = 5.0
     key_last_used_resolution_s: int = 60
+
+    signup_grant_credits: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000_000,
+        description=(
+            "whole credits a new sign-up's personal org receives once, as a `bonus`, so a "
+            "first call works without Stripe; unset: 1,000 in dev, 0 in test and production"
+        ),
+    )
 
     tier_allocations: dict[str, int] = Field(
         default={
@@ -207,6 +218,13 @@ class Settings(BaseSettings):
     def encryption_key_list(self) -> list[str]:
         raw = self.encryption_keys.get_secret_value()
         return [k.strip() for k in raw.split(",") if k.strip()]
+
+    @property
+    def signup_grant_micros(self) -> int:
+        credits = self.signup_grant_credits
+        if credits is None:
+            credits = DEV_SIGNUP_GRANT_CREDITS if self.env == "dev" else 0
+        return credits * 1_000_000
 
     @property
     def tenant_egress(self) -> EgressPolicy:
