@@ -36,6 +36,7 @@ from api.portal.byok import router as portal_byok_router
 from api.portal.catalog import router as portal_catalog_router
 from api.portal.checkout import router as portal_checkout_router
 from api.portal.credits import router as portal_credits_router
+from api.portal.plan import router as portal_plan_router
 from api.portal.sso import router as portal_sso_router
 from api.portal.usage import router as portal_usage_router
 from api.portal.webhook_secret import router as portal_webhook_secret_router
@@ -127,6 +128,7 @@ def create_app(
         portal_byok_router,
         portal_credits_router,
         portal_checkout_router,
+        portal_plan_router,
         stripe_webhook_router,
         portal_webhook_secret_router,
         enterprise_audit_router,

@@ -106,12 +106,12 @@ class AutoRechargeOut(BaseModel):
         )
 
 
-def _gateway(settings: Settings) -> StripeGateway | None:
+def stripe_gateway(settings: Settings) -> StripeGateway | None:
     key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
     return gateway_for(key, settings.stripe_api_base, timeout_s=settings.stripe_timeout_s)
 
 
-def _checkout_config(settings: Settings) -> CheckoutConfig:
+def checkout_config(settings: Settings) -> CheckoutConfig:
     base = (settings.public_base_url or f"http://{settings.api_host}:{settings.api_port}").rstrip(
         "/"
     )
@@ -143,8 +143,8 @@ async def create_checkout(body: CheckoutIn, ctx: OrgCtx, resources: ResourcesDep
     settings = resources.settings
     started = await payments.start_checkout(
         resources.sessions,
-        _gateway(settings),
-        _checkout_config(settings),
+        stripe_gateway(settings),
+        checkout_config(settings),
         ctx,
         body.package_id,
         save_payment_method=body.save_payment_method,

@@ -58,6 +58,16 @@ async def set_operator(session: AsyncSession, user_id: uuid.UUID, value: bool) -
     await session.execute(update(U).where(U.c.id == user_id).values(is_operator=value))
 
 
+async def set_default_org_if_unset(
+    session: AsyncSession, user_id: uuid.UUID, org_id: uuid.UUID
+) -> None:
+    await session.execute(
+        update(U)
+        .where(U.c.id == user_id, U.c.default_org_id.is_(None))
+        .values(default_org_id=org_id)
+    )
+
+
 async def insert_org(session: AsyncSession, **values: Any) -> uuid.UUID:
     org_id = uuid.uuid4()
     await session.execute(insert(ORGS).values(id=org_id, **values))
@@ -80,8 +90,14 @@ async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> list[OrgM
     stmt = (
         select(Org, M.c.role, M.c.department_id, M.c.cost_center_id)
         .join(M, M.c.org_id == ORGS.c.id)
+        .join(U, U.c.id == M.c.user_id)
         .where(M.c.user_id == user_id)
-        .order_by(ORGS.c.personal.desc(), ORGS.c.created_at, ORGS.c.id)
+        .order_by(
+            (U.c.default_org_id == ORGS.c.id).is_(True).desc(),
+            ORGS.c.personal.desc(),
+            ORGS.c.created_at,
+            ORGS.c.id,
+        )
     )
     rows = await session.execute(stmt)
     return [OrgMembership(org, role, dept, cc) for org, role, dept, cc in rows.all()]

@@ -125,11 +125,19 @@ class Plan:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     max_output: int = 0
+    # Models whose output was capped to what the org can afford (`domain.relay.ceiling`):
+    # model -> the max_tokens sent upstream and named in the response header.
+    capped: dict[str, int] = field(default_factory=dict)
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
 
-    def body_for(self, route: Route, max_output: int | None = None) -> dict[str, Any]:
+    def body_for(
+        self, route: Route, max_output: int | None = None, model: str | None = None
+    ) -> dict[str, Any]:
+        capped = self.capped.get(model) if model is not None and self.capped else None
+        if capped is not None:
+            return {**self.body, "max_tokens": capped}
         if route.provider not in NEEDS_EXPLICIT_CAP:
             return self.body
         if self.body.get("max_tokens") or self.body.get("max_completion_tokens"):
