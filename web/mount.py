@@ -9,10 +9,11 @@ from web.errors import install_page_errors
 from web.pages.auth import router as auth_router
 from web.pages.home import router as home_router
 from web.pages.members import router as members_router
+from web.pages.ops import ROUTERS as OPS_ROUTERS
 from web.pages.orgs import router as orgs_router
 from web.render import Console
 
-ROUTERS = (auth_router, home_router, orgs_router, members_router)
+ROUTERS = (auth_router, home_router, orgs_router, members_router, *OPS_ROUTERS)
 
 
 def install_console(app: FastAPI, *, env: str) -> None:
