@@ -183,7 +183,13 @@ async def test_operator_finds_failed_calls_by_upstream_ids(
     assert events[0] == "task.created", events
     assert "workflow_execution_started" in events and "task.failed" in events, events
     assert events[-1] == "workflow_execution_completed", events
-    order = ["hold.reserved", "upstream.submitting", "upstream.accepted", "hold.voided", "task.failed"]
+    order = [
+        "hold.reserved",
+        "upstream.submitting",
+        "upstream.accepted",
+        "hold.voided",
+        "task.failed",
+    ]
     assert [e for e in events if e in order] == order, events
     link = page.get_by_test_id("temporal-link")
     expected = f"{on_temporal.ui_url}/namespaces/default/workflows/task-{task_id}"
