@@ -308,7 +308,7 @@ async def test_models_channels_pages(
     assert fake.api_key not in await page.content()
     channel = page.locator('tr[data-channel="fake-upstream"]')
     await channel.get_by_role("button", name="Test").click()
-    result = channel.get_by_test_id("probe-result")
+    result = page.get_by_test_id("probe-result")
     await expect(result).to_contain_text("OK")
     await expect(result).to_contain_text("answered in")
     await snap(page, "ops-channels")
@@ -326,7 +326,7 @@ async def test_models_channels_pages(
     await expect(page.get_by_role("status")).to_contain_text("Channel fake-upstream saved.")
     await expect(channel.locator('td[data-label="Weight"]')).to_have_text("5")
     await channel.get_by_role("button", name="Test").click()  # the kept secret still works
-    await expect(channel.get_by_test_id("probe-result")).to_contain_text("OK")
+    await expect(page.get_by_test_id("probe-result")).to_contain_text("OK")
 
 
 # --- operators only ------------------------------------------------------------------------

@@ -52,6 +52,26 @@ class OrgView:
     requests: list[RequestLog]
     entries: list[Entry]
     audit: list[AuditEvent]
+    people: dict[uuid.UUID, str]  # the email of each person named by an entry or event
+
+    def actor_name(self, label: str) -> str:
+        """A ledger entry's actor (`operator:<user id>`, `system` ...) as a person reads it."""
+        kind, _, user_id = label.partition(":")
+        found = _uuid(user_id)
+        email = self.people.get(found) if found else None
+        return f"{email} ({kind})" if email else label
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+async def _people(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    found = [await identity_repo.user_by_id(session, user_id) for user_id in sorted(ids)]
+    return {user.id: user.email for user in found if user is not None}
 
 
 async def search(session: AsyncSession, query: str) -> SearchResult:
@@ -75,14 +95,19 @@ async def org_view(session: AsyncSession, org_id: uuid.UUID) -> OrgView:
     requests = await usage_repo.list_logs(
         session, org_id, before=None, limit=RECENT, status=None, model=None
     )
+    entries = (await ledger.list_entries(session, org_id, limit=RECENT)).entries
+    audit = await audit_repo.list_events(session, org_id, before_id=None, limit=RECENT)
+    named = {_uuid(e.actor.partition(":")[2]) for e in entries}
+    named |= {a.actor_user_id for a in audit}
     return OrgView(
         org=org,
         balance=await ledger.balance(session, org_id),
         keys=await keys.list_org_keys_for_operator(session, org_id),
         members=await enterprise_repo.list_members(session, org_id),
         requests=requests,
-        entries=(await ledger.list_entries(session, org_id, limit=RECENT)).entries,
-        audit=await audit_repo.list_events(session, org_id, before_id=None, limit=RECENT),
+        entries=entries,
+        audit=audit,
+        people=await _people(session, {i for i in named if i is not None}),
     )
 
 

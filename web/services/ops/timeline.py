@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.ops import repository as ops_repo
 from domain.ops import service as ops
 from domain.ops.service import TemporalGetter
+from domain.routing import repository as channels_repo
 from domain.tasks import repository as tasks_repo
 from schema.requests import RequestLog
 from schema.tasks import Task
@@ -134,29 +135,38 @@ def _value(key: str, value: Any) -> str:
     return str(value)
 
 
-def facts_of(data: dict[str, Any]) -> list[Fact]:
+def facts_of(data: dict[str, Any], channels: dict[str, str] | None = None) -> list[Fact]:
+    """`channels`: channel names by id, so an attempt names its channel, not a UUID."""
     facts = []
     for key, value in data.items():
         if value is None or value == "" or value == {} or key in HIDDEN:
             continue
+        if key == "channel_id":
+            name = (channels or {}).get(str(value), str(value))
+            facts.append(Fact("channel", name, f"/console/ops/channels/{value}"))
+            continue
         label = key.removesuffix("_micros").removesuffix("_ms").replace("_", " ")
-        href = f"/console/ops/channels/{value}" if key == "channel_id" else None
-        facts.append(Fact(label, _value(key, value), href))
+        facts.append(Fact(label, _value(key, value)))
     return facts
 
 
-def _events(entries: list[dict[str, Any]]) -> list[Event]:
+def _events(entries: list[dict[str, Any]], channels: dict[str, str]) -> list[Event]:
     return [
         Event(
             at=e["at"],
             source=e["source"],
             event=e["event"],
-            facts=facts_of(e["data"])
+            facts=facts_of(e["data"], channels)
             + ([Fact("event id", str(e["data"]["event_id"]))] if "event_id" in e["data"] else []),
             temporal_url=e.get("temporal_url") if e["source"] == "temporal" else None,
         )
         for e in entries
     ]
+
+
+async def _channel_names(session: AsyncSession) -> dict[str, str]:
+    """Every channel's name by id (a small table, read whole)."""
+    return {str(c.id): c.name for c in await channels_repo.list_channels(session)}
 
 
 def _workflow(found: dict[str, Any]) -> Workflow:
@@ -196,7 +206,13 @@ async def request_timeline(session: AsyncSession, request_id: str, ui: TemporalU
         entries += [e for e in task_found["timeline"] if e["source"] != "request_log"]
         workflows.append(_workflow(task_found))
     return Timeline(
-        "request", request_id, found["org_id"], log, None, _events(_by_time(entries)), workflows
+        "request",
+        request_id,
+        found["org_id"],
+        log,
+        None,
+        _events(_by_time(entries), await _channel_names(session)),
+        workflows,
     )
 
 
@@ -207,5 +223,5 @@ async def task_timeline(session: AsyncSession, task_id: uuid.UUID, ui: TemporalU
         log = await ops_repo.get_log(session, found["task"]["request_id"])
     return Timeline(
         "task", found["id"], found["org_id"], log, found["task"],
-        _events(found["timeline"]), [_workflow(found)],
+        _events(found["timeline"], await _channel_names(session)), [_workflow(found)],
     )  # fmt: skip
