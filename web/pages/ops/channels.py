@@ -52,7 +52,7 @@ def _invalidate(session: SessionDep, resources: ResourcesDep) -> None:
 
 async def _posted(request: Request) -> tuple[dict[str, str], list[str]]:
     form = await form_fields(request)
-    types = [t for t in (await request.form()).getlist("types") if isinstance(t, str)]
+    types = [t for t in (await request.form()).getlist("types") if isinstance(t, str) and t]
     form["types"] = ",".join(types)
     return form, types
 

@@ -12,10 +12,8 @@ from domain.crypto import random_hex
 from domain.errors import DomainError
 from domain.ledger.manual import grant
 from edge.deps import SessionDep
-from edge.statuses import status_of
-from schema.unit_of_work import rollback_only
-from web.errors import PageRoute, sentence
-from web.pages.ops.common import actor_of, done, operator, operator_form
+from web.errors import PageRoute
+from web.pages.ops.common import actor_of, done, field_errors, operator, operator_form, refused
 from web.render import credits, render
 from web.services.ops import orgs as ops_orgs
 from web.viewer import Viewer
@@ -63,9 +61,9 @@ async def grant_credits(
     viewer: OrgsForm,
     session: SessionDep,
     kind: Annotated[Literal["adjustment", "bonus"], Form()],
+    key: Annotated[str, Form(min_length=16, max_length=64)],
     amount: Annotated[str, Form(max_length=40)] = "",
     reason: Annotated[str, Form(max_length=1000)] = "",
-    key: Annotated[str, Form(min_length=16, max_length=64)] = "",
 ) -> Response:
     """Through the same ledger service as `POST /admin/v1/orgs/{id}/credits`: the entry and
     its audit event commit together, and the form's key makes a resent form a no-op."""
@@ -77,11 +75,8 @@ async def grant_credits(
             kind=kind, reason=reason, key=f"console:{key}",
         )  # fmt: skip
     except DomainError as exc:
-        if status_of(exc) != 400:
-            raise
-        rollback_only(session)
-        field = exc.param if exc.param in ("amount", "reason") else "amount"
-        form["errors"] = {field: sentence(exc.message)}
+        refused(exc, session)
+        form["errors"] = field_errors(exc, ("amount", "reason"), "amount")
         return await _org_page(request, viewer, session, org_id, form, 400)
     entry = posting.entry
     text = (
