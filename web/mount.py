@@ -13,6 +13,7 @@ from web.pages.home import router as home_router
 from web.pages.keys import router as keys_router
 from web.pages.members import router as members_router
 from web.pages.models import router as models_router
+from web.pages.ops import ROUTERS as OPS_ROUTERS
 from web.pages.orgs import router as orgs_router
 from web.pages.sso import router as sso_router
 from web.pages.sso_sign_in import router as sso_sign_in_router
@@ -29,6 +30,7 @@ ROUTERS = (
     models_router,
     guides_router,
     sso_router,
+    *OPS_ROUTERS,
 )
 
 
