@@ -89,7 +89,7 @@ async def test_the_console_sign_in_form_says_to_use_sso(
 
 
 async def test_0009_downgrades_with_sso_users_and_upgrades_again(server_url: str) -> None:
-    """Down one revision drops the SSO tables and gives password-less users a hash nobody
+    """Down to 0009 drops the SSO tables and gives password-less users a hash nobody
     can match; up again restores them."""
     from tests.test_settings_and_migrations import _downgrade
 
@@ -108,7 +108,7 @@ async def test_0009_downgrades_with_sso_users_and_upgrades_again(server_url: str
                 "INSERT INTO users (id, email) VALUES (gen_random_uuid(), 'jit@acme.test')"
             ))  # fmt: skip
         async with mig.begin() as conn:
-            await conn.run_sync(_downgrade, "-1")
+            await conn.run_sync(_downgrade, "0009")
         assert await current_revision(mig) != head_revision()
         async with mig.connect() as conn:
             assert (await conn.execute(tables)).scalar_one() == 0
