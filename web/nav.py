@@ -38,6 +38,10 @@ class Page:
 
 PAGES: tuple[Page, ...] = (
     Page("home", "Overview", "/console"),
+    Page("credits", "Credits", "/console/credits"),
+    Page("usage", "Usage", "/console/usage"),
+    Page("requests", "Requests", "/console/requests"),
+    Page("tasks", "Tasks", "/console/tasks"),
     Page("members", "Members", "/console/members", role="admin"),
 )
 _BY_KEY = {p.key: p for p in PAGES}

@@ -240,6 +240,9 @@ async def list_logs(
     limit: int,
     status: str | None,
     model: str | None,
+    api_key_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[RequestLog]:
     """Newest first, keyset-paginated on (created_at, id) over the org's index."""
     stmt = select(RequestLog).where(LOGS.c.org_id == org_id)
@@ -247,6 +250,12 @@ async def list_logs(
         stmt = stmt.where(LOGS.c.status == status)
     if model:
         stmt = stmt.where(LOGS.c.model == model)
+    if api_key_id is not None:
+        stmt = stmt.where(LOGS.c.api_key_id == api_key_id)
+    if since is not None:
+        stmt = stmt.where(LOGS.c.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(LOGS.c.created_at < until)
     if before is not None:
         created, request_id = before
         stmt = stmt.where(
@@ -256,6 +265,32 @@ async def list_logs(
             )
         )
     stmt = stmt.order_by(LOGS.c.created_at.desc(), LOGS.c.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def daily_cost_by_model(
+    session: AsyncSession, org_id: uuid.UUID, start: datetime, end: datetime
+) -> list[tuple[str, str, int, int]]:
+    """(UTC day "YYYY-MM-DD", model, cost micros, requests) for the org's calls in the range."""
+    day = func.to_char(func.timezone("UTC", LOGS.c.created_at), "YYYY-MM-DD").label("d")
+    stmt = (
+        select(day, LOGS.c.model, func.coalesce(func.sum(LOGS.c.cost_micros), 0), func.count())
+        .where(LOGS.c.org_id == org_id, LOGS.c.created_at >= start, LOGS.c.created_at < end)
+        .group_by(day, LOGS.c.model)
+        .order_by(day, LOGS.c.model)
+    )
+    return [(r[0], r[1], int(r[2]), int(r[3])) for r in await session.execute(stmt)]
+
+
+async def models_used(session: AsyncSession, org_id: uuid.UUID, since: datetime) -> list[str]:
+    """The models the org called since `since`, for filter menus."""
+    stmt = (
+        select(LOGS.c.model)
+        .where(LOGS.c.org_id == org_id, LOGS.c.created_at >= since)
+        .group_by(LOGS.c.model)
+        .order_by(LOGS.c.model)
+        .limit(200)
+    )
     return list((await session.execute(stmt)).scalars())
 
 

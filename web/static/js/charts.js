@@ -1,0 +1,67 @@
+/* 0xinf console charts: draws each [data-chart] box from the JSON block it names, with the
+   vendored uPlot. Heights come from integer micros; the legend shows the server's exact
+   decimal strings, so the figures people read are never rounded floats. */
+(function () {
+  "use strict";
+
+  var PALETTE = ["#4f46e5", "#0e9f6e", "#d97706", "#db2777", "#0891b2", "#7c3aed", "#64748b"];
+
+  function css(name, fallback) {
+    var v = getComputedStyle(document.documentElement).getPropertyValue(name);
+    return (v && v.trim()) || fallback;
+  }
+
+  function draw(box) {
+    var source = document.getElementById(box.getAttribute("data-chart"));
+    if (!source || typeof uPlot === "undefined") return;
+    var spec = JSON.parse(source.textContent);
+    var text = css("--muted", "#5b6372");
+    var grid = css("--border", "#e2e5ea");
+    var accent = css("--accent", "#4f46e5");
+    var bars = uPlot.paths.bars({ size: [0.7, 48] });
+    var data = [spec.x];
+    var series = [{
+      label: "Day",
+      value: function (u, v, s, i) { return i == null ? "—" : spec.days[i]; }
+    }];
+    spec.series.forEach(function (s, n) {
+      data.push(s.micros.map(function (m) { return m / 1e6; }));
+      var total = n === 0;
+      series.push({
+        label: s.label,
+        stroke: total ? accent : PALETTE[(n) % PALETTE.length],
+        fill: total ? accent + "33" : undefined,
+        width: total ? 1 : 2,
+        paths: total ? bars : undefined,
+        points: { show: !total, size: 5 },
+        value: function (u, v, si, i) { return i == null ? "—" : s.text[i]; }
+      });
+    });
+    var axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } };
+    var opts = {
+      width: Math.max(box.clientWidth, 280),
+      height: box.clientWidth < 500 ? 220 : 280,
+      series: series,
+      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
+      axes: [Object.assign({}, axis, { space: 60 }), Object.assign({}, axis, { size: 64 })],
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
+      legend: { live: true },
+      cursor: { points: { size: 7 } }
+    };
+    box.querySelectorAll(".uplot").forEach(function (el) { el.remove(); });
+    var chart = new uPlot(opts, data, box);
+    box.setAttribute("data-drawn", "true");
+    return chart;
+  }
+
+  function drawAll() {
+    document.querySelectorAll("[data-chart]").forEach(draw);
+  }
+
+  document.addEventListener("DOMContentLoaded", drawAll);
+  var pending = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(pending);
+    pending = setTimeout(drawAll, 150);
+  });
+})();
