@@ -68,7 +68,7 @@ async def checkout(
     package_id: Annotated[str, Form(max_length=60)],
     save_card: Annotated[bool, Form()] = False,
 ) -> Response:
-    """Start a Checkout Session and send the browser to Stripe's page."""
+    """Start a Checkout Session and send the browser on to Stripe's page."""
     settings = resources.settings
     base = public_base_url(request, resources)
     config = checkout_config(
@@ -84,7 +84,8 @@ async def checkout(
         package_id,
         save_payment_method=save_card,
     )
-    return RedirectResponse(started.url, status_code=303)
+    # Not a 303 to Stripe: `form-action 'self'` covers a form post's redirects too.
+    return render(request, "pages/credits_redirect.html", {"url": started.url}, viewer=viewer)
 
 
 @router.get(f"{CREDITS}/success")

@@ -25,15 +25,18 @@
       value: function (u, v, s, i) { return i == null ? "—" : spec.days[i]; }
     }];
     spec.series.forEach(function (s, n) {
-      data.push(s.micros.map(function (m) { return m / 1e6; }));
       var total = n === 0;
+      // A day without spend has no bar (null), rather than a zero-height sliver.
+      data.push(s.micros.map(function (m) { return total && m === 0 ? null : m / 1e6; }));
+      // The total is drawn as bars; each model only speaks in the legend as the cursor
+      // moves (lines between days would suggest values no day had).
       series.push({
         label: s.label,
-        stroke: total ? accent : PALETTE[(n) % PALETTE.length],
-        fill: total ? accent + "33" : undefined,
-        width: total ? 1 : 2,
-        paths: total ? bars : undefined,
-        points: { show: !total, size: 5 },
+        stroke: total ? accent : PALETTE[n % PALETTE.length],
+        fill: total ? accent + "40" : undefined,
+        width: 1,
+        paths: total ? bars : function () { return null; },
+        points: { show: false },
         value: function (u, v, si, i) { return i == null ? "—" : s.text[i]; }
       });
     });
@@ -42,7 +45,9 @@
       width: Math.max(box.clientWidth, 280),
       height: box.clientWidth < 500 ? 220 : 280,
       series: series,
-      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
+      scales: {
+        x: { time: true, range: function (u, min, max) { return [min - 43200, max + 43200]; } },
+        y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
       axes: [Object.assign({}, axis, { space: 60 }), Object.assign({}, axis, { size: 64 })],
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
       legend: { live: true },
