@@ -6,7 +6,7 @@ from schema.identity import LoginThrottle, Membership, Org, PortalSession, User
 from schema.keys import ApiKey, ByokKey
 from schema.ledger import CreditAccount, Hold, LedgerEntry
 from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage, CostCenter, Department
-from schema.payments import OrgBilling, Payment, StripeEvent, UsageMonthly
+from schema.payments import OrgBilling, Payment, StripeEvent, UsageDaily, UsageMonthly
 from schema.pricing import Model, ModelPrice
 from schema.requests import RateLimitWindow, RequestAttempt, RequestDetail, RequestLog
 from schema.results import TaskResult
@@ -43,6 +43,7 @@ __all__ = [
     "TaskOrphanJob",
     "TaskResult",
     "TaskSubmission",
+    "UsageDaily",
     "UsageMonthly",
     "User",
     "WebhookSecret",

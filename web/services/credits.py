@@ -22,7 +22,6 @@ from domain.payments import service as payments
 from domain.payments.models import BillingSettings, PaymentRecord
 from domain.payments.packages import CreditPackage
 from domain.pricing.cost import MICROS_PER_CREDIT
-from domain.usage import repository as usage_repo
 from domain.usage import service as usage
 from web.services.charts import DayPoint, daily_chart
 
@@ -76,8 +75,8 @@ class CreditsView:
 async def usage_chart(session: AsyncSession, org_id: uuid.UUID, today: date) -> dict[str, object]:
     first = today - timedelta(days=CHART_DAYS - 1)
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    rows = await usage_repo.daily_cost_by_model(
-        session, org_id, start, start + timedelta(days=CHART_DAYS)
+    rows = await usage.cost_by_day_and_model(
+        session, org_id, start=start, end=start + timedelta(days=CHART_DAYS)
     )
     points = [DayPoint(day, model, micros, n) for day, model, micros, n in rows]
     return daily_chart(points, first, today, title="Credits per day, last 30 days")

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import InvalidField, NotFound
+from domain.pricing import service as catalog
 from domain.usage import repository as usage_repo
 from domain.usage.trace import (
     REQUEST_STATUSES,
@@ -25,7 +26,6 @@ from domain.usage.trace import (
 from web.services.usage import key_labels, parse_day
 
 PAGE_SIZE = 50
-MODEL_MENU_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -99,14 +99,13 @@ async def request_list(
     )
     page = rows[:PAGE_SIZE]
     next_cursor = request_cursor(page[-1]) if len(rows) > PAGE_SIZE and page else None
-    recent = datetime.now(UTC) - timedelta(days=MODEL_MENU_DAYS)
     return RequestList(
         filters=filters,
         rows=[RequestTraceOut.of(r) for r in page],
         next_cursor=next_cursor,
         first_page=cursor is None,
         key_labels=await key_labels(session, org_id),
-        models=await usage_repo.models_used(session, org_id, recent),
+        models=sorted(e.model.name for e in await catalog.list_models(session)),
     )
 
 

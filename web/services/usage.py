@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.errors import InvalidField
 from domain.keys import repository as keys_repo
 from domain.pricing.cost import format_credits
-from domain.usage import repository as usage_repo
 from domain.usage import service as usage
 from domain.usage.models import UsageRow, UsageSummary
 from web.services.charts import DayPoint, daily_chart
@@ -134,7 +133,9 @@ async def usage_view(
     ]
     drawn = None
     if chart and span.days <= MAX_CHART_DAYS:
-        rows = await usage_repo.daily_cost_by_model(session, org_id, span.start, span.end)
+        rows = await usage.cost_by_day_and_model(
+            session, org_id, start=span.start, end=span.end, now=now
+        )
         points = [DayPoint(d, m, micros, n) for d, m, micros, n in rows]
         drawn = daily_chart(points, span.first, span.last, title="Credits per day")
     return UsageView(span, group_by, summary, lines, drawn)
