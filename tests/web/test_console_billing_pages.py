@@ -249,3 +249,29 @@ async def test_tasks_list_detail_previews_callbacks_and_cross_org_404(
     for path in (f"/console/tasks/{image}", f"/console/tasks/{uuid.uuid4()}", "/console/tasks/x"):
         other = await client.get(path)
         assert other.status_code == 404, path
+
+
+async def test_checkout_form_needs_csrf_and_stripe_and_api_return_pages_lead_here(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    await sign_up(client)
+    ctx = await own_ctx(resources, client)
+    refused = await client.post("/console/credits/checkout", data={"package_id": "starter_10"})
+    assert refused.status_code == 403
+    token = csrf_of((await client.get("/console/credits")).text)
+    unconfigured = await client.post(
+        "/console/credits/checkout", data={"package_id": "starter_10", "csrf_token": token}
+    )
+    assert unconfigured.status_code == 503 and "Stripe is not configured" in unconfigured.text
+    async with resources.sessions() as s:
+        from domain.payments import repository as payments_repo
+
+        assert await payments_repo.list_payments(s, ctx.org.id, limit=5) == []
+
+    back = await client.get("/billing/success?session_id=cs_123")
+    assert back.status_code == 303
+    assert back.headers["location"] == "/console/credits/success?session_id=cs_123"
+    unknown = await client.get(back.headers["location"])  # not this org's payment
+    assert 'data-state="unknown"' in unknown.text
+    canceled = await client.get((await client.get("/billing/cancel")).headers["location"])
+    assert 'data-state="canceled"' in canceled.text and "Nothing was charged" in canceled.text

@@ -42,8 +42,8 @@
     });
     var axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } };
     var opts = {
-      width: Math.max(box.clientWidth, 280),
-      height: box.clientWidth < 500 ? 220 : 280,
+      width: size(box).width,
+      height: size(box).height,
       series: series,
       scales: {
         x: { time: true, range: function (u, min, max) { return [min - 43200, max + 43200]; } },
@@ -59,14 +59,20 @@
     return chart;
   }
 
-  function drawAll() {
-    document.querySelectorAll("[data-chart]").forEach(draw);
+  var charts = [];
+
+  function size(box) {
+    return { width: Math.max(box.clientWidth, 280), height: box.clientWidth < 500 ? 220 : 280 };
   }
 
-  document.addEventListener("DOMContentLoaded", drawAll);
-  var pending = null;
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-chart]").forEach(function (box) {
+      var chart = draw(box);
+      if (chart) charts.push({ box: box, chart: chart });
+    });
+  });
+  // Follow the box's width at once (a rotated phone, a narrowed window).
   window.addEventListener("resize", function () {
-    clearTimeout(pending);
-    pending = setTimeout(drawAll, 150);
+    charts.forEach(function (c) { c.chart.setSize(size(c.box)); });
   });
 })();
