@@ -139,4 +139,34 @@ class OrgSubscription(SQLModel, table=True):
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
     )
     created_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
+
+
+class UsageDaily(SQLModel, table=True):
+    """Daily rollup of request logs (UTC days), so usage pages and charts over many days
+    read a few rows per day instead of every logged call (see `domain.usage.daily`)."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (
+        Index(
+            "uq_usage_daily_bucket",
+            "org_id",
+            "day",
+            "api_key_id",
+            "model",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+    )
+
+    id: uuid.UUID = Field(sa_column=pk_uuid())
+    org_id: uuid.UUID = Field(sa_column=fk_uuid("orgs.id", ondelete="CASCADE", index=False))
+    api_key_id: uuid.UUID | None = Field(default=None)
+    model: str = Field(max_length=200)
+    day: datetime = Field(sa_column=ts(nullable=False))
+    requests: int = Field(default=0, sa_column_kwargs=sd("0"))
+    failed_requests: int = Field(default=0, sa_column_kwargs=sd("0"))
+    prompt_tokens: int = Field(default=0, sa_column=micros())
+    completion_tokens: int = Field(default=0, sa_column=micros())
+    cost_micros: int = Field(default=0, sa_column=micros())
+    byok_requests: int = Field(default=0, sa_column_kwargs=sd("0"))
     updated_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))

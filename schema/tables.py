@@ -6,7 +6,14 @@ from schema.identity import LoginThrottle, Membership, Org, PortalSession, User
 from schema.keys import ApiKey, ByokKey
 from schema.ledger import CreditAccount, Hold, LedgerEntry
 from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage, CostCenter, Department
-from schema.payments import OrgBilling, OrgSubscription, Payment, StripeEvent, UsageMonthly
+from schema.payments import (
+    OrgBilling,
+    OrgSubscription,
+    Payment,
+    StripeEvent,
+    UsageDaily,
+    UsageMonthly,
+)
 from schema.pricing import Model, ModelPrice
 from schema.requests import RateLimitWindow, RequestAttempt, RequestDetail, RequestLog
 from schema.results import TaskResult
@@ -48,6 +55,7 @@ __all__ = [
     "TaskOrphanJob",
     "TaskResult",
     "TaskSubmission",
+    "UsageDaily",
     "UsageMonthly",
     "User",
     "WebhookSecret",

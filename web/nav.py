@@ -39,6 +39,10 @@ class Page:
 PAGES: tuple[Page, ...] = (
     Page("home", "Overview", "/console"),
     Page("keys", "API keys", "/console/keys"),
+    Page("credits", "Credits", "/console/credits"),
+    Page("usage", "Usage", "/console/usage"),
+    Page("requests", "Requests", "/console/requests"),
+    Page("tasks", "Tasks", "/console/tasks"),
     Page("models", "Models", "/console/models"),
     Page("quickstart", "Quickstart", "/console/quickstart"),
     Page("members", "Members", "/console/members", role="admin"),

@@ -9,12 +9,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from api.portal.checkout import checkout_config, stripe_gateway
 from config.settings import Settings, plan_catalog
 from domain.plans import service as plans
 from domain.plans.catalog import SELF_SERVE
 from domain.plans.service import PlanUrls
 from domain.pricing.cost import format_credits
+from edge.billing import checkout_config, stripe_gateway
 from edge.deps import ResourcesDep, SessionDep
 
 router = APIRouter(prefix="/portal/v1/plan", tags=["portal: plan"])
