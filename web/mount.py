@@ -6,13 +6,23 @@ from fastapi import FastAPI
 
 from web.assets import STATIC_PATH, VersionedStaticFiles
 from web.errors import install_page_errors
+from web.pages.audit import router as audit_router
 from web.pages.auth import router as auth_router
+from web.pages.budgets import router as budgets_router
 from web.pages.home import router as home_router
+from web.pages.invites import router as invites_router
+from web.pages.invoices import router as invoices_router
 from web.pages.members import router as members_router
+from web.pages.org import router as org_router
 from web.pages.orgs import router as orgs_router
+from web.pages.policies import router as policies_router
+from web.pages.structure import router as structure_router
 from web.render import Console
 
-ROUTERS = (auth_router, home_router, orgs_router, members_router)
+ROUTERS = (
+    auth_router, home_router, orgs_router, members_router, invites_router, org_router,
+    structure_router, budgets_router, policies_router, invoices_router, audit_router,
+)  # fmt: skip
 
 
 def install_console(app: FastAPI, *, env: str) -> None:

@@ -110,6 +110,22 @@ def page_viewer(key: str) -> Callable[..., Awaitable[Viewer]]:
     return dependency
 
 
+def page_form_viewer(key: str) -> Callable[..., Awaitable[Viewer]]:
+    """A form on a page listed in `web.nav`: allowed to see the page, and the CSRF token
+    checks out (the role first, so a refused viewer learns nothing about their token)."""
+    entry = page(key)
+
+    async def dependency(
+        request: Request, viewer: Annotated[Viewer, Depends(required_viewer)]
+    ) -> Viewer:
+        if not entry.allows(viewer.ctx):
+            raise PermissionDenied(entry.refusal())
+        await csrf.require(request, viewer.csrf)
+        return viewer
+
+    return dependency
+
+
 MaybeViewer = Annotated[Viewer | None, Depends(optional_viewer)]
 SignedIn = Annotated[Viewer, Depends(required_viewer)]
 FormViewer = Annotated[Viewer, Depends(form_viewer)]
