@@ -30,8 +30,8 @@ def month() -> str:
 
 async def test_each_role_sees_exactly_its_pages(app: FastAPI, resources: Resources) -> None:
     company = await make_company(resources)
-    invoice_pages = (*FINANCE_PAGES, f"/console/invoices/{month()}",
-                     f"/console/invoices/{month()}.csv", f"/console/invoices/{month()}.json")  # fmt: skip
+    statement = f"/console/invoices/{month()}"
+    invoice_pages = (*FINANCE_PAGES, statement, statement + ".csv", statement + ".json")
     expected = {
         "owner": set(ADMIN_PAGES) | set(invoice_pages),
         "admin": set(ADMIN_PAGES) | set(invoice_pages),
@@ -167,9 +167,9 @@ async def test_archived_department_keeps_members_and_takes_no_new_ones(
         )
         assert member_id
         uid = member_id.group(1)
-        resp = await c.post(f"/console/members/{uid}", data={
-            "role": "admin" if uid != str(company.owner_ctx.user.id) else "owner",
-            "department_id": str(dept["id"]), "cost_center_id": "", "csrf_token": token})  # fmt: skip
+        role = "admin" if uid != str(company.owner_ctx.user.id) else "owner"
+        fields = {"role": role, "department_id": str(dept["id"]), "cost_center_id": ""}
+        resp = await c.post(f"/console/members/{uid}", data={**fields, "csrf_token": token})
         assert resp.status_code == 303
         resp = await c.post(
             f"/console/departments/{dept['id']}/archive", data={"csrf_token": token}
