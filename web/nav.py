@@ -32,7 +32,10 @@ class Page:
         return ctx.at_least(self.role)
 
     def holds(self, path: str) -> bool:
-        """This page or one below it (`/console/invoices/2026-01` is the invoices page's)."""
+        """This page or one below it (`/console/invoices/2026-01` is the invoices page's);
+        the console home holds only itself."""
+        if self.href == "/console":
+            return path == self.href
         return path == self.href or path.startswith(self.href + "/")
 
     def refusal(self) -> str:
@@ -51,15 +54,13 @@ class NavItem:
     pages: tuple[Page, ...]
 
     def is_current(self, path: str) -> bool:
-        if len(self.pages) == 1:
-            return path == self.pages[0].href
         return any(p.holds(path) for p in self.pages)
 
 
 PAGES: tuple[Page, ...] = (
     Page("home", "Overview", "/console"),
-    Page("members", "Members", "/console/members", role="admin", section="org"),
     Page("org", "Organization", "/console/org", role="admin", in_nav=False, section="org"),
+    Page("members", "Members", "/console/members", role="admin", section="org"),
     Page("departments", "Departments", "/console/departments", role="admin", in_nav=False,
          section="org"),
     Page("cost_centers", "Cost centers", "/console/cost-centers", role="admin", in_nav=False,

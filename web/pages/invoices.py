@@ -40,10 +40,12 @@ def _download(body: str, media_type: str, filename: str) -> Response:
 
 @router.get(PATH)
 async def invoices_page(request: Request, viewer: InvoicesViewer, session: SessionDep) -> Response:
-    statements = [
-        await enterprise.monthly_invoice(session, viewer.ctx, month)
-        for month in recent_months(datetime.now(UTC), MONTHS_SHOWN)
-    ]
+    """The months since the org began, newest first, at most a year of them (older ones
+    open by address: /console/invoices/YYYY-MM)."""
+    began = viewer.ctx.org.created_at or datetime.now(UTC)
+    first = f"{began.astimezone(UTC):%Y-%m}"
+    months = [m for m in recent_months(datetime.now(UTC), MONTHS_SHOWN) if m >= first]
+    statements = [await enterprise.monthly_invoice(session, viewer.ctx, m) for m in months]
     return render(request, "pages/invoices.html", {"statements": statements}, viewer=viewer)
 
 

@@ -14,6 +14,7 @@ from domain.audit import repository as audit_repo
 from domain.errors import InvalidField
 from domain.identity import repository as identity_repo
 from domain.identity.service import OrgContext
+from domain.pricing.cost import format_credits
 from schema.audit import AuditEvent
 
 PAGE_SIZE = 50
@@ -75,9 +76,11 @@ def _day(value: str, param: str) -> date | None:
         raise InvalidField(f"{param} must be a date (YYYY-MM-DD)", param=param) from None
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, key: str = "") -> str | None:
     if value is None:
         return None
+    if key.endswith("_micros") and isinstance(value, int) and not isinstance(value, bool):
+        return format_credits(value)  # exact decimal credits, as every page shows money
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
@@ -85,12 +88,20 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+def _label(key: str) -> str:
+    if key.endswith("_micros"):
+        return key.removesuffix("_micros") + " (credits)"
+    return key
+
+
 def changes_of(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[Change]:
     """Keys whose value differs (all keys when only one side exists), in a stable order."""
+    one_sided = before is None or after is None
     before, after = before or {}, after or {}
-    keys = list(dict.fromkeys([*before, *after]))
+    keys = [k for k in dict.fromkeys([*before, *after]) if not one_sided
+            or before.get(k, after.get(k)) is not None]  # fmt: skip
     return [
-        Change(k, _text(before.get(k)), _text(after.get(k)))
+        Change(_label(k), _text(before.get(k), k), _text(after.get(k), k))
         for k in keys
         if k not in before or k not in after or before[k] != after[k]
     ]
