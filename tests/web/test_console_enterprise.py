@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from config.runtime import Resources
 from domain.enterprise import structure
+from domain.identity import service as identity
 from tests.fixtures.console import csrf_of
 from tests.fixtures.portal import PASSWORD
 from tests.web.enterprise_helpers import audit_actions, make_company, new_email, person
@@ -241,3 +242,35 @@ async def _portal_token(client: httpx.AsyncClient, email: str) -> str:
     resp = await client.post("/portal/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert resp.status_code == 200, resp.text
     return str(resp.json()["token"])
+
+
+async def test_existing_user_signs_in_from_the_link_and_joins(
+    app: FastAPI, resources: Resources
+) -> None:
+    company = await make_company(resources)
+    existing = new_email("existing")
+    async with resources.sessions.begin() as s:
+        await identity.create_user(s, resources.identity, existing, PASSWORD)
+    async with person(app, company.emails["admin"], company.org_id) as admin:
+        link = await _invite(admin, existing.upper(), role="finance")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        page = await c.get(link)
+        sign_in_href = re.search(r'href="(/console/sign-in\?next=[^"]+)"', page.text)
+        assert sign_in_href and "Sign in to join" in page.text
+        form = await c.get(sign_in_href.group(1).replace("&amp;", "&"))
+        signed = await c.post(
+            "/console/sign-in",
+            data={"email": existing, "password": PASSWORD, "csrf_token": csrf_of(form.text),
+                  "next": link},
+        )  # fmt: skip
+        assert signed.status_code == 303 and signed.headers["location"] == link
+        page = await c.get(link)
+        assert "Join Acme Corp" in page.text and "/accept" in page.text
+        joined = await c.post(link + "/accept", data={"csrf_token": csrf_of(page.text)})
+        assert joined.status_code == 303
+        home = await c.get("/console")
+        assert "Acme Corp · finance" in home.text and "You joined as finance" in home.text
+        # Finance lands on the org's invoices, and nothing else of its administration.
+        assert 'href="/console/invoices"' in home.text
+        assert (await c.get("/console/members")).status_code == 403

@@ -152,6 +152,10 @@ async def test_owner_invites_budgets_invoices_and_audits(
     await expect(nav.get_by_role("link", name="Organization")).to_have_count(0)
     refused = await member_page.goto("/console/budgets")
     assert refused is not None and refused.status == 403
+    await expect(
+        member_page.get_by_text("for this organization's owners and admins")
+    ).to_be_visible()
+    await snap(member_page, "ent-forbidden-member")
 
     await tab(page, "Members")  # not a reload: that would post the invite form again
     row = page.locator(f"tr[data-email='{member_email}']")
@@ -254,6 +258,14 @@ async def test_owner_invites_budgets_invoices_and_audits(
     await tab(page, "Departments")
     await expect(page.locator("tr[data-entity='Research']")).to_contain_text("1 member")
     await snap(page, "ent-departments")
+    # Archived, Research keeps its member and budget but is offered for nothing new.
+    await page.get_by_role("button", name="Archive Research").click()
+    await expect(page.get_by_role("button", name="Restore Research")).to_be_visible()
+    await expect(page.locator("tr[data-entity='Research']")).to_contain_text("1 member")
+    await snap(page, "ent-departments-archived")
+    await tab(page, "Members")
+    invite_departments = page.get_by_label("Department", exact=True).locator("option")
+    await expect(invite_departments).to_have_text(["No department"])
 
 
 async def _session_cookie(page: Page) -> str:
