@@ -105,6 +105,16 @@
       select.addEventListener("change", function () { select.form.requestSubmit(); });
     });
     document.querySelectorAll("[data-js-hide]").forEach(function (el) { el.hidden = true; });
+    // On narrow windows the sidebar is one scrolled row: bring the current page into it.
+    var current = document.querySelector(".sidebar .nav a[aria-current]");
+    var row = document.querySelector(".sidebar .nav");
+    function showCurrent() {
+      if (current && row && row.scrollWidth > row.clientWidth) {
+        row.scrollLeft = current.offsetLeft - (row.clientWidth - current.offsetWidth) / 2;
+      }
+    }
+    showCurrent();
+    window.matchMedia("(max-width: 900px)").addEventListener("change", showCurrent);
 
     // Forms that destroy something ask first; without JS they post straight away.
     document.addEventListener("submit", function (event) {
