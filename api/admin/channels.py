@@ -27,7 +27,7 @@ router = APIRouter(prefix="/admin/v1/channels", tags=["admin: channels"])
 Provider = Literal[
     "openai", "openai_compatible", "openrouter", "ollama", "anthropic", "google", "demo", "jobs"
 ]
-ChannelType = Literal["chat", "image", "video", "audio"]
+ChannelType = Literal["chat", "image", "video", "audio", "embedding"]
 
 
 MAX_MODELS = 1000

@@ -29,6 +29,7 @@ from domain.providers import Upstream, estimate_prompt_tokens
 from domain.ratelimit.service import RateDecision
 from domain.relay.cache import TtlCache, deferred
 from domain.routing import repository as channels_repo
+from domain.surfaces.chat_body import for_provider
 from schema.channels import Channel
 from schema.db import SessionFactory
 
@@ -125,11 +126,20 @@ class Plan:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     max_output: int = 0
+    # The body is a translation (Messages, Responses, completions), not the client's own
+    # chat body: it gets `chat_body.for_provider`'s last touch per route.
+    translated: bool = False
+    embeddings: bool = False  # the call goes to the upstream's `/embeddings`, not chat
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
 
     def body_for(self, route: Route, max_output: int | None = None) -> dict[str, Any]:
+        if self.translated:
+            return for_provider(self._capped(route, max_output), route.provider)
+        return self._capped(route, max_output)
+
+    def _capped(self, route: Route, max_output: int | None) -> dict[str, Any]:
         if route.provider not in NEEDS_EXPLICIT_CAP:
             return self.body
         if self.body.get("max_tokens") or self.body.get("max_completion_tokens"):
@@ -248,11 +258,17 @@ async def build_plan(
     client_request_id: str | None,
     rng: random.Random,
     cache: TtlCache | None = None,
+    prompt_estimate: int | None = None,
+    translated: bool = False,
 ) -> Plan:
     """Admit the call (`domain.admission`), then route and size the hold of every model
-    admitted to serve it."""
+    admitted to serve it. Chat bodies (client-written or translated) are validated here;
+    an input-only surface (embeddings) validates its own body and gives `prompt_estimate`,
+    and holds no output."""
     admission.require_scope(key, surface.scope)
-    body = validate_chat_body(body)
+    chat = surface.model_type == "chat"
+    if chat:
+        body = validate_chat_body(body)
     check_client_request_id(client_request_id)
     name: str = body["model"]
     admission.require_key_allows(key, name)
@@ -260,7 +276,8 @@ async def build_plan(
     admitted = await admission.admit(db, surface, key, name, now=datetime.now(UTC), memo=memo)
     model, org = admitted.model, admitted.org
 
-    prompt_estimate = estimate_prompt_tokens(body)
+    if prompt_estimate is None:
+        prompt_estimate = estimate_prompt_tokens(body)
     secrets = await memo.get(("byok", org.id), lambda: db.run(secrets_for_routing, org.id, box))
     byok = _byok_routes(secrets, model, cfg)
     platform: list[ModelRoutes] = []
@@ -279,7 +296,7 @@ async def build_plan(
             Route("platform", c.provider, platform_upstream(c, info.name, box, cfg), c)
             for c in channels
         ]
-        cap = max_output_tokens(body, info, cfg)
+        cap = max_output_tokens(body, info, cfg) if chat else 0
         hold = estimate_chat_hold(prompt_estimate, cap, price, org.tier, org.power_level)
         platform.append(ModelRoutes(info.name, price, routes, hold, cap))
 
@@ -301,7 +318,9 @@ async def build_plan(
         prompt_estimate=prompt_estimate,
         byok_routes=byok,
         platform=platform,
-        max_output=max_output_tokens(body, model, cfg),
+        max_output=max_output_tokens(body, model, cfg) if chat else 0,
         log_content=admitted.rules.logs_content(key.log_content),
         budgets=admitted.budgets,
+        translated=translated,
+        embeddings=surface.model_type == "embedding",
     )
