@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
@@ -24,8 +25,11 @@ from api.relay.surfaces import event_stream
 from domain.admission import service as admission
 from domain.errors import DomainError
 from domain.outages import as_unavailable
-from domain.relay.stream import start_pump, translated_events
+from domain.providers import Usage
+from domain.providers.anthropic_passthrough import NativeRequest
+from domain.relay.stream import Translator, start_pump, translated_events
 from domain.surfaces.anthropic_in import count_tokens, messages_to_chat
+from domain.surfaces.anthropic_native import native_headers
 from domain.surfaces.anthropic_out import anthropic_error_from_envelope, message_from_chat
 from domain.surfaces.anthropic_stream import MessagesStream
 from domain.surfaces.sse import event_frame
@@ -72,23 +76,45 @@ async def _messages(request: Request) -> Response:
     resources = await get_resources(request)
     key = await api_key_principal(request, resources)
     admission.require_scope(key, admission.CHAT.scope)
-    req = messages_to_chat(await _json_body(request))
+    body = await _json_body(request)
+    req = messages_to_chat(body)
+    native = NativeRequest(body, native_headers(request.headers.items()), req.input_tokens)
     relay = resources.relay
     plan = await relay.plan(
         key, req.chat, request.state.request_id, request.headers.get("x-client-request-id"),
-        prompt_estimate=req.input_tokens, translated=True,
+        prompt_estimate=req.input_tokens, translated=True, native=native,
     )  # fmt: skip
     if not plan.stream:
         done = await relay.complete(plan)
+        if done.body.get("type") == "message":  # an Anthropic channel answered natively
+            return _Json(done.body, headers=done.headers)
         message = message_from_chat(
             done.body, model=req.model, thinking=req.thinking, stop_sequences=req.stop_sequences
         )
         return _Json(message, headers=done.headers)
     opened = await relay.open_stream(plan)
-    translator = MessagesStream.for_request(req)
-    return event_stream(
-        opened, translated_events(start_pump(relay, opened), translator, event_frame)
+    translator: Translator = (
+        Passthrough() if opened.route.provider == "anthropic" else MessagesStream.for_request(req)
     )
+    events = translated_events(start_pump(relay, opened), translator, event_frame)
+    return event_stream(opened, events)
+
+
+class Passthrough:
+    """Native mode's stream: Anthropic's own events, as they came (the relay's closing
+    usage chunk, which is OpenAI-shaped, is not one of them)."""
+
+    def start(self) -> list[dict[str, Any]]:
+        return []
+
+    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        return [chunk] if "type" in chunk and "choices" not in chunk else []
+
+    def finish(self, usage: Usage | None = None) -> list[dict[str, Any]]:
+        return []
+
+    def fail(self, message: str) -> list[dict[str, Any]]:
+        return [{"type": "error", "error": {"type": "api_error", "message": message}}]
 
 
 async def _count_tokens(request: Request) -> Response:

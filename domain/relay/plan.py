@@ -26,6 +26,7 @@ from domain.keys.auth import KeyPrincipal
 from domain.pricing.cost import PriceSnapshot, estimate_chat_hold
 from domain.pricing.models import ModelInfo
 from domain.providers import Upstream, estimate_prompt_tokens
+from domain.providers.anthropic_passthrough import NativeRequest
 from domain.ratelimit.service import RateDecision
 from domain.relay.cache import TtlCache, deferred
 from domain.routing import repository as channels_repo
@@ -130,6 +131,9 @@ class Plan:
     # chat body: it gets `chat_body.for_provider`'s last touch per route.
     translated: bool = False
     embeddings: bool = False  # the call goes to the upstream's `/embeddings`, not chat
+    # An Anthropic Messages request: Anthropic channels get it natively (as the client
+    # wrote it), every other route gets `body`, its chat translation.
+    native: NativeRequest | None = None
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)

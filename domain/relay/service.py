@@ -28,6 +28,11 @@ from domain.errors import DomainError, ServiceUnavailable
 from domain.keys.auth import KeyPrincipal
 from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
 from domain.providers import ChatStream, UpstreamError, adapter_for
+from domain.providers.anthropic_passthrough import (
+    NativeRequest,
+    native_message,
+    open_native_stream,
+)
 from domain.providers.embeddings import embeddings_adapter_for
 from domain.ratelimit import service as ratelimit
 from domain.relay import repository as relay_repo
@@ -150,8 +155,10 @@ class Relay:
         surface: admission.Surface = admission.CHAT,
         prompt_estimate: int | None = None,
         translated: bool = False,
+        native: NativeRequest | None = None,
     ) -> Plan:
-        """`surface`, `prompt_estimate`, `translated`: see `build_plan`."""
+        """`surface`, `prompt_estimate`, `translated`: see `build_plan`; `native`: the
+        Anthropic Messages request that Anthropic channels get as written (`Plan.native`)."""
         db = OnDemandSession(self.sessions)
         try:
             if client_request_id is not None:
@@ -169,6 +176,7 @@ class Relay:
             raise
         finally:
             await db.close()
+        plan.native = native
         if key.rpm_limit is not None:
             await self._count(plan, key.rpm_limit)
         return plan
@@ -341,6 +349,8 @@ class Relay:
             if plan.embeddings:
                 embed = embeddings_adapter_for(route.provider)
                 return await embed.embeddings(http, route.upstream, body, model)
+            if plan.native is not None and route.provider == "anthropic":
+                return await native_message(http, route.upstream, plan.native, model)
             return await adapter_for(route.provider).chat(http, route.upstream, body, model)
 
         route, model, model_routes, result = await self._run(plan, hold, attempts, call)
@@ -372,6 +382,8 @@ class Relay:
         async def call(route: Route, mr: ModelRoutes | None) -> ChatStream:
             body, model = _wire_request(plan, route, mr)
             http = self._client_for(route)
+            if plan.native is not None and route.provider == "anthropic":
+                return await open_native_stream(http, route.upstream, plan.native, model)
             return await adapter_for(route.provider).stream(http, route.upstream, body, model)
 
         route, model, model_routes, stream = await self._run(plan, hold, attempts, call)
