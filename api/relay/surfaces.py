@@ -17,6 +17,7 @@ from api.relay.chat import _Json, _json_body
 from domain.admission import service as admission
 from domain.enterprise import governance
 from domain.errors import NotFound, PermissionDenied
+from domain.inputs import MODEL_NAME_MAX, text_problem
 from domain.pricing import repository as pricing_repo
 from domain.providers import Usage
 from domain.relay.service import Opened
@@ -47,11 +48,21 @@ def event_stream(opened: Opened, events: AsyncIterator[bytes]) -> StreamingRespo
     )
 
 
+def _model_not_found(model_id: str) -> NotFound:
+    return NotFound(
+        f"The model {model_id!r} does not exist or you do not have access to it.",
+        code="model_not_found",
+        param="model",
+    )
+
+
 @router.get("/models/{model_id:path}")
 async def retrieve_model(model_id: str, key: ApiKeyAuth, session: SessionDep) -> dict[str, Any]:
     """One model of `/v1/models`; a model the key may not use is as unknown as a missing one."""
     if not key.scopes & {"llm:models", "llm:inference"}:
         raise PermissionDenied("this key lacks the llm:models scope")
+    if len(model_id) > MODEL_NAME_MAX or text_problem(model_id):
+        raise _model_not_found(model_id[:MODEL_NAME_MAX])  # a name we could never store
     model = await pricing_repo.get_model(session, model_id)
     price = await pricing_repo.price_at(session, model_id, datetime.now(UTC)) if model else None
     rules = await governance.for_key(session, key.org_id, key.key_id)
@@ -61,11 +72,7 @@ async def retrieve_model(model_id: str, key: ApiKeyAuth, session: SessionDep) ->
         or price is None
         or not admission.may_use(key, rules, model_id)
     ):
-        raise NotFound(
-            f"The model '{model_id}' does not exist or you do not have access to it.",
-            code="model_not_found",
-            param="model",
-        )
+        raise _model_not_found(model_id)
     return {
         "id": model.name,
         "object": "model",

@@ -74,6 +74,8 @@ async def test_openai_sdk_models_embeddings_and_completions(
     with pytest.raises(openai.NotFoundError) as missing:
         await client.models.retrieve("no-such-model")
     assert missing.value.code == "model_not_found"
+    with pytest.raises(openai.NotFoundError):  # a name no column could hold: not a 500
+        await client.models.retrieve("a\x00b")
 
     # The SDK asks for base64 by default and decodes it: same numbers as the float answer.
     floats = await client.embeddings.create(
