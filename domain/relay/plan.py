@@ -273,6 +273,8 @@ async def build_plan(
     chat = surface.model_type == "chat"
     if chat:
         body = validate_chat_body(body)
+    else:
+        admission.check_model_name(body["model"])
     check_client_request_id(client_request_id)
     name: str = body["model"]
     admission.require_key_allows(key, name)

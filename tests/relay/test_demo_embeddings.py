@@ -48,6 +48,10 @@ async def test_the_demo_embedding_model_answers_deterministic_vectors_and_bills(
         "/v1/embeddings", json={"model": "demo-chat", "input": "x"}, headers=auth
     )
     assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "model"
+    nul = await client.post(
+        "/v1/embeddings", json={"model": "demo\u0000embedding", "input": "x"}, headers=auth
+    )
+    assert nul.status_code == 400 and nul.json()["error"]["param"] == "model"
 
     async with resources.sessions() as s:
         debits = (
