@@ -24,6 +24,7 @@ from domain.providers.transport import as_int, post_json
 from domain.surfaces.embeddings import estimate_input_tokens, read_embeddings
 
 DEMO_DIMENSIONS = 16
+DEMO_MAX_DIMENSIONS = 256
 
 
 class EmbeddingsAdapter(Protocol):
@@ -89,7 +90,8 @@ class DemoEmbeddings:
     ) -> ChatResult:
         value = request["input"]
         texts = [value] if isinstance(value, str) else [str(v) for v in value]
-        dimensions = request.get("dimensions") or DEMO_DIMENSIONS
+        # Bounded: a demo must not spend seconds of CPU on 2,048 inputs x 65,536 dimensions.
+        dimensions = min(request.get("dimensions") or DEMO_DIMENSIONS, DEMO_MAX_DIMENSIONS)
         vectors = [demo_vector(t, dimensions) for t in texts]
         usage = Usage(estimate_input_tokens(value), 0)
         body = {"vectors": vectors, "model": public_model, "prompt_tokens": usage.prompt_tokens}
