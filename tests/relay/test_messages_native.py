@@ -22,7 +22,6 @@ from tests.fixtures.relay import (
 )
 from tests.relay.test_surfaces_sdk import charges
 
-WORDS = " ".join(f"w{i}" for i in range(8)).replace(" ", "")  # the fake's pieces, joined
 SYSTEM = [{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}]
 BETA = "interleaved-thinking-2025-05-14,some-future-beta-2099-01-01"
 
