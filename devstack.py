@@ -256,7 +256,7 @@ def cmd_dev(_: argparse.Namespace) -> int:
         if not stopping:
             _print_banner(
                 settings, api_url, log_dir, time.monotonic() - started_at,
-                admin=(admin_email, admin_password), demo_key=demo_key,
+                admin=(admin_email, _password_hint(settings, data_dir)), demo_key=demo_key,
             )  # fmt: skip
         # From here on a crashed part is restarted, with growing pauses, and the others
         # keep running (the API answers 503 while PostgreSQL or Temporal is away); only
@@ -289,6 +289,14 @@ def _dev_admin(settings: Settings, data_dir: Path) -> tuple[str, str]:
         path.write_text(json.dumps(stored, indent=2))
         path.chmod(0o600)
     return settings.admin_email or "admin@oxinf.local", str(stored["admin_password"])
+
+
+def _password_hint(settings: Settings, data_dir: Path) -> str:
+    """Where the admin password is kept: the banner never prints the password itself
+    (terminal scrollback and CI logs outlive it)."""
+    if settings.admin_email and settings.admin_password:
+        return "password from OXINF_ADMIN_PASSWORD"
+    return f'password in {data_dir / "secrets.json"} ("admin_password")'
 
 
 def _seed_demo(env: dict[str, str], data_dir: Path) -> str | None:

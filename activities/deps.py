@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 
 from config.settings import Settings
+from domain.pricing.cost import configure_tier_multipliers
 from schema.db import SessionFactory
 
 
@@ -15,3 +16,7 @@ class ActivityDeps:
     settings: Settings
     sessions: SessionFactory
     http: httpx.AsyncClient
+
+    def __post_init__(self) -> None:
+        # Tasks are priced in activities: the worker prices with the configured tiers too.
+        configure_tier_multipliers(self.settings.tier_multipliers_bps)

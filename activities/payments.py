@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
-from config.settings import Settings
+from config.settings import Settings, plan_catalog
 from domain.errors import Conflict, DomainError
 from domain.payments import events, recharge
 from domain.payments.gateway import StripeGateway, StripeUnavailable, gateway_for
@@ -59,7 +59,9 @@ class PaymentActivities(PaymentActivityDefs):
     async def apply_stripe_event(self, params: ApplyEvent) -> EventOutcome:
         with domain_errors():
             async with unit_of_work(self._deps.sessions) as session:
-                result = await events.apply_event(session, params.event_id)
+                result = await events.apply_event(
+                    session, params.event_id, plan_catalog(self._deps.settings)
+                )
         activity.logger.info(
             "stripe event applied",
             extra={"event_id": params.event_id, "result": result.result, "detail": result.detail},

@@ -22,6 +22,7 @@ from api.enterprise.budgets import router as enterprise_budgets_router
 from api.enterprise.invoices import router as enterprise_invoices_router
 from api.enterprise.members import router as enterprise_members_router
 from api.enterprise.org import router as enterprise_org_router
+from api.enterprise.sso import router as enterprise_sso_router
 from api.enterprise.structure import cost_centers as enterprise_cost_centers_router
 from api.enterprise.structure import departments as enterprise_departments_router
 from api.enterprise.structure import policies as enterprise_policies_router
@@ -36,6 +37,8 @@ from api.portal.byok import router as portal_byok_router
 from api.portal.catalog import router as portal_catalog_router
 from api.portal.checkout import router as portal_checkout_router
 from api.portal.credits import router as portal_credits_router
+from api.portal.plan import router as portal_plan_router
+from api.portal.sso import router as portal_sso_router
 from api.portal.usage import router as portal_usage_router
 from api.portal.webhook_secret import router as portal_webhook_secret_router
 from api.relay.chat import router as relay_chat_router
@@ -128,10 +131,12 @@ def create_app(
         relay_media_router,
         relay_files_router,
         portal_auth_router,
+        portal_sso_router,
         portal_keys_router,
         portal_byok_router,
         portal_credits_router,
         portal_checkout_router,
+        portal_plan_router,
         stripe_webhook_router,
         portal_webhook_secret_router,
         enterprise_audit_router,
@@ -142,6 +147,7 @@ def create_app(
         enterprise_cost_centers_router,
         enterprise_policies_router,
         enterprise_budgets_router,
+        enterprise_sso_router,
         admin_orgs_router,
         admin_users_router,
         admin_tiers_router,

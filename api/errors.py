@@ -48,7 +48,7 @@ def error_response(
 
 def domain_error_response(exc: DomainError) -> JSONResponse:
     return error_response(
-        status_of(exc), exc.code, exc.message, headers=exc.headers, param=exc.param
+        status_of(exc), exc.code, exc.message, headers=exc.headers, param=exc.param, **exc.extra
     )
 
 

@@ -23,6 +23,7 @@ from domain.egress.policy import EgressPolicy
 from domain.identity.service import IdentityConfig
 from domain.keys.auth import KeyAuthenticator
 from domain.payments.recharge import AutoRecharge
+from domain.pricing.cost import configure_tier_multipliers
 from domain.providers.aiohttp_transport import UpstreamClient
 from domain.relay.plan import DEFAULT_PROVIDER_URLS, RelayConfig
 from domain.relay.service import Relay
@@ -75,6 +76,7 @@ def identity_config(settings: Settings) -> IdentityConfig:
         session_ttl=timedelta(hours=settings.session_ttl_hours),
         max_failures=settings.login_max_failures,
         lockout_max_s=settings.login_lockout_max_s,
+        signup_grant_micros=settings.signup_grant_micros,
     )
 
 
@@ -129,6 +131,7 @@ class Resources:
     auto_recharge: AutoRecharge = field(init=False)
 
     def __post_init__(self) -> None:
+        configure_tier_multipliers(self.settings.tier_multipliers_bps)
         self.identity = identity_config(self.settings)
         self.secret_box = SecretBox(self.settings.encryption_key_list)
         self.key_auth = KeyAuthenticator(

@@ -20,7 +20,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.egress.policy import EgressPolicy
 from domain.payments.packages import DEFAULT_PACKAGES, CreditPackage
+from domain.plans.catalog import DEFAULT_PLANS, PlanCatalog, PlanSpec
+from domain.pricing.cost import TIER_BPS
 
+DEV_SIGNUP_GRANT_CREDITS = 1_000
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "dev", "test"}
 
 
@@ -82,6 +85,16 @@ class Settings(BaseSettings):
     key_cache_ttl_s: float = 5.0
     key_last_used_resolution_s: int = 60
 
+    signup_grant_credits: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000_000,
+        description=(
+            "whole credits a new sign-up's personal org receives once, as a `bonus`, so a "
+            "first call works without Stripe; unset: 1,000 in dev, 0 in test and production"
+        ),
+    )
+
     tier_allocations: dict[str, int] = Field(
         default={
             "free": 0,
@@ -90,7 +103,25 @@ class Settings(BaseSettings):
             "professional": 60_000,
             "enterprise": 0,
         },
-        description="monthly credits per tier (whole credits); enterprise is set by contract",
+        description=(
+            "credits per period per tier (whole credits): monthly by the allocation schedule, "
+            "or per paid invoice for a subscription (the trial's is weekly); enterprise is "
+            "set by contract"
+        ),
+    )
+    tier_multipliers_bps: dict[str, int] = Field(
+        default_factory=lambda: dict(TIER_BPS),
+        description="price multiplier per tier in basis points (10,000 = 1.0)",
+    )
+    plans: dict[str, PlanSpec] = Field(
+        default_factory=lambda: dict(DEFAULT_PLANS),
+        description=(
+            "self-serve tiers sold as Stripe subscriptions: tier -> {name, amount_cents, "
+            "interval (week|month), currency, price_id (optional Stripe Price)}"
+        ),
+    )
+    plan_portal_return_url: str | None = Field(
+        default=None, description="where Stripe's customer portal sends people back to"
     )
 
     # --- billing: Stripe purchases, auto-recharge, allocations, retention (DESIGN.md §7) ---
@@ -165,6 +196,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    @field_validator("tier_multipliers_bps")
+    @classmethod
+    def _known_tiers(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(TIER_BPS))
+        if unknown:
+            raise ValueError(f"unknown tiers: {', '.join(unknown)}")
+        if any(not 0 < bps <= 1_000_000 for bps in value.values()):
+            raise ValueError("multipliers must be between 1 and 1,000,000 basis points")
+        return {**TIER_BPS, **value}
+
     @field_validator("tenant_egress_allow_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
@@ -207,6 +248,13 @@ class Settings(BaseSettings):
     def encryption_key_list(self) -> list[str]:
         raw = self.encryption_keys.get_secret_value()
         return [k.strip() for k in raw.split(",") if k.strip()]
+
+    @property
+    def signup_grant_micros(self) -> int:
+        credits = self.signup_grant_credits
+        if credits is None:
+            credits = DEV_SIGNUP_GRANT_CREDITS if self.env == "dev" else 0
+        return credits * 1_000_000
 
     @property
     def tenant_egress(self) -> EgressPolicy:
@@ -254,6 +302,14 @@ class Settings(BaseSettings):
         if missing_keys:
             update["encryption_keys"] = SecretStr(stored["encryption_keys"])
         return self.model_copy(update=update)
+
+
+def plan_catalog(settings: Settings) -> PlanCatalog:
+    return PlanCatalog(
+        plans=settings.plans,
+        allocations=settings.tier_allocations,
+        multipliers_bps=settings.tier_multipliers_bps,
+    )
 
 
 @lru_cache(maxsize=1)

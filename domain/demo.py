@@ -67,6 +67,8 @@ async def seed_demo(
         found = await identity_repo.org_by_id(session, org_id)
         assert found is not None
         org = found
+    # The admin's portal session acts in the demo org unless they chose another.
+    await identity_repo.set_default_org_if_unset(session, admin.id, org.id)
     await ledger.credit(
         session, org.id, DEMO_CREDITS_MICROS, kind="bonus", key=f"demo:{org.id}:credits",
         actor="system:demo", reason="demo credits for make dev",

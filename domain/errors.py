@@ -6,6 +6,8 @@ portal call or a Temporal activity.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     code = "invalid_request"
@@ -25,6 +27,8 @@ class DomainError(Exception):
             self.code = code
         self.headers = headers or {}
         self.param = param
+        # More fields of the error object (e.g. a 402's amounts); None values are left out.
+        self.extra: dict[str, Any] = {}
 
 
 class InvalidRequest(DomainError):

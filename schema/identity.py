@@ -21,8 +21,14 @@ class User(SQLModel, table=True):
 
     id: uuid.UUID = Field(sa_column=pk_uuid())
     email: str = Field(max_length=320)
-    password_hash: str = Field(max_length=100)
+    # None for users who only sign in through their org's single sign-on.
+    password_hash: str | None = Field(default=None, max_length=100)
     is_operator: bool = Field(default=False, sa_column_kwargs=sd("false"))
+    # The org a session acts in when it names none (`make dev` makes it the demo org);
+    # unset: the personal org.
+    default_org_id: uuid.UUID | None = Field(
+        default=None, sa_column=fk_uuid("orgs.id", nullable=True, index=False, ondelete="SET NULL")
+    )
     created_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
     disabled_at: datetime | None = Field(default=None, sa_column=ts())
 

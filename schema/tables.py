@@ -6,10 +6,18 @@ from schema.identity import LoginThrottle, Membership, Org, PortalSession, User
 from schema.keys import ApiKey, ByokKey
 from schema.ledger import CreditAccount, Hold, LedgerEntry
 from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage, CostCenter, Department
-from schema.payments import OrgBilling, Payment, StripeEvent, UsageMonthly
+from schema.payments import (
+    OrgBilling,
+    OrgSubscription,
+    Payment,
+    StripeEvent,
+    UsageDaily,
+    UsageMonthly,
+)
 from schema.pricing import Model, ModelPrice
 from schema.requests import RateLimitWindow, RequestAttempt, RequestDetail, RequestLog
 from schema.results import TaskResult
+from schema.sso import SsoConfig, SsoDomain, SsoLogin
 from schema.tasks import CallbackAttempt, Task, TaskOrphanJob, TaskSubmission, WebhookSecret
 
 __all__ = [
@@ -32,17 +40,22 @@ __all__ = [
     "ModelPrice",
     "Org",
     "OrgBilling",
+    "OrgSubscription",
     "Payment",
     "PortalSession",
     "RateLimitWindow",
     "RequestAttempt",
     "RequestDetail",
     "RequestLog",
+    "SsoConfig",
+    "SsoDomain",
+    "SsoLogin",
     "StripeEvent",
     "Task",
     "TaskOrphanJob",
     "TaskResult",
     "TaskSubmission",
+    "UsageDaily",
     "UsageMonthly",
     "User",
     "WebhookSecret",

@@ -17,6 +17,7 @@ SESSION = "oxinf_session"  # the portal session token, as /portal/v1/auth/login 
 ORG = "oxinf_org"  # the org the viewer last switched to (checked against memberships)
 PRE_SESSION = "oxinf_pre"  # random nonce binding the sign-in and sign-up forms' CSRF token
 FLASH = "oxinf_flash"  # one signed message for the next page
+SSO_STATE = "oxinf_sso"  # the state of the single sign-on this browser started
 
 ORG_MAX_AGE_S = 365 * 24 * 3600
 

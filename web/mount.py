@@ -7,12 +7,39 @@ from fastapi import FastAPI
 from web.assets import STATIC_PATH, VersionedStaticFiles
 from web.errors import install_page_errors
 from web.pages.auth import router as auth_router
+from web.pages.byok import router as byok_router
+from web.pages.credits import router as credits_router
+from web.pages.guides import router as guides_router
 from web.pages.home import router as home_router
+from web.pages.keys import router as keys_router
 from web.pages.members import router as members_router
+from web.pages.models import router as models_router
+from web.pages.ops import ROUTERS as OPS_ROUTERS
 from web.pages.orgs import router as orgs_router
+from web.pages.requests import router as requests_router
+from web.pages.sso import router as sso_router
+from web.pages.sso_sign_in import router as sso_sign_in_router
+from web.pages.tasks import router as tasks_router
+from web.pages.usage import router as usage_router
 from web.render import Console
 
-ROUTERS = (auth_router, home_router, orgs_router, members_router)
+ROUTERS = (
+    auth_router,
+    sso_sign_in_router,
+    home_router,
+    orgs_router,
+    members_router,
+    keys_router,
+    byok_router,
+    models_router,
+    guides_router,
+    sso_router,
+    *OPS_ROUTERS,
+    credits_router,
+    usage_router,
+    requests_router,
+    tasks_router,
+)
 
 
 def install_console(app: FastAPI, *, env: str) -> None:

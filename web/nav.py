@@ -38,7 +38,22 @@ class Page:
 
 PAGES: tuple[Page, ...] = (
     Page("home", "Overview", "/console"),
+    Page("keys", "API keys", "/console/keys"),
+    Page("credits", "Credits", "/console/credits"),
+    Page("usage", "Usage", "/console/usage"),
+    Page("requests", "Requests", "/console/requests"),
+    Page("tasks", "Tasks", "/console/tasks"),
+    Page("models", "Models", "/console/models"),
+    Page("quickstart", "Quickstart", "/console/quickstart"),
     Page("members", "Members", "/console/members", role="admin"),
+    Page("sso", "Single sign-on", "/console/sso", role="admin"),
+    Page("help-keys", "Help: API keys", "/help/api-keys", in_nav=False),
+    # The ops console: one "Ops" link; its pages have their own tabs (pages/ops/base.html).
+    Page("ops", "Ops", "/console/ops", operator=True),
+    Page("ops_models", "Models and prices", "/console/ops/models", operator=True, in_nav=False),
+    Page("ops_channels", "Channels", "/console/ops/channels", operator=True, in_nav=False),
+    Page("ops_requests", "Request timeline", "/console/ops/requests", operator=True, in_nav=False),
+    Page("ops_tasks", "Tasks and schedules", "/console/ops/tasks", operator=True, in_nav=False),
 )
 _BY_KEY = {p.key: p for p in PAGES}
 

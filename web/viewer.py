@@ -110,6 +110,18 @@ def page_viewer(key: str) -> Callable[..., Awaitable[Viewer]]:
     return dependency
 
 
+def page_form_viewer(key: str) -> Callable[..., Awaitable[Viewer]]:
+    """A form posted from a page listed in `web.nav`: allowed to see it, CSRF checked."""
+    entry = page(key)
+
+    async def dependency(viewer: Annotated[Viewer, Depends(form_viewer)]) -> Viewer:
+        if not entry.allows(viewer.ctx):
+            raise PermissionDenied(entry.refusal())
+        return viewer
+
+    return dependency
+
+
 MaybeViewer = Annotated[Viewer | None, Depends(optional_viewer)]
 SignedIn = Annotated[Viewer, Depends(required_viewer)]
 FormViewer = Annotated[Viewer, Depends(form_viewer)]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import dataclasses
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
@@ -13,42 +13,17 @@ from pydantic import BaseModel, Field
 from api.auth import Operator
 from domain.audit.service import Actor
 from domain.inputs import Int32, ModelName, PatchBody, Text
-from domain.providers import Upstream, UpstreamError, adapter_for
 from domain.relay.plan import DEFAULT_PROVIDER_URLS
 from domain.routing import channels as channel_service
 from domain.routing import repository as channels_repo
+from domain.routing.models import MAX_MODELS, ChannelIn, ChannelType, UpstreamName
+from domain.routing.probe import probe_channel
 from edge.deps import ResourcesDep, SessionDep, client_ip
 from schema.channels import Channel
 from schema.identity import User
 from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/admin/v1/channels", tags=["admin: channels"])
-
-Provider = Literal[
-    "openai", "openai_compatible", "openrouter", "ollama", "anthropic", "google", "demo", "jobs"
-]
-ChannelType = Literal["chat", "image", "video", "audio", "embedding"]
-
-
-MAX_MODELS = 1000
-# An upstream's own name for a model; it is sent upstream and logged with each attempt.
-UpstreamName = Annotated[Text, Field(min_length=1, max_length=200)]
-
-
-class ChannelIn(BaseModel):
-    name: Text = Field(min_length=1, max_length=200)
-    provider: Provider
-    base_url: Text | None = Field(default=None, max_length=500)
-    secret: Text | None = Field(default=None, max_length=2000, description="write-only")
-    models: list[ModelName] = Field(default_factory=list, max_length=MAX_MODELS)
-    model_mapping: dict[ModelName, UpstreamName] = Field(
-        default_factory=dict, max_length=MAX_MODELS
-    )
-    group: Text = Field(default="default", min_length=1, max_length=80)
-    priority: Int32 = 0
-    weight: Int32 = Field(default=1, ge=1, le=10_000)
-    types: list[ChannelType] = Field(default_factory=lambda: list[ChannelType](["chat"]))
-    enabled: bool = True
 
 
 class ChannelPatch(PatchBody):
@@ -171,33 +146,6 @@ async def test_channel(
 ) -> TestCallOut:
     """A real one-token chat call through the channel, outside billing and breakers."""
     channel = await channel_service.get_channel(session, channel_id)
-    public = model or (channel.models[0] if channel.models else "")
-    secret = (
-        resources.secret_box.decrypt(channel.secret_ciphertext)
-        if channel.secret_ciphertext
-        else None
-    )
-    base = channel.base_url or {
-        **DEFAULT_PROVIDER_URLS,
-        **resources.settings.provider_base_urls,
-    }.get(channel.provider)
-    upstream = Upstream(
-        provider=channel.provider,
-        base_url=base,
-        api_key=secret,
-        model=channel.model_mapping.get(public, public),
-        timeout_s=30.0,
-    )
-    body = {"model": public, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
-    started = time.perf_counter()
-    try:
-        result = await adapter_for(channel.provider).chat(resources.http, upstream, body, public)
-    except UpstreamError as exc:
-        return TestCallOut(
-            ok=False, model=public, latency_ms=int((time.perf_counter() - started) * 1000),
-            error=f"{exc.kind}: {exc.message}", upstream_request_id=exc.upstream_request_id,
-        )  # fmt: skip
-    return TestCallOut(
-        ok=True, model=public, latency_ms=int((time.perf_counter() - started) * 1000),
-        upstream_request_id=result.upstream_request_id,
-    )  # fmt: skip
+    urls = {**DEFAULT_PROVIDER_URLS, **resources.settings.provider_base_urls}
+    result = await probe_channel(channel, resources.secret_box, resources.http, urls, model)
+    return TestCallOut(**dataclasses.asdict(result))

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Operator
-from api.portal.api_keys import KeyList, KeyOut
 from domain.audit.service import Actor
 from domain.errors import NotFound
 from domain.identity import admin
@@ -18,6 +17,7 @@ from domain.identity import repository as identity_repo
 from domain.inputs import Int64, PatchBody, Text
 from domain.keys import service as keys
 from edge.deps import ResourcesDep, SessionDep, client_ip
+from edge.portal.keys import KeyList, KeyOut
 from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/admin/v1/orgs", tags=["admin: orgs"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, status
@@ -13,7 +12,7 @@ from api.auth import OrgCtx
 from domain.inputs import Int32, Int64, ModelName, PatchBody, Text
 from domain.keys import service as keys
 from edge.deps import ResourcesDep, SessionDep
-from schema.keys import ApiKey
+from edge.portal.keys import KeyCreated, KeyList, KeyOut
 from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/portal/v1/api-keys", tags=["portal: api keys"])
@@ -45,44 +44,6 @@ class KeyPatch(PatchBody):
     rpm_limit: Int32 | None = Field(default=None, ge=1, le=1_000_000)
     budget_micros: Int64 | None = Field(default=None, ge=0)
     log_content: bool | None = None
-
-
-class KeyOut(BaseModel):
-    id: uuid.UUID
-    org_id: uuid.UUID
-    name: str
-    prefix: str
-    scopes: list[str]
-    model_allowlist: list[str] | None
-    rpm_limit: int | None
-    budget_micros: int | None
-    budget_spent_micros: int
-    budget_reserved_micros: int
-    log_content: bool
-    created_by: uuid.UUID | None
-    created_at: datetime | None
-    expires_at: datetime | None
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-    status: Literal["active", "expired", "revoked"]
-
-    @classmethod
-    def of(cls, key: ApiKey) -> KeyOut:
-        status: Literal["active", "expired", "revoked"] = "active"
-        if key.revoked_at is not None:
-            status = "revoked"
-        elif key.expires_at is not None and key.expires_at <= datetime.now(key.expires_at.tzinfo):
-            status = "expired"
-        data = {f: getattr(key, f) for f in cls.model_fields if f != "status"}
-        return cls(**data, status=status)
-
-
-class KeyCreated(KeyOut):
-    key: str = Field(description="the full key; shown only in this response")
-
-
-class KeyList(BaseModel):
-    data: list[KeyOut]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Response, status
@@ -12,7 +11,7 @@ from api.auth import OrgCtx
 from domain.byok import service as byok
 from domain.inputs import Text
 from edge.deps import ResourcesDep, SessionDep
-from schema.keys import ByokKey
+from edge.portal.byok import ByokList, ByokOut
 from schema.unit_of_work import after_commit
 
 router = APIRouter(prefix="/portal/v1/byok", tags=["portal: byok"])
@@ -29,24 +28,6 @@ class ByokIn(BaseModel):
 
 class ByokPatch(BaseModel):
     enabled: bool
-
-
-class ByokOut(BaseModel):
-    provider: str
-    label: str | None
-    base_url: str | None
-    key_hint: str
-    enabled: bool
-    created_at: datetime | None
-    updated_at: datetime | None
-
-    @classmethod
-    def of(cls, row: ByokKey) -> ByokOut:
-        return cls(**{f: getattr(row, f) for f in cls.model_fields})
-
-
-class ByokList(BaseModel):
-    data: list[ByokOut]
 
 
 @router.put("")

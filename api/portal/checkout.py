@@ -9,13 +9,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.auth import OrgCtx
-from config.settings import Settings
 from domain.inputs import Int64, Text
 from domain.payments import service as payments
-from domain.payments.gateway import StripeGateway, gateway_for
 from domain.payments.models import BillingSettings, PaymentRecord
-from domain.payments.service import CheckoutConfig
 from domain.pricing.cost import format_credits
+from edge.billing import checkout_config, stripe_gateway
 from edge.deps import ResourcesDep, SessionDep
 from schema.unit_of_work import after_commit
 
@@ -106,23 +104,6 @@ class AutoRechargeOut(BaseModel):
         )
 
 
-def _gateway(settings: Settings) -> StripeGateway | None:
-    key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
-    return gateway_for(key, settings.stripe_api_base, timeout_s=settings.stripe_timeout_s)
-
-
-def _checkout_config(settings: Settings) -> CheckoutConfig:
-    base = (settings.public_base_url or f"http://{settings.api_host}:{settings.api_port}").rstrip(
-        "/"
-    )
-    return CheckoutConfig(
-        packages=settings.credit_packages,
-        success_url=settings.checkout_success_url
-        or f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",
-        cancel_url=settings.checkout_cancel_url or f"{base}/billing/cancel",
-    )
-
-
 @router.get("/packages")
 async def list_packages(_: OrgCtx, resources: ResourcesDep) -> list[PackageOut]:
     return [
@@ -143,8 +124,8 @@ async def create_checkout(body: CheckoutIn, ctx: OrgCtx, resources: ResourcesDep
     settings = resources.settings
     started = await payments.start_checkout(
         resources.sessions,
-        _gateway(settings),
-        _checkout_config(settings),
+        stripe_gateway(settings),
+        checkout_config(settings),
         ctx,
         body.package_id,
         save_payment_method=body.save_payment_method,

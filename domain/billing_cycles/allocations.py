@@ -61,7 +61,7 @@ async def allocate_batch(
     credited = already = skipped = moved = 0
     for row in rows:
         credits = allocation_credits(row.tier, row.override_credits, tiers)
-        if credits <= 0:
+        if credits <= 0 or row.subscribed:
             skipped += 1
             continue
         amount = credits * MICROS_PER_CREDIT

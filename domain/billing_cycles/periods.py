@@ -35,3 +35,9 @@ def add_months(start: datetime, months: int) -> datetime:
 def next_month_start(moment: datetime) -> datetime:
     """When the month after `moment`'s begins (monthly allocations, budgets reset then)."""
     return add_months(month_start(moment), 1)
+
+
+def day_start(moment: datetime) -> datetime:
+    """The start of `moment`'s UTC day."""
+    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return datetime(utc.year, utc.month, utc.day, tzinfo=UTC)

@@ -17,12 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema.base import table_of
 from schema.identity import Org
-from schema.payments import OrgBilling
+from schema.payments import OrgBilling, OrgSubscription
 from schema.requests import RequestDetail
 
 orgs = table_of(Org)
 billing = table_of(OrgBilling)
 details = table_of(RequestDetail)
+subscriptions = table_of(OrgSubscription)
+# The statuses in which a subscription, not the schedule, allocates (`domain.plans.events.LIVE`).
+SUBSCRIPTION_ALLOCATES = ("trialing", "active", "past_due", "unpaid", "incomplete", "paused")
 
 
 @dataclass(frozen=True)
@@ -30,14 +33,24 @@ class OrgAllocationRow:
     org_id: uuid.UUID
     tier: str
     override_credits: int | None
+    # A live subscription allocates by its paid invoices (`domain.plans.events`), never here.
+    subscribed: bool = False
 
 
 async def orgs_page(
     session: AsyncSession, *, after: uuid.UUID | None, limit: int
 ) -> list[OrgAllocationRow]:
     """Orgs in id order after `after` (keyset), with any contract allocation override."""
+    subscribed = (
+        select(subscriptions.c.org_id)
+        .where(
+            subscriptions.c.org_id == orgs.c.id,
+            subscriptions.c.status.in_(SUBSCRIPTION_ALLOCATES),
+        )
+        .exists()
+    )
     stmt = (
-        select(orgs.c.id, orgs.c.tier, billing.c.allocation_credits_override)
+        select(orgs.c.id, orgs.c.tier, billing.c.allocation_credits_override, subscribed)
         .select_from(orgs.outerjoin(billing, billing.c.org_id == orgs.c.id))
         .order_by(orgs.c.id)
         .limit(limit)
@@ -45,7 +58,7 @@ async def orgs_page(
     if after is not None:
         stmt = stmt.where(orgs.c.id > after)
     rows = (await session.execute(stmt)).all()
-    return [OrgAllocationRow(r[0], r[1], r[2]) for r in rows]
+    return [OrgAllocationRow(r[0], r[1], r[2], bool(r[3])) for r in rows]
 
 
 async def org_ids_page(

@@ -15,19 +15,21 @@ inline bytes that pointed at them.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.billing_cycles import repository as repo
-from domain.billing_cycles.periods import add_months, month_start
+from domain.billing_cycles.periods import add_months, day_start, month_start
 from domain.errors import InvalidField
 from domain.results import repository as results_repo
 from domain.results.store import BlobStore
+from domain.usage import daily_repository as daily_repo
 from domain.usage import repository as usage_repo
 
 RATE_WINDOW_KEEP = timedelta(hours=1)
+DAY_ROLLUP_MARGIN = timedelta(hours=1)
 MAX_BATCH = 10_000
 
 
@@ -64,11 +66,22 @@ async def plan_rollup(session: AsyncSession, now: datetime) -> RollupPlan:
 
 
 async def rollup_batch(
-    session: AsyncSession, plan: RollupPlan, *, after: uuid.UUID | None, limit: int
+    session: AsyncSession,
+    plan: RollupPlan,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    now: datetime | None = None,
 ) -> RollupBatch:
+    """Monthly buckets for the plan's closed months, and daily buckets from the plan's start
+    up to the last UTC day that ended at least `DAY_ROLLUP_MARGIN` ago (a call whose
+    transaction began before midnight may commit just after; the margin lets it land before
+    its day is rolled, and the next night's run recomputes the day anyway)."""
     _check(limit)
     org_ids = await repo.org_ids_page(session, after=after, limit=limit)
     written = await usage_repo.rollup_orgs(session, org_ids, start=plan.start, end=plan.end)
+    days_end = day_start((now or datetime.now(UTC)) - DAY_ROLLUP_MARGIN)
+    written += await daily_repo.rollup_days(session, org_ids, start=plan.start, end=days_end)
     return RollupBatch(
         orgs=len(org_ids), buckets_written=written, last_org_id=org_ids[-1] if org_ids else None
     )

@@ -40,9 +40,10 @@ async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 
 async def insert_user(
-    session: AsyncSession, email: str, password_hash: str, *, is_operator: bool = False
+    session: AsyncSession, email: str, password_hash: str | None, *, is_operator: bool = False
 ) -> uuid.UUID | None:
-    """Returns None when the email is taken (case-insensitively) instead of raising."""
+    """Returns None when the email is taken (case-insensitively) instead of raising.
+    `password_hash` None: a user who signs in only through single sign-on."""
     stmt = (
         pg_insert(U)
         .values(id=uuid.uuid4(), email=email, password_hash=password_hash, is_operator=is_operator)
@@ -55,6 +56,16 @@ async def insert_user(
 
 async def set_operator(session: AsyncSession, user_id: uuid.UUID, value: bool) -> None:
     await session.execute(update(U).where(U.c.id == user_id).values(is_operator=value))
+
+
+async def set_default_org_if_unset(
+    session: AsyncSession, user_id: uuid.UUID, org_id: uuid.UUID
+) -> None:
+    await session.execute(
+        update(U)
+        .where(U.c.id == user_id, U.c.default_org_id.is_(None))
+        .values(default_org_id=org_id)
+    )
 
 
 async def insert_org(session: AsyncSession, **values: Any) -> uuid.UUID:
@@ -79,8 +90,14 @@ async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> list[OrgM
     stmt = (
         select(Org, M.c.role, M.c.department_id, M.c.cost_center_id)
         .join(M, M.c.org_id == ORGS.c.id)
+        .join(U, U.c.id == M.c.user_id)
         .where(M.c.user_id == user_id)
-        .order_by(ORGS.c.personal.desc(), ORGS.c.created_at, ORGS.c.id)
+        .order_by(
+            (U.c.default_org_id == ORGS.c.id).is_(True).desc(),
+            ORGS.c.personal.desc(),
+            ORGS.c.created_at,
+            ORGS.c.id,
+        )
     )
     rows = await session.execute(stmt)
     return [OrgMembership(org, role, dept, cc) for org, role, dept, cc in rows.all()]
@@ -125,6 +142,16 @@ async def insert_session(
             id=uuid.uuid4(), token_hash=token_hash, user_id=user_id, expires_at=expires_at, ip=ip
         )
     )
+
+
+async def revoke_user_sessions(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
+        update(S).where(S.c.user_id == user_id, S.c.revoked_at.is_(None)).values(revoked_at=now)
+    )
+
+
+async def clear_password(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(update(U).where(U.c.id == user_id).values(password_hash=None))
 
 
 async def live_session_user(

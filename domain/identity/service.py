@@ -10,12 +10,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.audit.service import Actor, record
+from domain.audit.service import SYSTEM, Actor, record
 from domain.crypto import random_hex, token_digest
 from domain.errors import Conflict, DomainError, InvalidField, NotFound, PermissionDenied
 from domain.identity import repository as repo
 from domain.identity.passwords import check_policy, hash_password, verify_password
+from domain.ledger import manual as manual_credits
 from domain.ledger import service as ledger
+from domain.pricing.cost import format_credits
+from domain.sso.required import SsoRequirement
+from domain.sso.required import password_refusal as sso_password_refusal
 from schema.identity import Org, User
 from schema.unit_of_work import keep_writes_on_error
 
@@ -32,6 +36,18 @@ class LoginThrottled(DomainError):
     code = "rate_limit_exceeded"
 
 
+class SsoRequired(InvalidCredentials):
+    """The address's org requires single sign-on: no password signs it in. A kind of
+    invalid credentials, so every sign-in form shows its message as it shows theirs."""
+
+    code = "sso_required"
+    status_hint = 403
+
+    def __init__(self, requirement: SsoRequirement) -> None:
+        super().__init__(requirement.message)
+        self.requirement = requirement
+
+
 @dataclass(frozen=True)
 class IdentityConfig:
     pepper: str
@@ -39,6 +55,8 @@ class IdentityConfig:
     session_ttl: timedelta
     max_failures: int
     lockout_max_s: int
+    # Credited once to each new sign-up's personal org (`OXINF_SIGNUP_GRANT_CREDITS`).
+    signup_grant_micros: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,8 @@ async def create_user(
     if user_id is None:
         raise Conflict("an account with this email already exists", param="email")
     org_id = await create_org(session, "Personal", user_id, personal=True)
+    if cfg.signup_grant_micros > 0:
+        await grant_signup_credits(session, org_id, cfg.signup_grant_micros)
     await record(
         session,
         actor or Actor("user", user_id),
@@ -114,6 +134,21 @@ async def create_user(
     user = await repo.user_by_id(session, user_id)
     assert user is not None
     return user
+
+
+def signup_grant_key(org_id: uuid.UUID) -> str:
+    return f"signup:{org_id}:grant"
+
+
+async def grant_signup_credits(
+    session: AsyncSession, org_id: uuid.UUID, amount_micros: int
+) -> None:
+    """The sign-up bonus that lets a newcomer's first call succeed without Stripe: once per
+    org whatever retries, since its idempotency key is the org's."""
+    await manual_credits.grant(
+        session, SYSTEM, org_id, amount_micros, kind="bonus", key=signup_grant_key(org_id),
+        reason=f"sign-up grant: {format_credits(amount_micros)} credits for a first call",
+    )  # fmt: skip
 
 
 async def ensure_operator(
@@ -156,6 +191,11 @@ async def login(
             "too many failed logins; try again later", headers={"Retry-After": str(retry)}
         )
     user = await repo.user_by_email(session, email_key)
+    # Operators keep their password whatever their domain requires: the break-glass account.
+    if user is None or not user.is_operator:
+        refusal = await sso_password_refusal(session, email_key)
+        if refusal is not None:
+            raise SsoRequired(refusal)
     ok = await verify_password(password, user.password_hash if user else None, cfg.bcrypt_rounds)
     if not ok or user is None or user.disabled_at is not None:
         for subject in subjects:

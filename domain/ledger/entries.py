@@ -13,7 +13,6 @@ from domain.budgets import counters as budget_counters
 from domain.errors import Conflict, InvalidRequest, NotFound
 from domain.inputs import INT64_MAX
 from domain.ledger import repository as repo
-from domain.ledger.balances import account_missing
 from domain.ledger.checks import (
     MAX_PAGE,
     clean_reason,
@@ -84,7 +83,8 @@ async def _post(
         replay = await _replayed_entry(session, key, org_id, kind, amount)
         if replay is not None:
             return replay
-        if await account_missing(session, org_id):
+        account = await repo.get_account(session, org_id)
+        if account is None:
             raise NotFound("credit account not found")
         if amount > 0:  # the account's state refuses it, not the amount's form: 409
             raise Conflict(
@@ -92,7 +92,13 @@ async def _post(
                 " an account can hold; nothing was credited",
                 param="amount_micros",
             )
-        raise InsufficientCredits("an adjustment may not take more than the available credit")
+        raise InsufficientCredits("").with_amounts(
+            -amount,
+            account.available_micros,
+            message=f"an adjustment may not take more than the available credit: it takes "
+            f"{format_credits(-amount)} credits and {format_credits(account.available_micros)}"
+            " are available",
+        )
     entry = await repo.insert_entry(
         session,
         {

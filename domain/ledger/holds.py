@@ -18,7 +18,6 @@ from domain.budgets import repository as budget_repo
 from domain.budgets.models import BudgetClaim, BudgetRef, period_of
 from domain.errors import Conflict, InvalidRequest, NotFound
 from domain.ledger import repository as repo
-from domain.ledger.balances import account_missing
 from domain.ledger.checks import SYSTEM_ACTOR, require_actor, require_key, require_reference
 from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
 from domain.ledger.models import HoldState, Release, Reservation, Settlement, SweepResult
@@ -56,9 +55,8 @@ async def reserve(
         replay = await _replayed_hold(session, key, org_id, amount_micros, api_key_id)
         if replay is not None:
             return replay
-        if await account_missing(session, org_id):
-            raise NotFound("credit account not found")
-        raise InsufficientCredits("not enough credits for the estimated cost")
+        room = await _room(session, org_id, api_key_id, budgets, period)
+        raise InsufficientCredits("").with_amounts(amount_micros, room)
 
     key_part = 0
     if api_key_id is not None:
@@ -70,7 +68,8 @@ async def reserve(
                 return replay
             if budget is None:
                 raise NotFound("api key not found")
-            raise ApiKeyBudgetExhausted("the api key's credit budget is exhausted")
+            room = await _room(session, org_id, api_key_id, budgets, period)
+            raise ApiKeyBudgetExhausted("").with_amounts(amount_micros, room)
         key_part = amount_micros if budget.has_budget else 0
 
     claims: list[BudgetClaim] = []
@@ -83,7 +82,8 @@ async def reserve(
             replay = await _replayed_hold(session, key, org_id, amount_micros, api_key_id)
             if replay is not None:
                 return replay
-            raise ApiKeyBudgetExhausted("a budget policy's monthly credit limit is reached")
+            room = await _room(session, org_id, api_key_id, budgets, period)
+            raise ApiKeyBudgetExhausted("").with_amounts(amount_micros, room)
         claims = taken_claims
 
     hold = await repo.insert_hold(
@@ -104,6 +104,23 @@ async def reserve(
     if replay is None:  # the competing insert rolled back after ours saw it; let caller retry
         raise Conflict("idempotency key is being used concurrently; retry")
     return replay
+
+
+async def _room(
+    session: Executor,
+    org_id: uuid.UUID,
+    api_key_id: uuid.UUID | None,
+    budgets: Sequence[BudgetRef],
+    period: date | None,
+) -> int:
+    """What the refused reserve could have taken (read after its own part was undone)."""
+    found = await repo.spendable(
+        session, org_id, api_key_id=api_key_id,
+        hard_policies=[b.policy_id for b in budgets if b.hard], period=period or period_of(),
+    )  # fmt: skip
+    if found is None:
+        raise NotFound("credit account not found")
+    return found.micros
 
 
 async def _undo_reserve(

@@ -16,11 +16,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     Interval,
     RowMapping,
     bindparam,
@@ -28,9 +29,10 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 
 from domain.budgets.models import BudgetClaim
 from domain.inputs import INT64_MAX
@@ -275,6 +277,69 @@ async def release_to_accounts(session: Executor, amounts: Mapping[uuid.UUID, int
         )
     )
     await session.execute(stmt, params)
+
+
+# --- what a refused reserve could have had ------------------------------------------------
+
+# The org's available credit, what the key's budget has left and the tightest hard budget
+# policy's room this month, in one statement (read on the refusal path only).
+_SPENDABLE = text(
+    """
+    SELECT a.available_micros,
+      (SELECT k.budget_micros - k.budget_spent_micros - k.budget_reserved_micros
+         FROM api_keys AS k
+        WHERE k.id = :b_key AND k.org_id = a.org_id AND k.budget_micros IS NOT NULL),
+      (SELECT min(p.limit_micros - coalesce(u.spent_micros, 0) - coalesce(u.reserved_micros, 0))
+         FROM budget_policies AS p
+         LEFT JOIN budget_usage AS u ON u.policy_id = p.id AND u.period = :b_period
+        WHERE p.id = ANY(:b_policies) AND p.org_id = a.org_id)
+    FROM credit_accounts AS a WHERE a.org_id = :b_org
+    """
+).bindparams(
+    bindparam("b_org", type_=accounts.c.org_id.type),
+    bindparam("b_key", type_=UUID(as_uuid=True)),
+    bindparam("b_policies", type_=ARRAY(UUID(as_uuid=True))),
+    bindparam("b_period", type_=Date()),
+)
+
+
+@dataclass(frozen=True)
+class Spendable:
+    """What a hold could take now: the smallest of the three (None: no such limit)."""
+
+    available_micros: int
+    key_left_micros: int | None
+    budget_left_micros: int | None
+
+    @property
+    def micros(self) -> int:
+        limits = [self.available_micros, self.key_left_micros, self.budget_left_micros]
+        return max(0, min(x for x in limits if x is not None))
+
+
+async def spendable(
+    session: Executor,
+    org_id: uuid.UUID,
+    *,
+    api_key_id: uuid.UUID | None,
+    hard_policies: Sequence[uuid.UUID],
+    period: date,
+) -> Spendable | None:
+    """None when the org has no credit account."""
+    params = {
+        "b_org": org_id,
+        "b_key": api_key_id,
+        "b_policies": list(hard_policies),
+        "b_period": period,
+    }
+    row = (await session.execute(_SPENDABLE, params)).first()
+    if row is None:
+        return None
+    return Spendable(
+        int(row[0]),
+        None if row[1] is None else int(row[1]),
+        None if row[2] is None else int(row[2]),
+    )
 
 
 # --- api key budgets -----------------------------------------------------------------------

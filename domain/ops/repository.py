@@ -1,5 +1,5 @@
 """SQL for the ops console. Unscoped by org on purpose (operators see every org), so only
-`api/ops` (behind `Operator`) and `/metrics` may call it.
+`api/ops` (behind `Operator`), the ops console (operator pages) and `/metrics` may call it.
 
 Global windows ("the last hour") are read org by org through the (org_id, created_at)
 indexes, the same trick the rollup uses: request_logs, tasks and ledger_entries have no
@@ -20,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from schema.base import table_of
 from schema.ledger import Hold, LedgerEntry
 from schema.requests import RequestDetail, RequestLog
+from schema.tasks import Task
 
 LOGS = table_of(RequestLog)
 HOLDS = table_of(Hold)
 ENTRIES = table_of(LedgerEntry)
 DETAILS = table_of(RequestDetail)
+TASKS = table_of(Task)
 
 
 async def get_log(session: AsyncSession, request_id: str) -> RequestLog | None:
@@ -56,6 +58,63 @@ async def entries_for(
         cond = or_(cond, ENTRIES.c.hold_id.in_(list(hold_ids)))
     stmt = select(LedgerEntry).where(cond).order_by(ENTRIES.c.id)
     return list((await session.execute(stmt)).scalars())
+
+
+# --- the support lookup: whatever id a customer or a provider quoted ----------------------
+
+_REQUESTS_MATCHING = text(
+    """
+    SELECT l.id, l.created_at FROM request_logs l
+    WHERE l.id = :needle OR l.upstream_request_id = :needle
+    UNION
+    SELECT l.id, l.created_at FROM request_attempts a
+    JOIN request_logs l ON l.id = a.request_id
+    WHERE a.upstream_request_id = :needle OR a.diagnostics ->> 'cf-ray' = :needle
+    ORDER BY created_at DESC
+    LIMIT :limit
+    """
+)
+
+
+async def requests_matching(session: AsyncSession, needle: str, limit: int) -> list[str]:
+    """Request ids whose own id, upstream request id or upstream cf-ray is `needle`,
+    newest first (a provider may reuse an id across calls, so there can be several)."""
+    rows = await session.execute(_REQUESTS_MATCHING, {"needle": needle, "limit": limit})
+    return [str(r[0]) for r in rows]
+
+
+async def tasks_matching(session: AsyncSession, needle: str, limit: int) -> list[Task]:
+    """Tasks submitted by the request `needle` names, or whose upstream job id it is."""
+    cond = or_(TASKS.c.request_id == needle, TASKS.c.upstream_job_id == needle)
+    stmt = select(Task).where(cond).order_by(TASKS.c.created_at.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+_PROBLEM_TASKS = text(
+    """
+    SELECT t.* FROM orgs o
+    CROSS JOIN LATERAL (
+        SELECT * FROM tasks
+        WHERE org_id = o.id AND created_at >= :since
+          AND (status = 'failed'
+               OR (status IN ('pending', 'processing') AND created_at < :stuck_before))
+        ORDER BY created_at DESC
+        LIMIT :limit
+    ) t
+    ORDER BY t.created_at DESC
+    LIMIT :limit
+    """
+)
+
+
+async def problem_tasks(
+    session: AsyncSession, *, since: datetime, stuck_before: datetime, limit: int
+) -> list[Task]:
+    """Tasks created since `since` that failed, or are still unfinished although created
+    before `stuck_before`: newest first."""
+    params = {"since": since, "stuck_before": stuck_before, "limit": limit}
+    rows = await session.execute(select(Task).from_statement(_PROBLEM_TASKS), params)
+    return list(rows.scalars())
 
 
 _CHANNEL_HEALTH = text(

@@ -48,11 +48,14 @@ from domain.errors import NotFound
 from domain.payments import credit_events, reversal_events
 from domain.payments import repository as repo
 from domain.payments.stripe_objects import EventResult, Handler
+from domain.plans import events as plan_events
+from domain.plans.catalog import PlanCatalog
 
 HANDLERS: dict[str, Handler] = {**credit_events.HANDLERS, **reversal_events.HANDLERS}
 
 
-async def apply_event(session: AsyncSession, event_id: str) -> EventResult:
+async def apply_event(session: AsyncSession, event_id: str, plans: PlanCatalog) -> EventResult:
+    """`plans` prices subscription events (`domain.plans.events`): tiers and allocations."""
     event = await repo.get_event(session, event_id, lock=True)
     if event is None:
         raise NotFound(f"stripe event {event_id} was never recorded")
@@ -61,7 +64,15 @@ async def apply_event(session: AsyncSession, event_id: str) -> EventResult:
     data = event.payload.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     handler = HANDLERS.get(event.type)
-    if handler is None or not isinstance(obj, dict):
+    plan_handler = plan_events.HANDLERS.get(event.type)
+    subscription_checkout = event.type == "checkout.session.completed" and (
+        isinstance(obj, dict) and obj.get("mode") == "subscription"
+    )
+    if subscription_checkout:
+        plan_handler = plan_events.subscription_checkout_completed
+    if plan_handler is not None and isinstance(obj, dict):
+        result = await plan_handler(session, event, obj, plans)
+    elif handler is None or not isinstance(obj, dict):
         result = EventResult(result="ignored", detail=f"{event.type} needs no action")
     else:
         result = await handler(session, event, obj)

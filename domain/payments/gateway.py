@@ -149,6 +149,53 @@ class StripeGateway:
             id=session_id, url=str(url), payment_intent=_id_of(session.payment_intent)
         )
 
+    async def create_subscription_checkout(
+        self,
+        *,
+        org_id: str,
+        tier: str,
+        line_item: dict[str, Any],
+        customer: str | None,
+        success_url: str,
+        cancel_url: str,
+    ) -> CheckoutSessionRef:
+        """A Checkout Session in subscription mode; the subscription carries our org and
+        tier in its metadata, so every later event about it (and its invoices) finds us."""
+        metadata = {"oxinf_org_id": org_id, "oxinf_tier": tier}
+        params: dict[str, Any] = {
+            "mode": "subscription",
+            "line_items": [line_item],
+            "client_reference_id": org_id,
+            "metadata": metadata,
+            "subscription_data": {"metadata": metadata},
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        }
+        if customer:
+            params["customer"] = customer
+        try:
+            session = await _client(self._config).v1.checkout.sessions.create_async(
+                params,  # type: ignore[arg-type]
+            )
+        except stripe.StripeError as exc:
+            raise StripeUnavailable(f"Stripe did not create the checkout: {_reason(exc)}") from exc
+        session_id, url = _id_of(session.id), session.url
+        if not session_id or not url:
+            raise StripeUnavailable("Stripe answered without a checkout session URL")
+        return CheckoutSessionRef(id=session_id, url=str(url))
+
+    async def create_portal_session(self, *, customer: str, return_url: str) -> str:
+        """A Stripe customer-portal URL (change or cancel the plan, update the card)."""
+        try:
+            portal = await _client(self._config).v1.billing_portal.sessions.create_async(
+                {"customer": customer, "return_url": return_url}
+            )
+        except stripe.StripeError as exc:
+            raise StripeUnavailable(f"Stripe did not open the portal: {_reason(exc)}") from exc
+        if not portal.url:
+            raise StripeUnavailable("Stripe answered without a portal URL")
+        return str(portal.url)
+
     async def create_recharge_intent(
         self, payment: PaymentRecord, *, customer: str, payment_method: str
     ) -> IntentOutcome:

@@ -113,6 +113,15 @@ async def list_payments(
     return await repo.list_payments(session, ctx.org.id, limit=limit, before=before)
 
 
+async def checkout_payment(
+    session: AsyncSession, ctx: OrgContext, checkout_session_id: str
+) -> PaymentRecord | None:
+    """The org's payment for a Checkout Session (the console's return page), or None: a
+    session id of another org's payment is answered exactly like an unknown one."""
+    found = await repo.find_payment(session, checkout_session_id=checkout_session_id[:200])
+    return found if found is not None and found.org_id == ctx.org.id else None
+
+
 async def billing_settings(session: AsyncSession, ctx: OrgContext) -> BillingSettings:
     ctx.require(BILLING_ROLE)
     found = await repo.get_billing(session, ctx.org.id)

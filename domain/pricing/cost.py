@@ -9,6 +9,7 @@ request into parts can never round a customer's bill up twice.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from fractions import Fraction
 
@@ -27,6 +28,15 @@ TIER_BPS: dict[str, int] = {
     "enterprise": 8_000,
 }
 MAX_MICROS = 2**63 - 1  # BIGINT
+
+
+def configure_tier_multipliers(multipliers_bps: Mapping[str, int]) -> None:
+    """Set the tiers' multipliers from configuration (`OXINF_TIER_MULTIPLIERS_BPS`), once at
+    process start, before any call is priced; only known tiers, only positive values."""
+    for tier, bps in multipliers_bps.items():
+        if tier not in TIER_BPS or bps <= 0:
+            raise InvalidRequest(f"cannot set multiplier {bps} for tier {tier!r}")
+        TIER_BPS[tier] = bps
 
 
 class PriceSnapshot(BaseModel):

@@ -154,3 +154,13 @@ async def list_models(
             )
         result.append(CatalogModel(model=info, price=price))
     return result
+
+
+async def price_versions(session: AsyncSession) -> list[PriceSnapshot]:
+    """Every price version of every model, by model then newest first."""
+    stmt = (
+        select(*_PRICE_COLUMNS)
+        .select_from(prices.join(models, models.c.id == prices.c.model_id))
+        .order_by(models.c.name, prices.c.effective_from.desc())
+    )
+    return [p for row in (await session.execute(stmt)).mappings() if (p := _snapshot(row))]

@@ -19,11 +19,13 @@ from typing import Any
 
 from domain.errors import Conflict, NotFound
 from domain.ledger import service as ledger
+from domain.ledger.errors import CreditRefusal
 from domain.outages import dependency_down
 from domain.pricing.cost import PriceSnapshot, chat_cost_micros
 from domain.providers import Usage
+from domain.relay import ceiling
 from domain.relay import repository as relay_repo
-from domain.relay.plan import Billing, Plan, RelayConfig, Route
+from domain.relay.plan import Billing, ModelRoutes, Plan, RelayConfig, Route
 from domain.routing import repository as channels_repo
 from domain.usage import repository as usage_repo
 from schema.db import Executor, SessionFactory, engine_of
@@ -108,7 +110,10 @@ class HoldTracker:
         cfg: RelayConfig,
         amount: int,
         direct: DirectPool | None = None,
+        routes: ModelRoutes | None = None,
     ) -> None:
+        """Hold `amount` for the call; for chat (`routes` given) a refused hold is retried at
+        the affordable ceiling (`domain.relay.ceiling`)."""
         if self.hold_id is not None and amount <= self.amount:
             return
         budgeted = plan.key.budget_micros is not None
@@ -128,21 +133,33 @@ class HoldTracker:
                 return
             # Refused or the key is taken: the general path decides which (and answers a
             # replay with the original hold), under the same key.
+        capped: int | None = None
         async with engine_of(sessions).begin() as session:
             if self.hold_id is not None:
                 await ledger.void(session, self.hold_id)
-            reservation = await ledger.reserve(
-                session,
-                plan.org_id,
-                amount,
-                key=key,
-                expires_in=cfg.hold_ttl,
-                # Only a budgeted key needs its own reservation; skipping it saves a statement.
-                api_key_id=plan.key.key_id if budgeted else None,
-                reference=plan.request_id,
-                budgets=plan.budgets,
-            )
+            try:
+                reservation = await ledger.reserve(
+                    session,
+                    plan.org_id,
+                    amount,
+                    key=key,
+                    expires_in=cfg.hold_ttl,
+                    # Only a budgeted key needs its own reservation; skipping it saves a
+                    # statement.
+                    api_key_id=plan.key.key_id if budgeted else None,
+                    reference=plan.request_id,
+                    budgets=plan.budgets,
+                )
+            except CreditRefusal as refused:
+                if routes is None or plan.embeddings:
+                    raise  # nothing to cap: an embedding's hold is its input alone
+                # The refusal wrote nothing (`domain.ledger.service`): the same key is free.
+                reservation, amount, capped = await ceiling.reserve_within(
+                    session, plan, cfg, routes, refused, key=key, budgeted=budgeted
+                )
         self.hold_id, self.amount, self.unflushed = reservation.hold.id, amount, False
+        if capped is not None and routes is not None:
+            plan.capped[routes.model] = capped
 
     async def release(self, sessions: SessionFactory) -> None:
         """Void after an unexpected error; the sweeper would expire it anyway."""

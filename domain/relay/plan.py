@@ -134,16 +134,25 @@ class Plan:
     # An Anthropic Messages request: Anthropic channels get it natively (as the client
     # wrote it), every other route gets `body`, its chat translation.
     native: NativeRequest | None = None
+    # Models whose output was capped to what the org can afford (`domain.relay.ceiling`):
+    # model -> the max_tokens sent upstream and named in the response header.
+    capped: dict[str, int] = field(default_factory=dict)
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
 
-    def body_for(self, route: Route, max_output: int | None = None) -> dict[str, Any]:
+    def body_for(
+        self, route: Route, max_output: int | None = None, model: str | None = None
+    ) -> dict[str, Any]:
+        body = self._capped(route, max_output, model)
         if self.translated:
-            return for_provider(self._capped(route, max_output), route.provider)
-        return self._capped(route, max_output)
+            return for_provider(body, route.provider)
+        return body
 
-    def _capped(self, route: Route, max_output: int | None) -> dict[str, Any]:
+    def _capped(self, route: Route, max_output: int | None, model: str | None) -> dict[str, Any]:
+        capped = self.capped.get(model) if model is not None and self.capped else None
+        if capped is not None:
+            return {**self.body, "max_tokens": capped}
         if route.provider not in NEEDS_EXPLICIT_CAP:
             return self.body
         if self.body.get("max_tokens") or self.body.get("max_completion_tokens"):

@@ -46,6 +46,7 @@ from domain.relay.billing import (
     hold_key,
 )
 from domain.relay.cache import TtlCache
+from domain.relay.ceiling import CAPPED_HEADER
 from domain.relay.group_commit import GroupCommit
 from domain.relay.plan import (
     Held,
@@ -102,10 +103,13 @@ class Opened:
     headers: dict[str, str]
 
 
-def _headers(plan: Plan, billing: str) -> dict[str, str]:
+def _headers(plan: Plan, billing: str, model: str | None = None) -> dict[str, str]:
     headers = {"X-Oxinf-Billing": billing}
     if plan.rate is not None:
         headers.update(plan.rate.headers())
+    capped = plan.capped.get(model) if model is not None and plan.capped else None
+    if capped is not None:
+        headers[CAPPED_HEADER] = str(capped)
     return headers
 
 
@@ -255,8 +259,9 @@ class Relay:
                 if not await self._usable(route):
                     continue
                 await hold.ensure(
-                    self.sessions, plan, self.cfg, model_routes.hold_micros, self.unflushed
-                )
+                    self.sessions, plan, self.cfg, model_routes.hold_micros, self.unflushed,
+                    model_routes,
+                )  # fmt: skip
                 tried += 1
                 result = await self._try(plan, route, model_routes, attempts, call)
                 if isinstance(result, UpstreamError):
@@ -372,7 +377,7 @@ class Relay:
         if outcome.cost_micros:
             self.settled(plan.org_id)
         result.body["id"] = result.body.get("id") or plan.request_id
-        return Completion(result.body, outcome, _headers(plan, route.billing))
+        return Completion(result.body, outcome, _headers(plan, route.billing, model))
 
     # --- streaming -----------------------------------------------------------------------
 
@@ -388,8 +393,9 @@ class Relay:
 
         route, model, model_routes, stream = await self._run(plan, hold, attempts, call)
         return Opened(
-            plan, route, model, model_routes, stream, hold, attempts, _headers(plan, route.billing)
-        )
+            plan, route, model, model_routes, stream, hold, attempts,
+            _headers(plan, route.billing, model),
+        )  # fmt: skip
 
     def _client_for(self, route: Route) -> httpx.AsyncClient:
         if not route.tenant_url:
@@ -451,7 +457,7 @@ def _early_hold(plan: Plan) -> int | None:
 
 def _wire_request(plan: Plan, route: Route, mr: ModelRoutes | None) -> tuple[dict[str, Any], str]:
     """The body to send (capped where the upstream needs it) and the model to answer as."""
-    body = plan.body_for(route, mr.max_output if mr else None)
+    body = plan.body_for(route, mr.max_output if mr else None, mr.model if mr else None)
     return body, mr.model if mr else plan.model.name
 
 

@@ -26,7 +26,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.billing_cycles.periods import add_months
 from domain.inputs import storable_json
 from domain.usage.models import GroupBy, UsageRow
 from schema.base import table_of
@@ -175,25 +174,22 @@ def _rows(result: Any) -> list[UsageRow]:
     ]
 
 
+def _in_ranges(ranges: Sequence[tuple[datetime, datetime]]) -> ColumnElement[bool]:
+    """created_at in any of these [start, end) ranges: each an index range on (org, time)."""
+    conds = [and_(LOGS.c.created_at >= a, LOGS.c.created_at < b) for a, b in ranges]
+    return conds[0] if len(conds) == 1 else or_(*conds)
+
+
 async def totals_from_logs(
     session: AsyncSession,
     org_id: uuid.UUID,
-    start: datetime,
-    end: datetime,
-    skip_months: Sequence[datetime],
+    ranges: Sequence[tuple[datetime, datetime]],
     group_by: GroupBy,
 ) -> list[UsageRow]:
+    """Totals of the raw logs in `ranges` (the parts of the asked range no rollup serves)."""
+    if not ranges:
+        return []
     key = _group_expr(group_by, raw=True).label("k")
-    cond = and_(LOGS.c.org_id == org_id, LOGS.c.created_at >= start, LOGS.c.created_at < end)
-    if skip_months:
-        # Whole months served by rollups, excluded as time ranges so the index still applies.
-        cond = and_(
-            cond,
-            *[
-                or_(LOGS.c.created_at < m, LOGS.c.created_at >= add_months(m, 1))
-                for m in skip_months
-            ],
-        )
     stmt = (
         select(
             key,
@@ -204,7 +200,7 @@ async def totals_from_logs(
             func.coalesce(func.sum(LOGS.c.cost_micros), 0),
             func.count().filter(LOGS.c.billing == "byok"),
         )
-        .where(cond)
+        .where(LOGS.c.org_id == org_id, _in_ranges(ranges))
         .group_by(key)
     )
     return _rows(await session.execute(stmt))
@@ -240,6 +236,9 @@ async def list_logs(
     limit: int,
     status: str | None,
     model: str | None,
+    api_key_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[RequestLog]:
     """Newest first, keyset-paginated on (created_at, id) over the org's index."""
     stmt = select(RequestLog).where(LOGS.c.org_id == org_id)
@@ -247,6 +246,12 @@ async def list_logs(
         stmt = stmt.where(LOGS.c.status == status)
     if model:
         stmt = stmt.where(LOGS.c.model == model)
+    if api_key_id is not None:
+        stmt = stmt.where(LOGS.c.api_key_id == api_key_id)
+    if since is not None:
+        stmt = stmt.where(LOGS.c.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(LOGS.c.created_at < until)
     if before is not None:
         created, request_id = before
         stmt = stmt.where(
@@ -257,6 +262,21 @@ async def list_logs(
         )
     stmt = stmt.order_by(LOGS.c.created_at.desc(), LOGS.c.id.desc()).limit(limit)
     return list((await session.execute(stmt)).scalars())
+
+
+async def daily_cost_by_model(
+    session: AsyncSession, org_id: uuid.UUID, ranges: Sequence[tuple[datetime, datetime]]
+) -> list[tuple[str, str, int, int]]:
+    """(UTC day "YYYY-MM-DD", model, cost micros, requests) for the org's calls in `ranges`."""
+    if not ranges:
+        return []
+    day = func.to_char(func.timezone("UTC", LOGS.c.created_at), "YYYY-MM-DD").label("d")
+    stmt = (
+        select(day, LOGS.c.model, func.coalesce(func.sum(LOGS.c.cost_micros), 0), func.count())
+        .where(LOGS.c.org_id == org_id, _in_ranges(ranges))
+        .group_by(day, LOGS.c.model)
+    )
+    return [(r[0], r[1], int(r[2]), int(r[3])) for r in await session.execute(stmt)]
 
 
 # --- the monthly rollup (`rollup_orgs`) ------------------------------------------------------

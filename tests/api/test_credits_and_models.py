@@ -109,7 +109,9 @@ async def test_negative_adjustment_cannot_overdraw(
     await _grant(client, ops, user.org_id, amount_micros=10, kind="bonus", reason="r")
     resp = await _grant(client, ops, user.org_id, amount_micros=-11, kind="adjustment", reason="r")
     assert resp.status_code == 402
-    assert resp.json()["error"]["code"] == "insufficient_credits"
+    error = resp.json()["error"]
+    assert error["code"] == "insufficient_credits"
+    assert (error["required_credits"], error["available_credits"]) == ("0.000011", "0.00001")
 
 
 async def test_grant_is_idempotent_by_header(

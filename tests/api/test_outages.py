@@ -26,6 +26,7 @@ from config.temporal import TemporalHandle
 from domain.outages import DependencyUnavailable, dependency_down
 from schema.db import create_engine
 from schema.direct import DirectPool
+from tests.fixtures.conditions import eventually
 from tests.fixtures.processes import free_port
 
 OXI_KEY = "oxi_" + "ab" * 32
@@ -172,7 +173,9 @@ async def test_driver_errors_are_classified_by_what_they_mean(engine: AsyncEngin
             await conn.close()
 
         busy = asyncio.create_task(direct.fetchrow(select(func.pg_sleep(2)), {}))
-        await asyncio.sleep(0.2)  # let it take the only connection
+        await eventually(
+            lambda: _running(engine, "pg_sleep"), within=10, what="the slow query running"
+        )  # it holds the only connection
         started = asyncio.get_running_loop().time()
         error = await _error_of(direct.fetchrow(select(func.now()), {}))
         assert isinstance(error, TimeoutError)
@@ -216,3 +219,16 @@ async def test_an_unreachable_temporal_is_reported_in_seconds(settings: Settings
     assert isinstance(error, DependencyUnavailable) and error.dependency == "temporal"
     assert error.headers["Retry-After"] == "2"
     assert asyncio.get_running_loop().time() - started < 3
+
+
+async def _running(engine: AsyncEngine, fragment: str) -> bool:
+    """Whether another backend is executing a statement containing `fragment`."""
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                " AND pid <> pg_backend_pid() AND query LIKE :q"
+            ),
+            {"q": f"%{fragment}%"},
+        )
+        return int(found.scalar_one()) > 0

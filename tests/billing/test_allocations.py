@@ -84,8 +84,9 @@ def _expected(orgs: dict[str, uuid.UUID], *periods: str) -> dict[tuple[uuid.UUID
 
 
 async def _scheduled_run(client: Client, workflow_id: str) -> AllocationReport:
-    # The dev server's scheduler starts backfilled runs asynchronously; on a loaded machine
-    # that can take a while, so wait up to a minute (returning as soon as it exists).
+    # The dev server's scheduler starts backfilled runs asynchronously; with the whole suite
+    # and browsers on two cores that once took over a minute, so wait up to three (returning
+    # as soon as it exists).
     handle = client.get_workflow_handle(workflow_id, result_type=AllocationReport)
 
     async def started() -> bool:
@@ -95,7 +96,7 @@ async def _scheduled_run(client: Client, workflow_id: str) -> AllocationReport:
             return False
         return True
 
-    await eventually(started, within=60, what=f"{workflow_id} started")
+    await eventually(started, within=180, what=f"{workflow_id} started")
     return await handle.result()
 
 

@@ -15,11 +15,11 @@ from sqlalchemy import insert, select, text, update
 from config.runtime import Resources
 from domain.budgets.models import BudgetRef, period_of
 from domain.errors import DomainError
-from domain.ledger.errors import ApiKeyBudgetExhausted
+from domain.ledger.errors import ApiKeyBudgetExhausted, CreditRefusal, InsufficientCredits
 from schema.base import table_of
 from schema.db import SessionFactory
 from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage
-from tests.domain.factories import CREDIT, HOLDS, make_org, unique
+from tests.domain.factories import CREDIT, HOLDS, make_api_key, make_org, unique
 from tests.domain.invariants import assert_books_balance
 from tests.fixtures.ledger import Ledger
 
@@ -238,4 +238,37 @@ async def test_months_are_separate_and_deleted_policies_are_skipped(
     assert gone.hold.budget_reservations in (None, [])
     await book.settle(gone.hold.id, 500 * CREDIT)
     # And a hold that counted against it settles normally after it is gone.
+    await assert_books_balance(resources.sessions, org_id)
+
+
+async def test_refusals_name_what_was_needed_and_what_was_left(resources: Resources) -> None:
+    """Every 402 carries the amounts as exact decimal credits: the org's available credit,
+    the key budget's remainder or the tightest hard policy's room, whichever refused."""
+    org_id = await make_org(resources.sessions, funded_micros=5 * CREDIT)
+    hour = timedelta(hours=1)
+    book = Ledger(resources.sessions)
+
+    async def refused(amount: int, **kw: object) -> CreditRefusal:
+        with pytest.raises(CreditRefusal) as caught:
+            await book.reserve(org_id, amount, key=f"r{uuid.uuid4()}", expires_in=hour, **kw)  # type: ignore[arg-type]
+        return caught.value
+
+    poor = await refused(5 * CREDIT + 1)
+    assert isinstance(poor, InsufficientCredits)
+    assert poor.extra["required_credits"] == "5.000001"
+    assert poor.extra["available_credits"] == "5"
+    assert "5.000001" in poor.message and "5 are available" in poor.message
+
+    key_id = await make_api_key(resources.sessions, org_id, budget_micros=CREDIT // 4)
+    over_key = await refused(CREDIT, api_key_id=key_id)
+    assert isinstance(over_key, ApiKeyBudgetExhausted)
+    assert (over_key.extra["required_credits"], over_key.extra["available_credits"]) == (
+        "1", "0.25",
+    )  # fmt: skip
+
+    hard = await _policy(resources.sessions, org_id, limit=3 * CREDIT)
+    await book.reserve(org_id, 2 * CREDIT, key="taken", expires_in=hour, budgets=[hard])
+    over_policy = await refused(2 * CREDIT, budgets=[hard])
+    assert isinstance(over_policy, ApiKeyBudgetExhausted)
+    assert over_policy.extra["available_credits"] == "1"
     await assert_books_balance(resources.sessions, org_id)

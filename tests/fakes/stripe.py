@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import stripe
 
-Obj = dict[str, Any]
+from tests.fakes.stripe_subscriptions import FakeSubscriptions, Obj
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class FakeStripe:
         self.intent_status = "succeeded"
         self._state = _State()
         self._lock = threading.Lock()
+        self.subscriptions = FakeSubscriptions(self)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -176,6 +177,8 @@ class FakeStripe:
                 return 200, self._create_session(params)
             if method == "GET" and len(parts) == 4 and parts[3] in self._state.sessions:
                 return 200, self._state.sessions[parts[3]]
+        if parts == ["v1", "billing_portal", "sessions"] and method == "POST":
+            return 200, self.subscriptions.portal_session(params)
         if parts[:2] == ["v1", "payment_intents"]:
             if method == "POST" and len(parts) == 2:
                 return self._create_intent(params)
@@ -184,8 +187,10 @@ class FakeStripe:
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({method}: {path})")
 
     def _create_session(self, params: Obj) -> Obj:
+        if params.get("mode") == "subscription":
+            return self.subscriptions.create_session(params)
         if params.get("mode") != "payment":
-            raise ValueError("the fake only does mode=payment")
+            raise ValueError("the fake only does mode=payment and mode=subscription")
         item = params["line_items"][0]
         amount = int(item["price_data"]["unit_amount"]) * int(item.get("quantity", 1))
         sid = _new_id("cs")
@@ -243,11 +248,13 @@ class FakeStripe:
 
     def event(self, event_type: str, obj: Obj) -> Obj:
         public = {k: v for k, v in obj.items() if not k.startswith("_")}
+        self._created = max(getattr(self, "_created", 0) + 1, int(time.time()))
         return {
             "id": _new_id("evt"),
             "object": "event",
             "type": event_type,
-            "created": int(time.time()),
+            # Strictly increasing, as Stripe's are for one object's successive states.
+            "created": self._created,
             "livemode": False,
             "data": {"object": public},
         }

@@ -122,8 +122,9 @@ def _prepare(case: Any, world: FuzzWorld) -> None:
         for name in list(case.path_parameters or {}):
             if name in world.ids:
                 case.path_parameters[name] = world.ids[name]
-    if isinstance(case.body, dict) and isinstance(case.body.get("base_url"), str):
-        case.body["base_url"] = NOWHERE
+    for url_field in ("base_url", "issuer"):  # BYOK base URLs, SSO issuers
+        if isinstance(case.body, dict) and isinstance(case.body.get(url_field), str):
+            case.body[url_field] = NOWHERE
     case.headers = {**(case.headers or {}), **world.headers_for(case.path)}
 
 

@@ -288,6 +288,7 @@ async def test_catalog_and_setup(client: httpx.AsyncClient, resources: Resources
     price = models[0]["price"]
     assert (price["unit"], price["input"], price["output"]) == ("1M tokens", "150", "600")
     assert price["your_multiplier"] == "1.2"
+    assert (price["your_input"], price["your_output"]) == ("180", "720")
     setup = (await client.get("/portal/v1/setup", headers=headers)).json()
     assert setup["openai_base_url"] == "http://testserver/v1"
     assert setup["models"] == ["gpt-test"]

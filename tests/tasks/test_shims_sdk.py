@@ -4,12 +4,11 @@ time is an error it raises, while the task carries on and is charged once."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import uuid
 import wave
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from api.app import create_app
 from config.runtime import Resources
 from config.temporal import TemporalHandle
 from tests.fakes.provider import FakeProvider, Fault, fake_file, fake_video_bytes
+from tests.fixtures.conditions import eventually
 from tests.fixtures.relay import Tenant, balance, ledger_sums_hold, make_tenant
 from tests.fixtures.tasks import UNIT_PRICES, add_jobs_channel, add_media_model, running_worker
 
@@ -75,12 +75,6 @@ async def debits(resources: Resources, org_id: uuid.UUID) -> dict[str, int]:
             )
         ).all()
     return {str(r[0]): -int(r[1]) for r in rows}
-
-
-async def until(check: Callable[[], Any], timeout_s: float = 30) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not await check():
-            await asyncio.sleep(0.05)
 
 
 async def test_images_generate_url_and_b64_json_with_n_2(
@@ -147,12 +141,13 @@ async def test_videos_download_content_after_the_providers_copy_expired(
     tenant = await media_models(resources, media_fake)
     media_fake.job_polls_until_done = 1
     async with sdk_for(resources, dev_server_env, tenant) as (sdk, _):
-        video = await sdk.videos.create(model="vid-sdk", prompt="waves", seconds="4")
-        for _ in range(400):
-            video = await sdk.videos.retrieve(video.id)
-            if video.status in ("completed", "failed"):
-                break
-            await asyncio.sleep(0.05)
+        created = await sdk.videos.create(model="vid-sdk", prompt="waves", seconds="4")
+
+        async def settled() -> Any:
+            video = await sdk.videos.retrieve(created.id)
+            return video if video.status in ("completed", "failed") else None
+
+        video = await eventually(settled, within=20, what="the video finished")
         assert video.status == "completed"
         media_fake.video_content_expired = True  # the provider's download link is gone
         download = await sdk.videos.download_content(video.id)
@@ -192,7 +187,7 @@ async def test_a_shim_that_outlasts_its_wait_makes_the_sdk_raise_and_the_task_co
             view = await http.get(f"/v1/tasks/{task_id}", headers=tenant.auth)
             return bool(view.json()["status"] == "succeeded")
 
-        await until(finished)
+        await eventually(finished, within=30, what="the task finished")
     assert len(media_fake.calls(path)) == 1
     unit = UNIT_PRICES["image" if shim == "images" else "audio"]
     assert list((await debits(resources, tenant.org_id)).values()) == [unit]

@@ -7,64 +7,36 @@ into and out of cookies and forms.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from domain.crypto import random_hex
-from domain.errors import DomainError
+from domain.errors import DomainError, NotFound
 from domain.identity import service as identity
-from domain.identity.service import InvalidCredentials, LoginThrottled
+from domain.identity.service import InvalidCredentials, LoginThrottled, SsoRequired
 from edge.deps import ResourcesDep, SessionDep, client_ip
+from edge.sso import SsoRuntimeDep
 from edge.statuses import status_of
 from schema.unit_of_work import rollback_only
-from web import csrf
-from web.cookies import PRE_SESSION, SESSION
+from web.cookies import SESSION
 from web.errors import PageRoute, sentence
 from web.flash import set_flash
-from web.render import console_of, render
+from web.pages.sso_sign_in import sso_required_message, start_sso
+from web.render import console_of
+from web.signed_out import (
+    HOME,
+    Email,
+    Next,
+    Password,
+    safe_next,
+    sign_in_form,
+    signed_out_page,
+    start_session,
+)
 from web.viewer import FormViewer, MaybeViewer, SignedOutForm
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-
-HOME = "/console"
-Email = Annotated[str, Form(max_length=320)]
-Password = Annotated[str, Form(max_length=1024)]
-Next = Annotated[str, Form(max_length=2000)]
-
-
-def safe_next(value: str | None) -> str:
-    """Only a path on this console: never another host, so sign-in cannot be an open
-    redirect (`//evil.example`, `/\\evil.example` and `https://…` all fall back home)."""
-    if not value or not value.startswith("/console") or "\\" in value:
-        return HOME
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc or any(ord(c) < 0x20 for c in value):
-        return HOME
-    return value
-
-
-def signed_out_page(
-    request: Request, resources: ResourcesDep, template: str, context: dict[str, Any], status: int
-) -> Response:
-    """Sign-in and sign-up pages: their CSRF token is bound to a pre-session cookie."""
-    cookies = console_of(request).cookies
-    nonce = cookies.read(request, PRE_SESSION)
-    fresh = nonce is None
-    nonce = nonce or random_hex(16)
-    token = csrf.pre_session_token(resources.identity.pepper, nonce)
-    response = render(request, template, context, viewer=None, status=status, csrf=token)
-    if fresh:
-        cookies.set(response, PRE_SESSION, nonce)
-    return response
-
-
-def start_session(request: Request, issued: identity.IssuedSession, next_path: str) -> Response:
-    response = RedirectResponse(safe_next(next_path), status_code=303)
-    console_of(request).cookies.set(response, SESSION, issued.token, expires=issued.expires_at)
-    return response
 
 
 @router.get("/")
@@ -78,27 +50,37 @@ async def sign_in_page(
 ) -> Response:
     if viewer is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    context = {"email": "", "error": None, "next": safe_next(next)}
-    return signed_out_page(request, resources, "auth/sign_in.html", context, 200)
+    return sign_in_form(request, resources, "", next, None, 200)
 
 
 @router.post("/console/sign-in", dependencies=[SignedOutForm])
 async def sign_in(
     request: Request,
     resources: ResourcesDep,
+    rt: SsoRuntimeDep,
     session: SessionDep,
     email: Email = "",
     password: Password = "",
     next: Next = HOME,
 ) -> Response:
+    """An email without a password goes to its org's identity provider when there is one."""
+    if email and not password:
+        try:
+            return await start_sso(request, resources, rt, session, email, next)
+        except NotFound:
+            pass  # no SSO for this address: the password check below answers
+        except DomainError as exc:
+            rollback_only(session)
+            return sign_in_form(request, resources, email, next, sentence(exc.message), 400)
     try:
         issued = await identity.login(
             session, resources.identity, email, password, client_ip(request)
         )
+    except SsoRequired as exc:
+        return sign_in_form(request, resources, email, next, sso_required_message(exc), 403)
     except (InvalidCredentials, LoginThrottled) as exc:
         status = 429 if isinstance(exc, LoginThrottled) else 401
-        context = {"email": email, "error": sentence(exc.message), "next": safe_next(next)}
-        response = signed_out_page(request, resources, "auth/sign_in.html", context, status)
+        response = sign_in_form(request, resources, email, next, sentence(exc.message), status)
         response.headers.update(exc.headers)
         return response
     return start_session(request, issued, next)

@@ -11,8 +11,8 @@ from starlette.responses import RedirectResponse, Response
 from domain.errors import NotFound
 from web.cookies import ORG, ORG_MAX_AGE_S
 from web.errors import PageRoute
-from web.pages.auth import Next, safe_next
 from web.render import console_of
+from web.signed_out import Next, safe_next
 from web.viewer import FormViewer
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)

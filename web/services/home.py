@@ -82,7 +82,7 @@ def checklist(has_key: bool, has_call: bool) -> list[Step]:
             "Make a call",
             "Run the snippet. Any OpenAI-compatible client works with the base URL below.",
             has_call,
-            None,
+            href_of("quickstart"),
         ),
         Step(
             "See it in usage",

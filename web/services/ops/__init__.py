@@ -1,0 +1,1 @@
+"""What the ops console pages show, gathered from domain services and repositories."""
