@@ -4,8 +4,8 @@ The catalog gains model type `embedding` (`POST /v1/embeddings`, priced per inpu
 only the check constraint on `models.type` changes. Downgrading fails while embedding models
 exist, rather than deleting them.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-04 09:00:00.000000
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
