@@ -19,6 +19,7 @@ from api.admin.users import router as admin_users_router
 from api.docs import install_docs
 from api.enterprise.audit import router as enterprise_audit_router
 from api.enterprise.budgets import router as enterprise_budgets_router
+from api.enterprise.invites import router as enterprise_invites_router
 from api.enterprise.invoices import router as enterprise_invoices_router
 from api.enterprise.members import router as enterprise_members_router
 from api.enterprise.org import router as enterprise_org_router
@@ -142,6 +143,7 @@ def create_app(
         enterprise_audit_router,
         enterprise_org_router,
         enterprise_members_router,
+        enterprise_invites_router,
         enterprise_invoices_router,
         enterprise_departments_router,
         enterprise_cost_centers_router,

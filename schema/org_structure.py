@@ -41,6 +41,8 @@ class Department(SQLModel, table=True):
     content_logging: str = Field(default="key", max_length=20, sa_column_kwargs=sd("'key'"))
     created_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
     updated_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
+    # Archived: kept for its members, budgets and history, offered for nothing new.
+    archived_at: datetime | None = Field(default=None, sa_column=ts())
 
 
 class CostCenter(SQLModel, table=True):
@@ -54,6 +56,41 @@ class CostCenter(SQLModel, table=True):
     code: str = Field(max_length=200)
     name: str | None = Field(default=None, max_length=200)
     created_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
+    archived_at: datetime | None = Field(default=None, sa_column=ts())
+
+
+class OrgInvite(SQLModel, table=True):
+    """An invitation to join an org, accepted through a link that carries its token.
+
+    Only the token's peppered digest is stored (like sessions and keys), so the link is
+    shown once, to the admin who made it. It works once, for the invited email, until it
+    expires or is revoked.
+    """
+
+    __tablename__ = "org_invites"
+    __table_args__ = (Index("ix_org_invites_org_created", "org_id", "created_at"),)
+
+    id: uuid.UUID = Field(sa_column=pk_uuid())
+    org_id: uuid.UUID = Field(sa_column=fk_uuid("orgs.id", ondelete="CASCADE", index=False))
+    email: str = Field(max_length=320)
+    role: str = Field(max_length=20)
+    department_id: uuid.UUID | None = Field(
+        default=None, sa_column=fk_uuid("departments.id", nullable=True, ondelete="SET NULL")
+    )
+    cost_center_id: uuid.UUID | None = Field(
+        default=None, sa_column=fk_uuid("cost_centers.id", nullable=True, ondelete="SET NULL")
+    )
+    token_hash: bytes = Field(unique=True)
+    created_by: uuid.UUID | None = Field(
+        default=None, sa_column=fk_uuid("users.id", nullable=True, ondelete="SET NULL")
+    )
+    created_at: datetime | None = Field(default=None, sa_column=ts(nullable=False, now=True))
+    expires_at: datetime = Field(sa_column=ts(nullable=False))
+    accepted_at: datetime | None = Field(default=None, sa_column=ts())
+    accepted_by: uuid.UUID | None = Field(
+        default=None, sa_column=fk_uuid("users.id", nullable=True, ondelete="SET NULL")
+    )
+    revoked_at: datetime | None = Field(default=None, sa_column=ts())
 
 
 class BudgetPolicy(SQLModel, table=True):

@@ -5,7 +5,14 @@ from schema.channels import Channel
 from schema.identity import LoginThrottle, Membership, Org, PortalSession, User
 from schema.keys import ApiKey, ByokKey
 from schema.ledger import CreditAccount, Hold, LedgerEntry
-from schema.org_structure import BudgetAlert, BudgetPolicy, BudgetUsage, CostCenter, Department
+from schema.org_structure import (
+    BudgetAlert,
+    BudgetPolicy,
+    BudgetUsage,
+    CostCenter,
+    Department,
+    OrgInvite,
+)
 from schema.payments import (
     OrgBilling,
     OrgSubscription,
@@ -40,6 +47,7 @@ __all__ = [
     "ModelPrice",
     "Org",
     "OrgBilling",
+    "OrgInvite",
     "OrgSubscription",
     "Payment",
     "PortalSession",

@@ -6,19 +6,26 @@ from fastapi import FastAPI
 
 from web.assets import STATIC_PATH, VersionedStaticFiles
 from web.errors import install_page_errors
+from web.pages.audit import router as audit_router
 from web.pages.auth import router as auth_router
+from web.pages.budgets import router as budgets_router
 from web.pages.byok import router as byok_router
 from web.pages.credits import router as credits_router
 from web.pages.guides import router as guides_router
 from web.pages.home import router as home_router
+from web.pages.invites import router as invites_router
+from web.pages.invoices import router as invoices_router
 from web.pages.keys import router as keys_router
 from web.pages.members import router as members_router
 from web.pages.models import router as models_router
 from web.pages.ops import ROUTERS as OPS_ROUTERS
+from web.pages.org import router as org_router
 from web.pages.orgs import router as orgs_router
+from web.pages.policies import router as policies_router
 from web.pages.requests import router as requests_router
 from web.pages.sso import router as sso_router
 from web.pages.sso_sign_in import router as sso_sign_in_router
+from web.pages.structure import router as structure_router
 from web.pages.tasks import router as tasks_router
 from web.pages.usage import router as usage_router
 from web.render import Console
@@ -39,6 +46,13 @@ ROUTERS = (
     usage_router,
     requests_router,
     tasks_router,
+    invites_router,
+    org_router,
+    structure_router,
+    budgets_router,
+    policies_router,
+    invoices_router,
+    audit_router,
 )
 
 

@@ -60,6 +60,15 @@ def credits(micros: int) -> str:
     return f"{sign}{int(whole):,}{dot}{frac}"
 
 
+def dollars(micros: int) -> str:
+    """Credits in US dollars, exact (1 credit = $0.001): 1234567891 micros -> "1.234567891",
+    at least cents."""
+    sign = "-" if micros < 0 else ""
+    whole, frac = divmod(abs(micros), 10**9)
+    digits = f"{frac:09d}".rstrip("0").ljust(2, "0")
+    return f"{sign}{whole:,}.{digits}"
+
+
 def local_time(value: datetime | None, style: str = "datetime") -> Markup:
     """A `<time>` the browser rewrites in the viewer's time zone; UTC text until it does."""
     if value is None:
@@ -92,7 +101,7 @@ class Console:
             auto_reload=env == "dev",
         )
         templates.globals.update(asset=assets.url, page_href=href_of)
-        templates.filters.update(credits=credits, local_time=local_time)
+        templates.filters.update(credits=credits, dollars=dollars, local_time=local_time)
         return cls(templates, assets, CookiePolicy.for_env(env))
 
 

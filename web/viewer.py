@@ -111,12 +111,16 @@ def page_viewer(key: str) -> Callable[..., Awaitable[Viewer]]:
 
 
 def page_form_viewer(key: str) -> Callable[..., Awaitable[Viewer]]:
-    """A form posted from a page listed in `web.nav`: allowed to see it, CSRF checked."""
+    """A form on a page listed in `web.nav`: allowed to see the page, and the CSRF token
+    checks out (the role first, so a refused viewer learns nothing about their token)."""
     entry = page(key)
 
-    async def dependency(viewer: Annotated[Viewer, Depends(form_viewer)]) -> Viewer:
+    async def dependency(
+        request: Request, viewer: Annotated[Viewer, Depends(required_viewer)]
+    ) -> Viewer:
         if not entry.allows(viewer.ctx):
             raise PermissionDenied(entry.refusal())
+        await csrf.require(request, viewer.csrf)
         return viewer
 
     return dependency

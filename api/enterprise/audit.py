@@ -46,6 +46,8 @@ async def list_audit(
     target_type: Text | None = Query(default=None, max_length=40),
     since: Timestamp | None = None,
     until: Timestamp | None = None,
+    actor_user_id: uuid.UUID | None = None,
+    target_id: Text | None = Query(default=None, max_length=80),
 ) -> AuditPage:
     ctx.require("admin")
     events = await audit_repo.list_events(
@@ -57,6 +59,8 @@ async def list_audit(
         target_type=target_type,
         since=since,
         until=until,
+        actor_user_id=actor_user_id,
+        target_id=target_id,
     )
     page = events[:limit]
     more = len(events) > limit

@@ -31,6 +31,9 @@ class DepartmentOut(BaseModel):
     content_logging: str
     created_at: datetime
     updated_at: datetime
+    archived_at: datetime | None = Field(
+        default=None, description="set while archived: kept, but offered for nothing new"
+    )
 
 
 class DepartmentList(BaseModel):
@@ -48,6 +51,9 @@ class CostCenterOut(BaseModel):
     code: str
     name: str | None
     created_at: datetime
+    archived_at: datetime | None = Field(
+        default=None, description="set while archived: kept, but offered for nothing new"
+    )
 
 
 class CostCenterList(BaseModel):
@@ -153,6 +159,16 @@ def _entity_routes(
         await structure.delete_entity(session, kind, ctx, entity_id)
         after_commit(session, lambda: resources.relay.forget_org(ctx.org.id))
 
+    def archiver(archived: bool) -> Any:
+        async def set_archived(
+            entity_id: entity_id_type, ctx: OrgCtx, session: SessionDep, resources: ResourcesDep
+        ) -> Any:
+            row = await structure.set_archived(session, kind, ctx, entity_id, archived)
+            after_commit(session, lambda: resources.relay.forget_org(ctx.org.id))
+            return one.model_validate(dict(row))
+
+        return set_archived
+
     item = f"/{{{kind}_id}}"
     router.add_api_route("", list_all, methods=["GET"], response_model=many, name=f"list_{plural}")
     router.add_api_route(
@@ -168,6 +184,13 @@ def _entity_routes(
         status_code=status.HTTP_204_NO_CONTENT,
         description="409 while members or budget policies still point at it.",
     )  # fmt: skip
+    for verb, flag in (("archive", True), ("restore", False)):
+        router.add_api_route(
+            f"{item}/{verb}", archiver(flag), methods=["POST"], response_model=one,
+            name=f"{verb}_{kind}",
+            description="Archived: members, budgets and invoice lines keep it; new members, "
+            "invites and budgets cannot name it (409)." if flag else "Undo archive.",
+        )  # fmt: skip
 
 
 _entity_routes(

@@ -74,3 +74,31 @@ def _summary(row: WebhookSecret) -> dict[str, str | None]:
         "created_at": row.created_at.isoformat() if row.created_at else None,
         "rotated_at": row.rotated_at.isoformat() if row.rotated_at else None,
     }
+
+
+@dataclass(frozen=True)
+class SecretStatus:
+    """What the console shows without the secret itself: whether one exists, and when."""
+
+    exists: bool
+    created_at: datetime | None = None
+    rotated_at: datetime | None = None
+
+
+async def status(session: AsyncSession, org_id: uuid.UUID) -> SecretStatus:
+    row = await repo.get_secret(session, org_id)
+    if row is None:
+        return SecretStatus(False)
+    return SecretStatus(True, row.created_at, row.rotated_at)
+
+
+async def reveal(
+    session: AsyncSession, org_id: uuid.UUID, box: SecretBox, actor: Actor
+) -> WebhookSecretInfo:
+    """The plaintext for a person who asked to see it, recorded as seen (when, by whom)."""
+    info = await load_or_create(session, org_id, box, actor=actor)
+    await record(
+        session, actor, "webhook_secret.revealed", org_id=org_id,
+        target_type=TARGET_TYPE, target_id=org_id,
+    )  # fmt: skip
+    return info

@@ -208,3 +208,12 @@ async def debits_by_cost_center(
     )
     rows = (await session.execute(stmt)).all()
     return [CostCenterTotal(code, name, int(n), int(total)) for code, name, n, total in rows]
+
+
+async def member_by_email(session: AsyncSession, org_id: uuid.UUID, email: str) -> bool:
+    stmt = (
+        select(M.c.id)
+        .join(U, U.c.id == M.c.user_id)
+        .where(M.c.org_id == org_id, func.lower(U.c.email) == email.lower())
+    )
+    return (await session.execute(stmt)).first() is not None

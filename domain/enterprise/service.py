@@ -172,7 +172,8 @@ async def update_member(
     # department or cost center cannot be deleted before the membership points at it.
     target = await _locked_member(session, ctx, user_id)
     for kind in ("department", "cost_center"):
-        if f"{kind}_id" in changes:
+        # Keeping the current one is always allowed, even once it is archived.
+        if f"{kind}_id" in changes and changes[f"{kind}_id"] != getattr(target, f"{kind}_id"):
             values[f"{kind}_id"] = await structure.resolve(
                 session, kind, ctx.org.id, changes[f"{kind}_id"]
             )

@@ -64,11 +64,15 @@ async def _require(session: AsyncSession, kind: str, ctx: OrgContext, entity_id:
 async def resolve(
     session: AsyncSession, kind: str, org_id: uuid.UUID, entity_id: uuid.UUID | None
 ) -> uuid.UUID | None:
-    """An id given for a member or policy must name an entity of the same org (else 404)."""
+    """An id given for a member, invite or policy must name an entity of the same org (else
+    404) that is not archived (else 409)."""
     if entity_id is None:
         return None
-    if await repo.get(session, kind, org_id, entity_id) is None:
+    found = await repo.get(session, kind, org_id, entity_id)
+    if found is None:
         raise NotFound(f"no such {NOUN[kind]} in this org", param=f"{kind}_id")
+    if found["archived_at"] is not None:
+        raise Conflict(f"this {NOUN[kind]} is archived; restore it first", param=f"{kind}_id")
     return entity_id
 
 
@@ -157,6 +161,25 @@ async def delete_entity(
         session, ctx.actor, f"{kind}.deleted", org_id=ctx.org.id, target_type=kind,
         target_id=entity_id, before=summary(kind, before),
     )  # fmt: skip
+
+
+async def set_archived(
+    session: AsyncSession, kind: str, ctx: OrgContext, entity_id: uuid.UUID, archived: bool
+) -> Any:
+    """Archiving keeps the entity for its members, budgets and invoice lines, and offers it
+    for nothing new (`resolve` refuses it); restoring undoes that."""
+    ctx.require("admin")
+    before = await _require(session, kind, ctx, entity_id)
+    if (before["archived_at"] is not None) == archived:
+        return before
+    row = await repo.set_archived(session, kind, ctx.org.id, entity_id, archived)
+    await record(
+        session, ctx.actor, f"{kind}.{'archived' if archived else 'restored'}",
+        org_id=ctx.org.id, target_type=kind, target_id=entity_id,
+        before={**summary(kind, before), "archived": not archived},
+        after={**summary(kind, row), "archived": archived},
+    )  # fmt: skip
+    return row
 
 
 # --- department policies -------------------------------------------------------------------

@@ -78,6 +78,17 @@ async def delete_one(session: Executor, kind: str, org_id: uuid.UUID, entity_id:
     await session.execute(delete(t).where(t.c.org_id == org_id, t.c.id == entity_id))
 
 
+async def set_archived(
+    session: Executor, kind: str, org_id: uuid.UUID, entity_id: uuid.UUID, archived: bool
+) -> Any:
+    t = TABLES[kind]
+    values: dict[str, Any] = {"archived_at": func.now() if archived else None}
+    if "updated_at" in t.c:
+        values["updated_at"] = func.now()
+    stmt = update(t).where(t.c.org_id == org_id, t.c.id == entity_id).values(**values)
+    return (await session.execute(stmt.returning(*t.c))).mappings().one()
+
+
 async def member_count(
     session: Executor, kind: str, org_id: uuid.UUID, entity_id: uuid.UUID
 ) -> int:

@@ -106,6 +106,12 @@
     });
     document.querySelectorAll("[data-js-hide]").forEach(function (el) { el.hidden = true; });
 
+    // Forms that destroy something ask first; without JS they post straight away.
+    document.addEventListener("submit", function (event) {
+      var form = event.target.closest("form[data-confirm]");
+      if (form && !window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+    });
+
     document.querySelectorAll("[data-back]").forEach(function (button) {
       if (window.history.length > 1) button.hidden = false;
       button.addEventListener("click", function () { window.history.back(); });
