@@ -16,6 +16,7 @@ from api.admin.models import router as admin_models_router
 from api.admin.orgs import router as admin_orgs_router
 from api.admin.tiers import router as admin_tiers_router
 from api.admin.users import router as admin_users_router
+from api.docs import install_docs
 from api.enterprise.audit import router as enterprise_audit_router
 from api.enterprise.budgets import router as enterprise_budgets_router
 from api.enterprise.invites import router as enterprise_invites_router
@@ -45,6 +46,8 @@ from api.relay.chat import router as relay_chat_router
 from api.relay.chat import serve_chat
 from api.relay.files import router as relay_files_router
 from api.relay.media import router as relay_media_router
+from api.relay.messages import router as relay_messages_router
+from api.relay.surfaces import router as relay_surfaces_router
 from api.relay.tasks import router as relay_tasks_router
 from api.webhooks.stripe import router as stripe_webhook_router
 from config.runtime import Resources, open_resources
@@ -111,7 +114,10 @@ def create_app(
         version="0.1.0",
         description="LLM API gateway with an exact integer credit ledger.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     if resources is not None:
         app.state.resources = resources
     install_error_handlers(app)
@@ -120,6 +126,8 @@ def create_app(
     for router in (
         health_router,
         relay_chat_router,
+        relay_surfaces_router,
+        relay_messages_router,
         relay_tasks_router,
         relay_media_router,
         relay_files_router,

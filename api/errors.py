@@ -87,7 +87,7 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "invalid_request", message, param=param)
 
 
-async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(status)
@@ -95,7 +95,8 @@ async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
         code = "invalid_request" if status < 500 else "internal_error"
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     if status == 404 and message == "Not Found":
-        message = "no such route"
+        # OpenAI's own wording, which SDK users search for.
+        message = f"Invalid URL ({request.method} {request.url.path})"
     if status == 405 and message == "Method Not Allowed":
         message = "method not allowed on this route"
     return error_response(status, code, message, headers=dict(exc.headers or {}))

@@ -1,7 +1,8 @@
 """What `make dev` seeds so a fresh checkout answers a chat call with no network at all.
 
-A `demo-chat` model priced like a small model, `demo-image`, `demo-video` and `demo-speech`
-media models, a channel on the built-in `demo` provider serving them all, a
+A `demo-chat` model priced like a small model, a `demo-embedding` model, `demo-image`,
+`demo-video` and `demo-speech` media models, channels on the built-in `demo` provider
+serving them all, a
 "Demo" org owned by the bootstrap operator holding credits, and one API key for it. Every
 step is idempotent, so each `make dev` run converges on the same state.
 """
@@ -26,7 +27,10 @@ from domain.routing import repository as channels_repo
 
 DEMO_ORG = "Demo"
 DEMO_CREDITS_MICROS = 100_000 * 1_000_000
-DEMO_MODELS = {"demo-chat": ("chat", 150, 600)}
+DEMO_MODELS = {"demo-chat": ("chat", 150, 600), "demo-embedding": ("embedding", 20, 0)}
+# Embeddings get a channel of their own, so a dev database seeded before they existed
+# converges too (the chat channel is never rewritten).
+EMBEDDING_CHANNEL = "demo-embedding"
 # Media: (type, unit, micro-credits per unit): 20 credits an image, 50 a video second,
 # 15 per 1,000 characters of speech.
 DEMO_MEDIA = {
@@ -73,7 +77,8 @@ async def seed_demo(
         if await pricing_repo.get_model(session, name) is None:
             await catalog.create_model(
                 session,
-                NewModel(name=name, type=kind, provider="demo", max_output_tokens=1024,
+                NewModel(name=name, type=kind, provider="demo",
+                         max_output_tokens=1024 if kind == "chat" else None,
                          description="built-in demo model: deterministic, no network"),
             )  # fmt: skip
             await catalog.set_price(
@@ -92,8 +97,15 @@ async def seed_demo(
     if await channels_repo.get_by_name(session, "demo") is None:
         await channel_service.create_channel(
             session, SYSTEM, box,
-            {"name": "demo", "provider": "demo", "models": [*DEMO_MODELS, *DEMO_MEDIA],
+            {"name": "demo", "provider": "demo", "models": ["demo-chat", *DEMO_MEDIA],
              "types": ["chat", "image", "video", "audio"]},
+            None,
+        )  # fmt: skip
+    if await channels_repo.get_by_name(session, EMBEDDING_CHANNEL) is None:
+        await channel_service.create_channel(
+            session, SYSTEM, box,
+            {"name": EMBEDDING_CHANNEL, "provider": "demo", "models": ["demo-embedding"],
+             "types": ["embedding"]},
             None,
         )  # fmt: skip
     key = None

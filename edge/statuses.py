@@ -14,6 +14,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "permission_denied": 403,
     "model_not_allowed": 403,
     "not_found": 404,
+    "model_not_found": 404,
     "method_not_allowed": 405,
     "conflict": 409,
     "request_too_large": 413,

@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from schema.columns import fk_uuid, jsonb, micros, pk_uuid, sd, ts
 
-MODEL_TYPES = ("chat", "image", "video", "audio")
+MODEL_TYPES = ("chat", "image", "video", "audio", "embedding")
 
 
 class Model(SQLModel, table=True):

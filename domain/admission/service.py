@@ -62,6 +62,8 @@ class Surface:
 
 TASKS_SCOPE = "tasks"
 CHAT = Surface(scope="llm:inference", model_type="chat", fallbacks=True)
+# No fallbacks: another model's vectors live in another space, useless next to the first's.
+EMBEDDINGS = Surface(scope="llm:inference", model_type="embedding", noun="embedding model")
 
 
 def task_surface(task_type: str) -> Surface:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.inputs import Int32, Int64, ModelName, PatchBody, Text, Timestamp
 from domain.pricing.cost import PriceSnapshot
 
-ModelType = Literal["chat", "image", "video", "audio"]
+ModelType = Literal["chat", "image", "video", "audio", "embedding"]
 
 # Typo guards far above any real price, low enough that a hold (tokens or units times price
 # times the largest multipliers) always fits a BIGINT: (a 4 MiB prompt + 2^31 output

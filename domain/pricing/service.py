@@ -81,10 +81,13 @@ async def delete_model(session: AsyncSession, name: str) -> None:
         raise NotFound(f"model {name!r} not found")
 
 
+TOKEN_PRICED = frozenset({"chat", "embedding"})  # per 1M tokens; media types per unit
+
+
 async def set_price(session: AsyncSession, model_name: str, price: NewPrice) -> PriceSnapshot:
     """Add a price version effective from `price.effective_from` (default: now)."""
     model = await get_model(session, model_name)
-    if model.type != "chat" and not price.unit:
+    if model.type not in TOKEN_PRICED and not price.unit:
         raise InvalidRequest("a media price needs a unit", param="unit")
     values = price.model_dump()
     effective = price.effective_from

@@ -100,6 +100,7 @@ class UpstreamError(Exception):
         retry_after_s: int | None = None,
         upstream_request_id: str | None = None,
         diagnostics: dict[str, str] | None = None,
+        param: str | None = None,
     ) -> None:
         if kind not in ERROR_KINDS:
             raise ValueError(f"unknown upstream error kind: {kind!r}")
@@ -112,6 +113,14 @@ class UpstreamError(Exception):
         self.retry_after_s = retry_after_s
         self.upstream_request_id = upstream_request_id
         self.diagnostics = diagnostics if diagnostics is not None else {}
+        # The request field the upstream blamed (OpenAI's `error.param`), already sanitized.
+        self.param = param
+
+    @property
+    def upstream_refused_request(self) -> bool:
+        """The upstream itself refused the request (400/413/422): the client must change
+        it, and no other channel, BYOK or platform, would answer differently."""
+        return self.kind == "invalid_request" and self.status is not None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only fields defeat Exception's default pickling (args only), and errors do
@@ -123,6 +132,7 @@ class UpstreamError(Exception):
             "retry_after_s": self.retry_after_s,
             "upstream_request_id": self.upstream_request_id,
             "diagnostics": self.diagnostics,
+            "param": self.param,
         }
         return (_restore_upstream_error, (self.kind, self.message, state))
 

@@ -180,7 +180,9 @@ def error_from_body(
 ) -> UpstreamError:
     kind, retryable = kind_retryable or classify_status(status or 502)
     kind, retryable = _refine(kind, retryable, body)
+    param: str | None = None
     if kind == "invalid_request":
+        param = param_from(body, api_key)
         detail = redact(error_message_from(body) or "no details given", api_key)
         message = f"upstream rejected the request: {detail[:MESSAGE_LIMIT]}"
     else:
@@ -196,7 +198,20 @@ def error_from_body(
         retry_after_s=retry_after_from(headers or httpx.Headers(), body),
         upstream_request_id=upstream_request_id,
         diagnostics=dict(diagnostics),
+        param=param,
     )
+
+
+_PARAM_RE = re.compile(r"[A-Za-z0-9_.\[\]\-]{1,100}")
+
+
+def param_from(body: Any, api_key: str | None) -> str | None:
+    """The field an upstream blamed (`error.param`), if it looks like a field path: it is
+    shown to the client, so anything else (or anything holding a secret) is dropped."""
+    value = _error_field(body, "param")
+    if not isinstance(value, str) or not _PARAM_RE.fullmatch(value):
+        return None
+    return value if redact(value, api_key) == value else None
 
 
 def error_from_response(

@@ -151,8 +151,8 @@ class HoldTracker:
                     budgets=plan.budgets,
                 )
             except CreditRefusal as refused:
-                if routes is None:
-                    raise
+                if routes is None or plan.embeddings:
+                    raise  # nothing to cap: an embedding's hold is its input alone
                 # The refusal wrote nothing (`domain.ledger.service`): the same key is free.
                 reservation, amount, capped = await ceiling.reserve_within(
                     session, plan, cfg, routes, refused, key=key, budgeted=budgeted

@@ -26,9 +26,11 @@ from domain.keys.auth import KeyPrincipal
 from domain.pricing.cost import PriceSnapshot, estimate_chat_hold
 from domain.pricing.models import ModelInfo
 from domain.providers import Upstream, estimate_prompt_tokens
+from domain.providers.anthropic_passthrough import NativeRequest
 from domain.ratelimit.service import RateDecision
 from domain.relay.cache import TtlCache, deferred
 from domain.routing import repository as channels_repo
+from domain.surfaces.chat_body import for_provider
 from schema.channels import Channel
 from schema.db import SessionFactory
 
@@ -125,6 +127,13 @@ class Plan:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     max_output: int = 0
+    # The body is a translation (Messages, Responses, completions), not the client's own
+    # chat body: it gets `chat_body.for_provider`'s last touch per route.
+    translated: bool = False
+    embeddings: bool = False  # the call goes to the upstream's `/embeddings`, not chat
+    # An Anthropic Messages request: Anthropic channels get it natively (as the client
+    # wrote it), every other route gets `body`, its chat translation.
+    native: NativeRequest | None = None
     # Models whose output was capped to what the org can afford (`domain.relay.ceiling`):
     # model -> the max_tokens sent upstream and named in the response header.
     capped: dict[str, int] = field(default_factory=dict)
@@ -135,6 +144,12 @@ class Plan:
     def body_for(
         self, route: Route, max_output: int | None = None, model: str | None = None
     ) -> dict[str, Any]:
+        body = self._capped(route, max_output, model)
+        if self.translated:
+            return for_provider(body, route.provider)
+        return body
+
+    def _capped(self, route: Route, max_output: int | None, model: str | None) -> dict[str, Any]:
         capped = self.capped.get(model) if model is not None and self.capped else None
         if capped is not None:
             return {**self.body, "max_tokens": capped}
@@ -256,11 +271,19 @@ async def build_plan(
     client_request_id: str | None,
     rng: random.Random,
     cache: TtlCache | None = None,
+    prompt_estimate: int | None = None,
+    translated: bool = False,
 ) -> Plan:
     """Admit the call (`domain.admission`), then route and size the hold of every model
-    admitted to serve it."""
+    admitted to serve it. Chat bodies (client-written or translated) are validated here;
+    an input-only surface (embeddings) validates its own body and gives `prompt_estimate`,
+    and holds no output."""
     admission.require_scope(key, surface.scope)
-    body = validate_chat_body(body)
+    chat = surface.model_type == "chat"
+    if chat:
+        body = validate_chat_body(body)
+    else:
+        admission.check_model_name(body["model"])
     check_client_request_id(client_request_id)
     name: str = body["model"]
     admission.require_key_allows(key, name)
@@ -268,7 +291,8 @@ async def build_plan(
     admitted = await admission.admit(db, surface, key, name, now=datetime.now(UTC), memo=memo)
     model, org = admitted.model, admitted.org
 
-    prompt_estimate = estimate_prompt_tokens(body)
+    if prompt_estimate is None:
+        prompt_estimate = estimate_prompt_tokens(body)
     secrets = await memo.get(("byok", org.id), lambda: db.run(secrets_for_routing, org.id, box))
     byok = _byok_routes(secrets, model, cfg)
     platform: list[ModelRoutes] = []
@@ -287,7 +311,7 @@ async def build_plan(
             Route("platform", c.provider, platform_upstream(c, info.name, box, cfg), c)
             for c in channels
         ]
-        cap = max_output_tokens(body, info, cfg)
+        cap = max_output_tokens(body, info, cfg) if chat else 0
         hold = estimate_chat_hold(prompt_estimate, cap, price, org.tier, org.power_level)
         platform.append(ModelRoutes(info.name, price, routes, hold, cap))
 
@@ -309,7 +333,9 @@ async def build_plan(
         prompt_estimate=prompt_estimate,
         byok_routes=byok,
         platform=platform,
-        max_output=max_output_tokens(body, model, cfg),
+        max_output=max_output_tokens(body, model, cfg) if chat else 0,
         log_content=admitted.rules.logs_content(key.log_content),
         budgets=admitted.budgets,
+        translated=translated,
+        embeddings=surface.model_type == "embedding",
     )

@@ -22,11 +22,18 @@ from typing import Any, TypeVar
 
 import httpx
 
+from domain.admission import service as admission
 from domain.crypto import SecretBox
 from domain.errors import DomainError, ServiceUnavailable
 from domain.keys.auth import KeyPrincipal
 from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
 from domain.providers import ChatStream, UpstreamError, adapter_for
+from domain.providers.anthropic_passthrough import (
+    NativeRequest,
+    native_message,
+    open_native_stream,
+)
+from domain.providers.embeddings import embeddings_adapter_for
 from domain.ratelimit import service as ratelimit
 from domain.relay import repository as relay_repo
 from domain.relay.billing import (
@@ -61,6 +68,18 @@ T = TypeVar("T")
 
 class UpstreamFailed(DomainError):
     code = "upstream_error"
+
+
+class RequestRefused(DomainError):
+    """The request is the client's to change (DESIGN.md §5): the upstream refused it (400,
+    413, 422) or the caller's own BYOK setting cannot be used. Answered 400
+    `invalid_request` with the upstream's `param` and `x-should-retry: false`, after one
+    upstream attempt, without fallback and without counting against a breaker."""
+
+    code = "invalid_request"
+
+
+NO_RETRY = {"x-should-retry": "false"}
 
 
 @dataclass(frozen=True)
@@ -131,8 +150,19 @@ class Relay:
     # --- planning ------------------------------------------------------------------------
 
     async def plan(
-        self, key: KeyPrincipal, body: Any, request_id: str, client_request_id: str | None
+        self,
+        key: KeyPrincipal,
+        body: Any,
+        request_id: str,
+        client_request_id: str | None,
+        *,
+        surface: admission.Surface = admission.CHAT,
+        prompt_estimate: int | None = None,
+        translated: bool = False,
+        native: NativeRequest | None = None,
     ) -> Plan:
+        """`surface`, `prompt_estimate`, `translated`: see `build_plan`; `native`: the
+        Anthropic Messages request that Anthropic channels get as written (`Plan.native`)."""
         db = OnDemandSession(self.sessions)
         try:
             if client_request_id is not None:
@@ -140,6 +170,7 @@ class Relay:
             plan = await build_plan(
                 db, self.box, self.cfg, key=key, body=body, request_id=request_id,
                 client_request_id=client_request_id, rng=self.rng, cache=self.cache,
+                surface=surface, prompt_estimate=prompt_estimate, translated=translated,
             )  # fmt: skip
         except DomainError:
             # A refused plan still counts against the key's window, and a full window
@@ -149,6 +180,7 @@ class Relay:
             raise
         finally:
             await db.close()
+        plan.native = native
         if key.rpm_limit is not None:
             await self._count(plan, key.rpm_limit)
         return plan
@@ -210,6 +242,8 @@ class Relay:
             result = await self._try(plan, route, None, attempts, call)
             if isinstance(result, UpstreamError):
                 last = result
+                if result.upstream_refused_request:
+                    raise self._give_up(plan, result, billing="byok")
                 if not result.retryable and not plan.byok_fallback:
                     break
                 continue
@@ -269,6 +303,8 @@ class Relay:
 
     def _give_up(self, plan: Plan, last: UpstreamError | None, *, billing: str) -> DomainError:
         headers = _headers(plan, billing)
+        if last is not None and last.kind == "invalid_request":
+            return RequestRefused(last.message, headers={**headers, **NO_RETRY}, param=last.param)
         if last is not None and not last.retryable:
             return UpstreamFailed(last.message, headers=headers)
         if last is None:
@@ -297,7 +333,7 @@ class Relay:
             exc.headers = {**_headers(plan, "platform"), **exc.headers}
             raise
         except DomainError as exc:
-            status = 502 if exc.code == "upstream_error" else 503
+            status = {"upstream_error": 502, "invalid_request": 400}.get(exc.code, 503)
             await finish_failure(
                 self.sessions, plan, hold, attempts, http_status=status, error_code=exc.code,
                 error_message=exc.message, billing=exc.headers.get("X-Oxinf-Billing", "platform"),  # type: ignore[arg-type]
@@ -315,6 +351,11 @@ class Relay:
         async def call(route: Route, mr: ModelRoutes | None) -> Any:
             body, model = _wire_request(plan, route, mr)
             http = self._client_for(route)
+            if plan.embeddings:
+                embed = embeddings_adapter_for(route.provider)
+                return await embed.embeddings(http, route.upstream, body, model)
+            if plan.native is not None and route.provider == "anthropic":
+                return await native_message(http, route.upstream, plan.native, model)
             return await adapter_for(route.provider).chat(http, route.upstream, body, model)
 
         route, model, model_routes, result = await self._run(plan, hold, attempts, call)
@@ -346,6 +387,8 @@ class Relay:
         async def call(route: Route, mr: ModelRoutes | None) -> ChatStream:
             body, model = _wire_request(plan, route, mr)
             http = self._client_for(route)
+            if plan.native is not None and route.provider == "anthropic":
+                return await open_native_stream(http, route.upstream, plan.native, model)
             return await adapter_for(route.provider).stream(http, route.upstream, body, model)
 
         route, model, model_routes, stream = await self._run(plan, hold, attempts, call)
@@ -422,4 +465,4 @@ def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-__all__ = ["Completion", "Opened", "Relay", "UpstreamFailed"]
+__all__ = ["Completion", "Opened", "Relay", "RequestRefused", "UpstreamFailed"]

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
 
 from domain import json_exact
 from domain.errors import DomainError
@@ -186,6 +186,56 @@ async def sse_events(pump: _Pump) -> AsyncIterator[bytes]:
                     yield _sse(item)
                 continue
             yield _sse(item)
+    finally:
+        if not finished:
+            pump.client_left()
+
+
+class Translator(Protocol):
+    """A surface's push-style stream translator (`domain.surfaces`): events out for the
+    start, each chat chunk, the billed end, or a failure."""
+
+    def start(self) -> list[dict[str, Any]]: ...
+
+    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+    def finish(self, usage: Usage | None = None) -> list[dict[str, Any]]: ...
+
+    def fail(self, message: str) -> list[dict[str, Any]]: ...
+
+
+async def translated_events(
+    pump: _Pump,
+    translator: Translator,
+    frame: Callable[[Mapping[str, Any]], bytes],
+    *,
+    done: bytes | None = None,
+) -> AsyncIterator[bytes]:
+    """The pump's chunks in another wire format (Messages, Responses, legacy completions).
+
+    Every chunk is fed, the usage-only one included, and the end carries the usage the
+    ledger charged (`_usage_of`), so what the client reads is what it paid for."""
+    finished = False
+    try:
+        for event in translator.start():
+            yield frame(event)
+        while True:
+            item = await pump.queue.get()
+            if item is _DONE:
+                finished = True
+                for event in translator.finish(_usage_of(pump.opened)):
+                    yield frame(event)
+                if done is not None:
+                    yield done
+                return
+            if isinstance(item, UpstreamError | DomainError):
+                finished = True
+                for event in translator.fail(item.message):
+                    yield frame(event)
+                return
+            assert isinstance(item, dict)
+            for event in translator.feed(item):
+                yield frame(event)
     finally:
         if not finished:
             pump.client_left()

@@ -14,7 +14,7 @@ from domain.errors import Conflict, InvalidField, NotFound
 from domain.routing import repository as repo
 from schema.channels import CHANNEL_PROVIDERS, Channel
 
-CHANNEL_TYPES = ("chat", "image", "video", "audio")
+CHANNEL_TYPES = ("chat", "image", "video", "audio", "embedding")
 NEEDS_URL = {"openai_compatible", "ollama", "jobs"}
 FIELDS = (
     "name", "provider", "base_url", "models", "model_mapping", "group", "priority", "weight",

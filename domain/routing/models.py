@@ -12,7 +12,7 @@ from domain.inputs import Int32, ModelName, Text
 Provider = Literal[
     "openai", "openai_compatible", "openrouter", "ollama", "anthropic", "google", "demo", "jobs"
 ]
-ChannelType = Literal["chat", "image", "video", "audio"]
+ChannelType = Literal["chat", "image", "video", "audio", "embedding"]
 
 
 MAX_MODELS = 1000

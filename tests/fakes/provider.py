@@ -653,6 +653,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "POST":
             exact: dict[str, _Route] = {
                 "/v1/chat/completions": self._openai_chat,
+                "/v1/embeddings": self._openai_embeddings,
                 "/v1/messages": self._anthropic_messages,
                 "/v1/images/generations": self._openai_images,
                 "/v1/audio/speech": self._openai_speech,
@@ -746,6 +747,22 @@ class _Handler(BaseHTTPRequestHandler):
             events.append(chunk([], usage=usage))
         events.append(b"data: [DONE]\n\n")
         self._send_sse(events)
+
+    def _openai_embeddings(self, body: _Body) -> None:
+        """One vector per input, a pure function of the text: `dimensions` (default 4)
+        floats; prompt tokens = the words of every input."""
+        raw = body.get("input")
+        texts = [raw] if isinstance(raw, str) else [str(x) for x in raw or []]
+        dims = body.get("dimensions") if isinstance(body.get("dimensions"), int) else 4
+        data = [
+            {"object": "embedding", "index": i,
+             "embedding": [round((len(t) + i + d) / 100, 2) for d in range(dims)]}
+            for i, t in enumerate(texts)
+        ]  # fmt: skip
+        tokens = sum(max(1, len(t.split())) for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        model = str(body.get("model", ""))
+        self._send_json(200, {"object": "list", "data": data, "model": model, "usage": usage})
 
     def _openai_models(self, body: _Body) -> None:
         data = [

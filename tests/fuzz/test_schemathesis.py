@@ -128,7 +128,18 @@ def _prepare(case: Any, world: FuzzWorld) -> None:
     case.headers = {**(case.headers or {}), **world.headers_for(case.path)}
 
 
-def _contract_breach(response: Any) -> str | None:
+def _anthropic_breach(body: Any) -> str | None:
+    """`/v1/messages` answers in Anthropic's shape: `{"type": "error", "error": {type,
+    message}, "request_id"}` (the `anthropic` SDK reads nothing else)."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if body.get("type") != "error" or not isinstance(err, dict):
+        return "not Anthropic's error shape"
+    if not all(isinstance(err.get(k), str) for k in ("type", "message")):
+        return "error lacks type or message"
+    return None if isinstance(body.get("request_id"), str) else "no request_id"
+
+
+def _contract_breach(response: Any, path: str = "") -> str | None:
     """Why an error response is not `{"error": {type, code, message, request_id}}`."""
     if response.status_code < 400:
         return None
@@ -136,6 +147,8 @@ def _contract_breach(response: Any) -> str | None:
         body = response.json()
     except ValueError:
         return "the body is not JSON"
+    if path.startswith("/v1/messages") and response.status_code not in (404, 405, 413):
+        return _anthropic_breach(body)
     err = body.get("error") if isinstance(body, dict) else None
     if not isinstance(err, dict):
         return "no `error` object"
@@ -153,7 +166,7 @@ def _check(case: Any, response: Any) -> None:
     STATS["cases"] += 1
     STATS["status"][response.status_code] += 1
     label = f"{case.method.upper()} {case.path}"
-    breach = _contract_breach(response)
+    breach = _contract_breach(response, case.path)
     if response.status_code >= 500:
         STATS["5xx"].append(
             {"op": label, "status": response.status_code, "body": case.body,

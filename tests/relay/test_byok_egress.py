@@ -101,10 +101,12 @@ async def test_a_stored_internal_base_url_is_refused_at_send_time_and_moves_no_m
             json={"model": MODEL, "messages": [HELLO], "stream": stream},
             headers=tenant.auth,
         )
-        assert resp.status_code == 502, resp.text
+        # The org's own setting is at fault, not a channel: a 4xx the SDK does not retry.
+        assert resp.status_code == 400, resp.text
         error = resp.json()["error"]
-        assert error["code"] == "upstream_error"
+        assert error["code"] == "invalid_request"
         assert "egress policy" in error["message"]
+        assert resp.headers["x-should-retry"] == "false"
         assert resp.headers["x-oxinf-billing"] == "byok"
 
     assert fake.requests == []  # nothing ever left for the internal address
@@ -158,7 +160,7 @@ async def test_a_public_name_that_resolves_inside_is_refused_before_connecting(
             json={"model": MODEL, "messages": [HELLO], "stream": stream},
             headers=tenant.auth,
         )
-        assert resp.status_code == 502, resp.text
+        assert resp.status_code == 400, resp.text
         message = resp.json()["error"]["message"]
         assert "resolves to a loopback address" in message
         assert "127.0.0.1" not in message

@@ -250,9 +250,12 @@ async def test_non_retryable_upstream_error_returns_at_once(
     resp = await client.post(
         "/v1/chat/completions", json={"model": "gpt-test", "messages": [HELLO]}, headers=tenant.auth
     )
-    assert resp.status_code == 502
+    # The client's mistake: a 400 the SDKs neither retry nor blame the gateway for.
+    assert resp.status_code == 400
+    assert resp.headers["x-should-retry"] == "false"
     err = resp.json()["error"]
-    assert err["code"] == "upstream_error" and "context too long" in err["message"]
+    assert err["code"] == "invalid_request" and "context too long" in err["message"]
+    assert err["type"] == "invalid_request_error"
     assert len(fake.calls("/v1/chat/completions")) == 1
     assert await pending_holds(resources) == 0
 
@@ -414,7 +417,7 @@ async def test_a_reserve_lost_in_a_database_crash_is_still_billed(
     call = asyncio.create_task(client.post("/v1/chat/completions", json=body, headers=tenant.auth))
     await _lose_the_pending_hold(resources, tenant.org_id)
     failed = await call
-    assert failed.status_code == 502 and failed.json()["error"]["code"] == "upstream_error"
+    assert failed.status_code == 400 and failed.json()["error"]["code"] == "invalid_request"
     assert await balance(resources, tenant.org_id) == (after, after)
     assert await pending_holds(resources) == 0
     await ledger_sums_hold(resources, tenant.org_id)

@@ -21,7 +21,7 @@ from schema.channels import CHANNEL_PROVIDERS, Channel
 from web.services.ops.forms import names, validated, whole_number
 
 HEALTH_WINDOW = timedelta(hours=1)
-TYPES = ("chat", "image", "video", "audio")
+TYPES = ("chat", "image", "video", "audio", "embedding")
 PROVIDERS = CHANNEL_PROVIDERS
 
 

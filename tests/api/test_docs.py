@@ -1,0 +1,49 @@
+"""`/docs` and `/redoc` work with the network off: every asset their pages reference is
+served by the app itself; and the OpenAPI document offers "Authorize" and the new
+surfaces' request bodies."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+ASSET_REF = re.compile(r"""(?:src|href|url)\s*[=:(]\s*['"]([^'"]+)['"]""")
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_docs_pages_load_every_asset_from_the_app(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    resp = await client.get(page)
+    assert resp.status_code == 200
+    html = resp.text
+    assert "cdn." not in html and "googleapis" not in html
+    refs = set(ASSET_REF.findall(html))
+    assert refs, "the page references its assets"
+    for ref in refs:
+        assert ref.startswith("/"), f"{page} loads {ref} from elsewhere"
+        asset = await client.get(ref)
+        assert asset.status_code == 200, ref
+        assert asset.content, ref
+    assert "/openapi.json" in refs or "/openapi.json" in html
+
+
+async def test_openapi_offers_authorize_and_describes_the_new_bodies(
+    client: httpx.AsyncClient,
+) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {**schemes["ApiKey"], "type": "http", "scheme": "bearer"}
+    assert schemes["AnthropicApiKey"]["name"] == "x-api-key"
+    paths = doc["paths"]
+    for path in ("/v1/embeddings", "/v1/completions", "/v1/responses", "/v1/messages",
+                 "/v1/messages/count_tokens", "/v1/chat/completions"):  # fmt: skip
+        operation = paths[path]["post"]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert "model" in body["required"], path
+        assert operation["security"], path
+    assert paths["/v1/models/{model_id}"]["get"]["security"] == [{"ApiKey": []}]
+    assert paths["/portal/v1/me"]["get"]["security"] == [{"PortalToken": []}]
+    assert "security" not in paths["/portal/v1/auth/login"]["post"]
