@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, func, literal, select, text
+from sqlalchemy import ColumnElement, String, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.usage.models import GroupBy, UsageRow
+from domain.usage.rollup_sql import rollup_statement
 from schema.base import table_of
 from schema.payments import UsageDaily
 
@@ -94,45 +95,8 @@ async def cost_by_day_and_model(
     return [(r[0], r[1], int(r[2]), int(r[3])) for r in await session.execute(stmt)]
 
 
-_ROLLUP_DAYS = text(
-    """
-    WITH buckets AS (
-        SELECT l.org_id, l.api_key_id, l.model,
-               date_trunc('day', l.created_at, 'UTC') AS day,
-               count(*) AS requests,
-               count(*) FILTER (WHERE l.status = 'failed') AS failed_requests,
-               coalesce(sum(l.prompt_tokens), 0) AS prompt_tokens,
-               coalesce(sum(l.completion_tokens), 0) AS completion_tokens,
-               coalesce(sum(l.cost_micros), 0) AS cost_micros,
-               count(*) FILTER (WHERE l.billing = 'byok') AS byok_requests
-        FROM request_logs l
-        WHERE l.org_id = ANY(:org_ids) AND l.created_at >= :start AND l.created_at < :end
-        GROUP BY 1, 2, 3, 4
-    ), written AS (
-        INSERT INTO usage_daily AS u (
-            id, org_id, api_key_id, model, day, requests, failed_requests,
-            prompt_tokens, completion_tokens, cost_micros, byok_requests, updated_at
-        )
-        SELECT gen_random_uuid(), org_id, api_key_id, model, day, requests, failed_requests,
-               prompt_tokens, completion_tokens, cost_micros, byok_requests, now()
-        FROM buckets
-        ON CONFLICT (org_id, day, api_key_id, model) DO UPDATE SET
-            requests = EXCLUDED.requests,
-            failed_requests = EXCLUDED.failed_requests,
-            prompt_tokens = EXCLUDED.prompt_tokens,
-            completion_tokens = EXCLUDED.completion_tokens,
-            cost_micros = EXCLUDED.cost_micros,
-            byok_requests = EXCLUDED.byok_requests,
-            updated_at = now()
-        WHERE (u.requests, u.failed_requests, u.prompt_tokens, u.completion_tokens,
-               u.cost_micros, u.byok_requests)
-              IS DISTINCT FROM
-              (EXCLUDED.requests, EXCLUDED.failed_requests, EXCLUDED.prompt_tokens,
-               EXCLUDED.completion_tokens, EXCLUDED.cost_micros, EXCLUDED.byok_requests)
-        RETURNING 1
-    )
-    SELECT count(*) FROM written
-    """
+_ROLLUP_DAYS = rollup_statement(
+    table="usage_daily", bucket="day", conflict="org_id, day, api_key_id, model"
 )
 
 

@@ -22,12 +22,12 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.inputs import storable_json
 from domain.usage.models import GroupBy, UsageRow
+from domain.usage.rollup_sql import rollup_statement
 from schema.base import table_of
 from schema.db import Executor
 from schema.payments import UsageMonthly
@@ -281,45 +281,8 @@ async def daily_cost_by_model(
 
 # --- the monthly rollup (`rollup_orgs`) ------------------------------------------------------
 
-_ROLLUP = text(
-    """
-    WITH buckets AS (
-        SELECT l.org_id, l.api_key_id, l.model,
-               date_trunc('month', l.created_at, 'UTC') AS month,
-               count(*) AS requests,
-               count(*) FILTER (WHERE l.status = 'failed') AS failed_requests,
-               coalesce(sum(l.prompt_tokens), 0) AS prompt_tokens,
-               coalesce(sum(l.completion_tokens), 0) AS completion_tokens,
-               coalesce(sum(l.cost_micros), 0) AS cost_micros,
-               count(*) FILTER (WHERE l.billing = 'byok') AS byok_requests
-        FROM request_logs l
-        WHERE l.org_id = ANY(:org_ids) AND l.created_at >= :start AND l.created_at < :end
-        GROUP BY 1, 2, 3, 4
-    ), written AS (
-        INSERT INTO usage_monthly AS u (
-            id, org_id, api_key_id, model, month, requests, failed_requests,
-            prompt_tokens, completion_tokens, cost_micros, byok_requests, updated_at
-        )
-        SELECT gen_random_uuid(), org_id, api_key_id, model, month, requests, failed_requests,
-               prompt_tokens, completion_tokens, cost_micros, byok_requests, now()
-        FROM buckets
-        ON CONFLICT (org_id, api_key_id, model, month) DO UPDATE SET
-            requests = EXCLUDED.requests,
-            failed_requests = EXCLUDED.failed_requests,
-            prompt_tokens = EXCLUDED.prompt_tokens,
-            completion_tokens = EXCLUDED.completion_tokens,
-            cost_micros = EXCLUDED.cost_micros,
-            byok_requests = EXCLUDED.byok_requests,
-            updated_at = now()
-        WHERE (u.requests, u.failed_requests, u.prompt_tokens, u.completion_tokens,
-               u.cost_micros, u.byok_requests)
-              IS DISTINCT FROM
-              (EXCLUDED.requests, EXCLUDED.failed_requests, EXCLUDED.prompt_tokens,
-               EXCLUDED.completion_tokens, EXCLUDED.cost_micros, EXCLUDED.byok_requests)
-        RETURNING 1
-    )
-    SELECT count(*) FROM written
-    """
+_ROLLUP = rollup_statement(
+    table="usage_monthly", bucket="month", conflict="org_id, api_key_id, model, month"
 )
 
 

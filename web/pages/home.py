@@ -1,4 +1,5 @@
-"""`/console`: the org's credits and the first-run checklist."""
+"""`/console` and `/console/quickstart`: the org's credits, the first-run checklist and the
+snippets for a first call (one view, two pages)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,8 @@ from web.viewer import Viewer, page_viewer
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
-@router.get("/console")
-async def home(
-    request: Request,
-    viewer: Annotated[Viewer, Depends(page_viewer("home"))],
-    resources: ResourcesDep,
-    session: SessionDep,
+async def _home_page(
+    request: Request, viewer: Viewer, resources: ResourcesDep, session: SessionDep, template: str
 ) -> Response:
     view = await home_view(
         session,
@@ -29,4 +26,24 @@ async def home(
         base_url=public_base_url(request, resources),
         allocations=resources.settings.tier_allocations,
     )
-    return render(request, "pages/home.html", {"view": view}, viewer=viewer)
+    return render(request, template, {"view": view}, viewer=viewer)
+
+
+@router.get("/console")
+async def home(
+    request: Request,
+    viewer: Annotated[Viewer, Depends(page_viewer("home"))],
+    resources: ResourcesDep,
+    session: SessionDep,
+) -> Response:
+    return await _home_page(request, viewer, resources, session, "pages/home.html")
+
+
+@router.get("/console/quickstart")
+async def quickstart(
+    request: Request,
+    viewer: Annotated[Viewer, Depends(page_viewer("quickstart"))],
+    resources: ResourcesDep,
+    session: SessionDep,
+) -> Response:
+    return await _home_page(request, viewer, resources, session, "pages/quickstart.html")
