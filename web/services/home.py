@@ -24,6 +24,7 @@ from domain.pricing.cost import MICROS_PER_CREDIT
 from domain.setup.snippets import snippets
 from domain.usage import repository as usage_repo
 from web.nav import href_of
+from web.services.plan import signup_grant_of
 
 PLACEHOLDER_MODEL = "your-model"
 
@@ -46,6 +47,7 @@ class HomeView:
     openai_base_url: str
     example_model: str | None
     snippets: dict[str, str]
+    signup_grant_micros: int  # the one-time sign-up grant this org received (0: none)
 
     @property
     def steps_done(self) -> int:
@@ -110,4 +112,5 @@ async def home_view(
         openai_base_url=openai_base,
         example_model=model,
         snippets=snippets(openai_base, model or PLACEHOLDER_MODEL),
+        signup_grant_micros=await signup_grant_of(session, ctx),
     )
