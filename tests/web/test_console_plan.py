@@ -111,6 +111,7 @@ async def test_without_stripe_the_page_says_so_and_shows_the_sign_up_grant(
     home = (await no_stripe.get("/console")).text
     assert re.search(r'data-testid="checklist-grant">.*<strong>25</strong> sign-up credits', home)
     assert re.search(r'<a class="badge badge-tier" href="/console/plan"[^>]*>Free plan</a>', home)
+    assert 'data-testid="next-allocation">None<' in home  # the free tier allocates nothing
 
     page = await no_stripe.get("/console/plan")
     assert page.status_code == 200, page.text
@@ -118,7 +119,7 @@ async def test_without_stripe_the_page_says_so_and_shows_the_sign_up_grant(
     assert 'data-testid="plan-tier">Free<' in html
     assert "Plans are not on sale here" in html
     assert "one-time sign-up grant of 25 credits" in html
-    assert 'data-testid="signup-grant">This organization received <strong>25</strong>' in html
+    assert 'data-testid="signup-grant"><span>This organization received <strong>25</strong>' in html
     assert "/console/plan/checkout" not in html and "Start trial" not in html
     assert "Manage subscription" not in html
     assert "By contract" in html  # enterprise, never for sale

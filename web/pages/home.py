@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from config.settings import plan_catalog
 from edge.deps import ResourcesDep, SessionDep, public_base_url
 from web.errors import PageRoute
 from web.render import render
@@ -27,6 +28,6 @@ async def home(
         session,
         viewer.ctx,
         base_url=public_base_url(request, resources),
-        allocations=resources.settings.tier_allocations,
+        catalog=plan_catalog(resources.settings),
     )
     return render(request, "pages/home.html", {"view": view}, viewer=viewer)
