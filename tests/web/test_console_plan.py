@@ -278,7 +278,7 @@ async def test_member_sees_the_plan_read_only_and_is_refused(
     assert fake_stripe.calls("/v1/billing_portal") == []
 
 
-async def test_next_allocation_without_subscription_follows_the_schedule(
+async def test_an_enterprise_org_sees_its_plan_is_by_contract(
     shop: httpx.AsyncClient, resources: Resources
 ) -> None:
     await _sign_up_with_stripe(shop)

@@ -21,7 +21,7 @@ from edge.billing import plan_urls, stripe_gateway
 from edge.deps import ResourcesDep, SessionDep, public_base_url
 from web.errors import PageRoute
 from web.render import render
-from web.services.plan import plan_page
+from web.services.plan import PlanPage, plan_page
 from web.viewer import FormViewer, Viewer, page_viewer
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -33,18 +33,22 @@ def _tier_of(value: str) -> str | None:
     return value if value in SELF_SERVE else None
 
 
-@router.get(PLAN)
-async def plan_index(
-    request: Request, viewer: PlanViewer, resources: ResourcesDep, session: SessionDep
-) -> Response:
+async def _view(viewer: Viewer, resources: ResourcesDep, session: SessionDep) -> PlanPage:
     settings = resources.settings
-    view = await plan_page(
+    return await plan_page(
         session,
         viewer.ctx,
         plan_catalog(settings),
         stripe_ready=stripe_gateway(settings) is not None,
         signup_grant_setting_micros=resources.identity.signup_grant_micros,
     )
+
+
+@router.get(PLAN)
+async def plan_index(
+    request: Request, viewer: PlanViewer, resources: ResourcesDep, session: SessionDep
+) -> Response:
+    view = await _view(viewer, resources, session)
     return render(request, "pages/plan.html", {"view": view}, viewer=viewer)
 
 
@@ -91,14 +95,7 @@ async def portal(
 async def _status_context(
     viewer: Viewer, resources: ResourcesDep, session: SessionDep, tier: str
 ) -> dict[str, object]:
-    settings = resources.settings
-    view = await plan_page(
-        session,
-        viewer.ctx,
-        plan_catalog(settings),
-        stripe_ready=stripe_gateway(settings) is not None,
-        signup_grant_setting_micros=resources.identity.signup_grant_micros,
-    )
+    view = await _view(viewer, resources, session)
     wanted = _tier_of(tier)
     poll = f"{PLAN}/success/status?" + urlencode({"tier": wanted or ""})
     return {"view": view, "wanted": wanted, "poll": poll}
