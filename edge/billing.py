@@ -9,6 +9,7 @@ from __future__ import annotations
 from config.settings import Settings
 from domain.payments.gateway import StripeGateway, gateway_for
 from domain.payments.service import CheckoutConfig
+from domain.plans.service import PlanUrls
 
 
 def stripe_gateway(settings: Settings) -> StripeGateway | None:
@@ -35,4 +36,17 @@ def checkout_config(
         or success_url
         or f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",
         cancel_url=settings.checkout_cancel_url or cancel_url or f"{base}/billing/cancel",
+    )
+
+
+def plan_urls(
+    settings: Settings, *, success_url: str, cancel_url: str, portal_return_url: str
+) -> PlanUrls:
+    """Where a plan's Checkout returns (the configured return URLs win, as for credits) and
+    where the customer portal sends people back (`OXINF_PLAN_PORTAL_RETURN_URL` wins)."""
+    checkout = checkout_config(settings, success_url=success_url, cancel_url=cancel_url)
+    return PlanUrls(
+        success_url=checkout.success_url,
+        cancel_url=checkout.cancel_url,
+        portal_return_url=settings.plan_portal_return_url or portal_return_url,
     )

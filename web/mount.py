@@ -21,6 +21,7 @@ from web.pages.models import router as models_router
 from web.pages.ops import ROUTERS as OPS_ROUTERS
 from web.pages.org import router as org_router
 from web.pages.orgs import router as orgs_router
+from web.pages.plan import router as plan_router
 from web.pages.policies import router as policies_router
 from web.pages.requests import router as requests_router
 from web.pages.sso import router as sso_router
@@ -43,6 +44,7 @@ ROUTERS = (
     sso_router,
     *OPS_ROUTERS,
     credits_router,
+    plan_router,
     usage_router,
     requests_router,
     tasks_router,

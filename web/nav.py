@@ -53,6 +53,7 @@ PAGES: tuple[Page, ...] = (
     Page("keys", "API keys", "/console/keys", group=BUILD),
     Page("models", "Models", "/console/models", group=BUILD),
     Page("credits", "Credits", "/console/credits", group=USAGE),
+    Page("plan", "Plan", "/console/plan", group=USAGE),
     Page("usage", "Usage", "/console/usage", group=USAGE),
     Page("requests", "Requests", "/console/requests", group=USAGE),
     Page("tasks", "Tasks", "/console/tasks", group=USAGE),

@@ -14,7 +14,7 @@ from domain.plans import service as plans
 from domain.plans.catalog import SELF_SERVE
 from domain.plans.service import PlanUrls
 from domain.pricing.cost import format_credits
-from edge.billing import checkout_config, stripe_gateway
+from edge.billing import configured_base, plan_urls, stripe_gateway
 from edge.deps import ResourcesDep, SessionDep
 
 router = APIRouter(prefix="/portal/v1/plan", tags=["portal: plan"])
@@ -58,12 +58,14 @@ class PlanOut(BaseModel):
 
 
 def _urls(settings: Settings) -> PlanUrls:
-    checkout = checkout_config(settings)
-    base = checkout.cancel_url.rsplit("/billing/", 1)[0]
-    return PlanUrls(
-        success_url=checkout.success_url,
-        cancel_url=checkout.cancel_url,
-        portal_return_url=settings.plan_portal_return_url or f"{base}/portal/v1/plan",
+    """Back to the console's plan pages (`/billing/plan/...` redirect there) unless the
+    operator configured other return URLs."""
+    base = configured_base(settings)
+    return plan_urls(
+        settings,
+        success_url=f"{base}/billing/plan/success?session_id={{CHECKOUT_SESSION_ID}}",
+        cancel_url=f"{base}/billing/plan/cancel",
+        portal_return_url=f"{base}/console/plan",
     )
 
 

@@ -119,7 +119,7 @@ async def test_call_shows_in_requests_usage_and_chart_then_buying_credits_once(
 
     # Sign up; the org starts with nothing, so an operator grants a few trial credits.
     await sign_up(page, new_email("walk"))
-    await expect(page).to_have_url(re.compile(r"/console$"))
+    await expect(page).to_have_url(re.compile(r"/console/plan$"))  # Stripe is configured
     for path, name in (("/console/requests", "requests-empty"), ("/console/tasks", "tasks-empty")):
         await page.goto(path)
         await expect(page.locator(".empty-title")).to_contain_text("No")

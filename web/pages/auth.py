@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from domain.errors import DomainError, NotFound
 from domain.identity import service as identity
 from domain.identity.service import InvalidCredentials, LoginThrottled, SsoRequired
+from edge.billing import stripe_gateway
 from edge.deps import ResourcesDep, SessionDep, client_ip
 from edge.sso import SsoRuntimeDep
 from edge.statuses import status_of
@@ -37,6 +38,7 @@ from web.signed_out import (
 from web.viewer import FormViewer, MaybeViewer, SignedOutForm
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+PLAN_PAGE = "/console/plan"
 
 
 @router.get("/")
@@ -102,7 +104,8 @@ async def sign_up(
     email: Email = "",
     password: Password = "",
 ) -> Response:
-    """The same rules as `POST /portal/v1/auth/signup`, then signed straight in."""
+    """The same rules as `POST /portal/v1/auth/signup`, then signed straight in: on the plan
+    page when Stripe is configured, else on the overview."""
     try:
         user = await identity.create_user(session, resources.identity, email, password)
     except DomainError as exc:
@@ -116,9 +119,16 @@ async def sign_up(
         status = status_of(exc)
         return signed_out_page(request, resources, "auth/sign_up.html", context, status)
     issued = await identity.issue_session(session, resources.identity, user.id, client_ip(request))
-    response = start_session(request, issued, HOME)
+    # With Stripe, a newcomer picks a plan first; without it, the sign-up grant is what they
+    # start on, and the overview says so.
+    if stripe_gateway(resources.settings) is not None:
+        response = start_session(request, issued, PLAN_PAGE)
+        welcome = "Welcome to 0xinf! Pick a plan, or start with the trial."
+    else:
+        response = start_session(request, issued, HOME)
+        welcome = "Welcome to 0xinf!"
     pepper = resources.identity.pepper
-    set_flash(response, console_of(request).cookies, pepper, "Welcome to 0xinf!", "success")
+    set_flash(response, console_of(request).cookies, pepper, welcome, "success")
     return response
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from config.settings import plan_catalog
 from edge.deps import ResourcesDep, SessionDep, public_base_url
 from web.errors import PageRoute
 from web.render import render
@@ -24,7 +25,7 @@ async def _home_page(
         session,
         viewer.ctx,
         base_url=public_base_url(request, resources),
-        allocations=resources.settings.tier_allocations,
+        catalog=plan_catalog(resources.settings),
     )
     return render(request, template, {"view": view}, viewer=viewer)
 

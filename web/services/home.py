@@ -8,7 +8,6 @@ and a logged call is what usage shows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,11 +18,14 @@ from domain.identity.service import OrgContext
 from domain.keys import repository as keys_repo
 from domain.ledger import service as ledger
 from domain.ledger.models import Balance
-from domain.pricing import service as catalog
-from domain.pricing.cost import MICROS_PER_CREDIT
+from domain.plans import service as plans
+from domain.plans.catalog import PlanCatalog
+from domain.plans.service import NextAllocation
+from domain.pricing import service as pricing
 from domain.setup.snippets import snippets
 from domain.usage import repository as usage_repo
 from web.nav import href_of
+from web.services.plan import signup_grant_of
 
 PLACEHOLDER_MODEL = "your-model"
 
@@ -40,12 +42,13 @@ class Step:
 class HomeView:
     balance: Balance
     tier: str
-    monthly_allocation_micros: int
-    next_reset: datetime
+    next_allocation: NextAllocation | None  # the plan page's (`GET /portal/v1/plan`'s)
+    next_reset: datetime  # when the monthly schedule runs next
     steps: list[Step]
     openai_base_url: str
     example_model: str | None
     snippets: dict[str, str]
+    signup_grant_micros: int  # the one-time sign-up grant this org received (0: none)
 
     @property
     def steps_done(self) -> int:
@@ -58,7 +61,7 @@ class HomeView:
 
 async def _example_model(session: AsyncSession) -> str | None:
     """A model a newcomer can call now: enabled and priced, chat preferred."""
-    priced = [e for e in await catalog.list_models(session, enabled_only=True) if e.price]
+    priced = [e for e in await pricing.list_models(session, enabled_only=True) if e.price]
     chat = [e.model.name for e in priced if e.model.type == "chat"]
     return chat[0] if chat else (priced[0].model.name if priced else None)
 
@@ -94,7 +97,7 @@ def checklist(has_key: bool, has_call: bool) -> list[Step]:
 
 
 async def home_view(
-    session: AsyncSession, ctx: OrgContext, *, base_url: str, allocations: Mapping[str, int]
+    session: AsyncSession, ctx: OrgContext, *, base_url: str, catalog: PlanCatalog
 ) -> HomeView:
     balance = await ledger.balance(session, ctx.org.id)
     has_key = await keys_repo.org_has_keys(session, ctx.org.id)
@@ -104,10 +107,13 @@ async def home_view(
     return HomeView(
         balance=balance,
         tier=ctx.org.tier,
-        monthly_allocation_micros=allocations.get(ctx.org.tier, 0) * MICROS_PER_CREDIT,
+        next_allocation=(
+            await plans.current_plan(session, catalog, ctx, now=datetime.now(UTC))
+        ).next_allocation,
         next_reset=next_month_start(datetime.now(UTC)),
         steps=checklist(has_key, has_call),
         openai_base_url=openai_base,
         example_model=model,
         snippets=snippets(openai_base, model or PLACEHOLDER_MODEL),
+        signup_grant_micros=await signup_grant_of(session, ctx),
     )
