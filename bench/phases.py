@@ -139,7 +139,15 @@ def scale_out(
     load = {k: phase[k] for k in ("connections", "warmup_s", "duration_s")}
     spec = chat_spec(stack.api_port, key, load, stream=False)
     label = f"throughput_{workers}p_relay"
+    split_before, started = stack.api_worker_cpu(), time.monotonic()
     figures, per_call = measure(stack, out, label, spec, load)
+    split_after, wall = stack.api_worker_cpu(), time.monotonic() - started
+    # % of a core per worker process over the whole phase: was the load shared?
+    split = [
+        100 * (split_after[p] - split_before[p]) / wall
+        for p in sorted(split_after)
+        if p in split_before
+    ]
     one = out["phases"]["throughput"]["relay"]
     runs = {
         "1": {
@@ -155,6 +163,7 @@ def scale_out(
             "p99_ms": figures["p99_ms"],
             "per_call": per_call,
             "cpu": out["cpu"][label],
+            "api_worker_cpu_pct": split,
         },
     }
     out["phases"]["scale_out"] = {

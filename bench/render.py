@@ -136,6 +136,13 @@ def _scale_out(report: dict[str, Any]) -> list[str]:
         lines.append(
             _cpu_line(f"{key} process" + ("es" if key != "1" else ""), phase["runs"][key]["cpu"])
         )
+    for key in sorted(phase["runs"], key=int):
+        split = phase["runs"][key].get("api_worker_cpu_pct")
+        if split:
+            lines.append(
+                f"  {key} API processes' CPU, each (% of a core): "
+                + " / ".join(f"{v:.0f}" for v in split)
+            )
     lines.append(f"  verdict: {phase['verdict']}")
     return lines
 
@@ -173,12 +180,12 @@ def _tasks(report: dict[str, Any]) -> list[str]:
     if not one or not many:
         return []
     per = report["cpu_ms_per_call"]
-    w = [34, 12, 12, 40]
+    w = [34, 12, 12, 52]
     lines = [
         "",
         "task submission: POST /v1/tasks → 202 (task row and hold committed, workflow started on "
         "a Temporal dev server; no worker runs, so no task is processed)",
-        _row(["measurement", "p50", "p99", "rate / CPU per task"], w),
+        _row(["measurement", "p50", "p99", "tasks/s; CPU per task"], w),
     ]
     r1, rn = one["relay"], many["relay"]
     lines.append(
@@ -187,7 +194,7 @@ def _tasks(report: dict[str, Any]) -> list[str]:
                 f"1 conn (n={r1['measured_ok']})",
                 _ms(r1["p50_ms"]),
                 _ms(r1["p99_ms"]),
-                _per_call(per.get("tasks_1c", {})),
+                f"{r1['requests_per_s']:,.0f}/s; " + _per_call(per.get("tasks_1c", {})),
             ],
             w,
         )

@@ -340,6 +340,14 @@ class Stack:
                 return child.proc.pid
         return None
 
+    def api_worker_cpu(self) -> dict[int, float]:
+        """CPU seconds of each `--workers` process, to show the load was shared between them."""
+        pid = self.pid_of("api")
+        if pid is None:
+            return {}
+        found = {p: proc_cpu_s(p) for p in children_of(pid) if _is_spawned_worker(p)}
+        return {p: v for p, v in found.items() if v is not None}
+
     def cpu_sample(self) -> CpuSample:
         per: dict[str, float] = {}
         for name in ("api", "upstream", "temporal"):

@@ -64,7 +64,8 @@ def good_report() -> dict[str, Any]:
                           "runs": {"1": {"workers": 1, "requests_per_s": 1_600.0, "p99_ms": 20.0,
                                          "per_call": per_call, "cpu": cpu},
                                    "2": {"workers": 2, "requests_per_s": 2_400.0, "p99_ms": 15.0,
-                                         "per_call": per_call, "cpu": cpu}}},
+                                         "per_call": per_call, "cpu": cpu,
+                                         "api_worker_cpu_pct": [30.0, 31.0]}}},
             "tasks_1c": {"relay": figures(8.0, 120)},
             "tasks_throughput": {"connections": 32, "duration_s": 3.0, "relay": figures(80.0, 300)},
         },
@@ -143,7 +144,7 @@ def test_the_printed_report_has_every_phase_and_budget() -> None:
     text = render(report)
     for needle in (
         "scale-out: the 32-connection relay run", "hot account: 1,000 concurrent calls",
-        "task submission: POST /v1/tasks", "300 tasks/s", "2,400",
+        "task submission: POST /v1/tasks", "300 tasks/s", "2,400", "core): 30 / 31",
         *(b["name"] for b in report["budgets"]),
     ):  # fmt: skip
         assert needle in text, needle
