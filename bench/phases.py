@@ -166,6 +166,8 @@ def scale_out(
             "api_worker_cpu_pct": split,
         },
     }
+    for run in runs.values():
+        run["requests_per_s_per_process"] = run["requests_per_s"] / run["workers"]
     out["phases"]["scale_out"] = {
         "connections": phase["connections"],
         "duration_s": phase["duration_s"],
