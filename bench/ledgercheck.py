@@ -110,3 +110,86 @@ async def check_ledger(
         "expected_cost_per_call_micros": expected_cost,
     }
     return LedgerCheck(all(checks.values()), checks, figures)
+
+
+_LOWEST = text(
+    """
+    SELECT coalesce(min(balance_after_micros), 0), count(*) FILTER (WHERE amount_micros < 0)
+    FROM ledger_entries WHERE org_id = :org
+    """
+)
+
+
+async def check_hot_account(
+    url: str, org_id: uuid.UUID, funds: int, expected_cost: int, relay_ok: int
+) -> LedgerCheck:
+    """The hot-account burst: the usual reconciliation, plus no overspend. The org's funds
+    cover only part of the burst, so every refusal races every reserve on one account row."""
+    found = await check_ledger(url, org_id, funds, expected_cost, relay_ok)
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            lowest, debits = (await conn.execute(_LOWEST, {"org": org_id})).one()
+    finally:
+        await engine.dispose()
+    f = found.figures
+    found.checks.update(
+        {
+            "balance never below zero": int(lowest) >= 0 and f["balance_micros"] >= 0,
+            "Σ charged ≤ funds": 0 <= f["charged_micros"] <= funds,
+        }
+    )
+    found.figures.update(
+        {"lowest_balance_after_micros": int(lowest), "negative_entries": int(debits)}
+    )
+    found.passed = all(found.checks.values())
+    return found
+
+
+_TASKS = text(
+    """
+    SELECT (SELECT count(*) FROM tasks WHERE org_id = :org AND status <> 'failed'),
+      (SELECT count(*) FROM tasks
+        WHERE org_id = :org AND status <> 'failed' AND hold_id IS NULL),
+      a.balance_micros, a.available_micros,
+      (SELECT count(*) FROM holds WHERE org_id = :org AND status = 'pending'),
+      (SELECT coalesce(sum(amount_micros), 0) FROM holds
+        WHERE org_id = :org AND status = 'pending')
+    FROM credit_accounts a WHERE a.org_id = :org
+    """
+)
+
+
+async def check_tasks(
+    url: str, org_id: uuid.UUID, seeded_micros: int, task_cost: int, accepted: int
+) -> LedgerCheck:
+    """Each 202 stands for a task row and its hold, reserved before the answer. No worker runs
+    in the bench, so nothing is settled yet: the balance is untouched and every hold pending.
+    (A task whose workflow could not start is failed and refunded, and answered 503.)"""
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            rows, unheld, bal, avail, pending, held = (
+                await conn.execute(_TASKS, {"org": org_id})
+            ).one()
+    finally:
+        await engine.dispose()
+    figures = {
+        "accepted_202": accepted,
+        "tasks": int(rows),
+        "tasks_without_hold": int(unheld),
+        "pending_holds": int(pending),
+        "pending_hold_micros": int(held),
+        "balance_micros": int(bal),
+        "available_micros": int(avail),
+        "task_cost_micros": task_cost,
+    }
+    checks = {
+        "one live task row per 202": rows == accepted,
+        "every task holds its cost": unheld == 0
+        and pending == accepted
+        and held == accepted * task_cost,
+        "nothing charged before the work": bal == seeded_micros,
+        "available = balance - pending holds": avail == bal - held,
+    }
+    return LedgerCheck(all(checks.values()), checks, figures)

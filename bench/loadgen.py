@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Mode = Literal["sequential", "concurrent"]
+Mode = Literal["sequential", "concurrent", "burst"]
 MAX_HEAD_BYTES = 64 * 1024
 CONNECT_TIMEOUT_S = 5.0
 
@@ -46,6 +46,13 @@ class Spec:
     request_timeout_s: float = 30.0
     expect: str = "usage"  # a 200 body must contain this, or it counts as an error
     max_requests: int = 1_000_000  # hard cap for concurrent runs
+    # Statuses that count as answered, each with what its body must contain; unset means
+    # {"200": expect}. The hot-account run accepts 402, task submission 202.
+    accept: dict[str, str] | None = None
+
+    def accepted(self) -> dict[int, bytes]:
+        table = self.accept if self.accept is not None else {"200": self.expect}
+        return {int(status): text.encode() for status, text in table.items()}
 
 
 @dataclass
@@ -140,7 +147,7 @@ class Connection:
                 await self.writer.wait_closed()
         self.reader = self.writer = None
 
-    async def call(self, request: bytes, expect: bytes) -> float:
+    async def call(self, request: bytes, accept: dict[int, bytes]) -> float:
         """One request; returns its latency in µs or raises with what went wrong."""
         if self.writer is None:
             self.result.reconnects += 1
@@ -159,10 +166,11 @@ class Connection:
         self.result.statuses[key] = self.result.statuses.get(key, 0) + 1
         if close:
             await self.close()
-        if status != 200:
+        expect = accept.get(status)
+        if expect is None:
             raise BadResponse(f"HTTP {status}: {body[:200]!r}")
         if expect not in body:
-            raise BadResponse(f"200 without {expect!r}: {body[:200]!r}")
+            raise BadResponse(f"{status} without {expect!r}: {body[:200]!r}")
         return elapsed
 
 
@@ -174,14 +182,14 @@ def _cpu() -> float:
 async def run_sequential(spec: Spec) -> Result:
     result = Result()
     conn = Connection(spec, result)
-    request, expect = build_request(spec), spec.expect.encode()
+    request, accept = build_request(spec), spec.accepted()
     await conn.open()
     warm_deadline = time.monotonic() + max(spec.duration_s, 5.0)
     for _ in range(spec.warmup_requests):
         if time.monotonic() > warm_deadline:
             break
         try:
-            await conn.call(request, expect)
+            await conn.call(request, accept)
             result.ok += 1
         except Exception as exc:
             result.note_error(f"{type(exc).__name__}: {exc}", measured=False)
@@ -192,7 +200,7 @@ async def run_sequential(spec: Spec) -> Result:
         if time.monotonic() > deadline:
             break
         try:
-            latencies.append(await conn.call(request, expect))
+            latencies.append(await conn.call(request, accept))
             result.ok += 1
             result.measured_ok += 1
         except Exception as exc:
@@ -205,7 +213,7 @@ async def run_sequential(spec: Spec) -> Result:
 
 async def run_concurrent(spec: Spec) -> Result:
     result = Result()
-    request, expect = build_request(spec), spec.expect.encode()
+    request, accept = build_request(spec), spec.accepted()
     conns = [Connection(spec, result) for _ in range(spec.connections)]
     await asyncio.gather(*(c.open() for c in conns))
     start = time.monotonic()
@@ -229,7 +237,7 @@ async def run_concurrent(spec: Spec) -> Result:
             budget[0] -= 1
             sent = now
             try:
-                latency = await conn.call(request, expect)
+                latency = await conn.call(request, accept)
             except Exception as exc:
                 done = time.monotonic()
                 measured = sent >= window_start and done <= window_end
@@ -254,9 +262,41 @@ async def run_concurrent(spec: Spec) -> Result:
     return result
 
 
+async def run_burst(spec: Spec) -> Result:
+    """`connections` requests at once, one per connection, all connected first: the
+    hot-account run. The window is from the first send to the last answer."""
+    result = Result()
+    request, accept = build_request(spec), spec.accepted()
+    conns = [Connection(spec, result) for _ in range(spec.connections)]
+    await asyncio.gather(*(c.open() for c in conns))
+    latencies = result.latencies_us
+    gate = asyncio.Event()
+
+    async def one(conn: Connection) -> None:
+        await gate.wait()
+        try:
+            latencies.append(await conn.call(request, accept))
+            result.ok += 1
+            result.measured_ok += 1
+        except Exception as exc:
+            result.note_error(f"{type(exc).__name__}: {exc}", measured=True)
+
+    tasks = [asyncio.create_task(one(c)) for c in conns]
+    await asyncio.sleep(0)  # every task is parked on the gate before it opens
+    cpu0, t0 = _cpu(), time.monotonic()
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=spec.request_timeout_s + 5)
+    result.window_s = time.monotonic() - t0
+    result.cpu_s = _cpu() - cpu0
+    await asyncio.gather(*(c.close() for c in conns))
+    return result
+
+
 async def run(spec: Spec) -> Result:
     if spec.mode == "sequential":
         return await run_sequential(spec)
+    if spec.mode == "burst":
+        return await run_burst(spec)
     return await run_concurrent(spec)
 
 

@@ -1,4 +1,4 @@
-"""The bench's tenant, created through the same domain services the product uses.
+"""The bench's tenants, created through the same domain services the product uses.
 
 Seeding through the services (not raw INSERTs) means the relay under load reads rows shaped
 exactly as production writes them: an encrypted channel secret, a peppered key hash, a real
@@ -11,17 +11,20 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.runtime import identity_config
 from config.settings import Settings
 from domain.audit.service import SYSTEM
 from domain.crypto import SecretBox
 from domain.identity import repository as identity_repo
-from domain.identity.service import OrgContext, create_user
+from domain.identity.service import IdentityConfig, OrgContext, create_user
 from domain.keys.service import create_key
 from domain.ledger import service as ledger
 from domain.pricing import service as catalog
-from domain.pricing.cost import chat_cost_micros
+from domain.pricing.cost import chat_cost_micros, media_cost_micros
 from domain.pricing.models import NewModel, NewPrice
 from domain.routing import channels as channel_service
 from schema.db import create_engine, session_factory
@@ -29,6 +32,8 @@ from schema.migrate import upgrade
 from schema.unit_of_work import unit_of_work
 
 MODEL = "bench-chat"
+TASK_MODEL = "bench-image"  # on the built-in demo media provider: no network
+TASK_UNIT_PRICE_MICROS = 1_000_000  # one credit an image
 INPUT_PER_MTOK = 150
 OUTPUT_PER_MTOK = 600
 SEED_CREDITS = 10**9
@@ -41,12 +46,44 @@ SEED_BCRYPT_ROUNDS = 4
 
 
 @dataclass(frozen=True)
+class Tenant:
+    """An org of its own, so each phase's books are reconciled apart from the others."""
+
+    org_id: uuid.UUID
+    key: str
+    seeded_micros: int
+
+
+@dataclass(frozen=True)
 class Seeded:
     org_id: uuid.UUID
     key_id: uuid.UUID
     key: str
     seeded_micros: int
     expected_cost_micros: int  # what one call at the upstream's fixed usage must cost
+    hot: Tenant  # funded for only part of the hot-account burst
+    tasks: Tenant  # submits media tasks
+    task_cost_micros: int  # the hold one one-image task reserves
+
+
+async def _tenant(
+    s: AsyncSession, identity: IdentityConfig, name: str, micros: int
+) -> tuple[Tenant, uuid.UUID, Any]:
+    user = await create_user(
+        s,
+        identity,
+        f"{name}-{secrets.token_hex(4)}@example.com",
+        "bench-" + secrets.token_urlsafe(24),
+    )
+    org = (await identity_repo.memberships_of(s, user.id))[0].org
+    await ledger.credit(
+        s, org.id, micros, kind="purchase", key=f"bench:seed:{org.id}", actor="bench"
+    )
+    ctx = OrgContext(user, org, "owner", SYSTEM)
+    row, full_key = await create_key(
+        s, ctx, identity.pepper, name=name, rpm_limit=RPM_LIMIT, expires_in="never"
+    )
+    return Tenant(org.id, full_key, micros), row.id, org
 
 
 def bench_settings(database_url: str) -> Settings:
@@ -64,8 +101,14 @@ def bench_settings(database_url: str) -> Settings:
 
 
 async def migrate_and_seed(
-    settings: Settings, upstream_base_url: str, prompt_tokens: int, completion_tokens: int
+    settings: Settings,
+    upstream_base_url: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    *,
+    hot_affordable_calls: int,
 ) -> Seeded:
+    """`hot_affordable_calls`: how many chat calls the hot org's credit pays for exactly."""
     assert settings.database_url is not None
     engine = create_engine(settings.database_url, pool_size=2)
     try:
@@ -74,16 +117,7 @@ async def migrate_and_seed(
         identity = replace(identity_config(settings), bcrypt_rounds=SEED_BCRYPT_ROUNDS)
         box = SecretBox(settings.encryption_key_list)
         async with unit_of_work(sessions) as s:
-            user = await create_user(
-                s,
-                identity,
-                f"bench-{secrets.token_hex(4)}@example.com",
-                "bench-" + secrets.token_urlsafe(24),
-            )
-            org = (await identity_repo.memberships_of(s, user.id))[0].org
-            await ledger.credit(
-                s, org.id, SEED_MICROS, kind="purchase", key=f"bench:seed:{org.id}", actor="bench"
-            )
+            main, key_id, org = await _tenant(s, identity, "bench", SEED_MICROS)
             await catalog.create_model(
                 s,
                 NewModel(name=MODEL, type="chat", provider="openai", max_output_tokens=1000),
@@ -107,10 +141,16 @@ async def migrate_and_seed(
                 },
                 "sk-bench-" + secrets.token_hex(16),
             )
-            ctx = OrgContext(user, org, "owner", SYSTEM)
-            row, full_key = await create_key(
-                s, ctx, identity.pepper, name="bench", rpm_limit=RPM_LIMIT, expires_in="never"
+            await catalog.create_model(s, NewModel(name=TASK_MODEL, type="image", provider="demo"))
+            task_price = await catalog.set_price(
+                s, TASK_MODEL, NewPrice(unit="image", unit_price_micros=TASK_UNIT_PRICE_MICROS)
             )
+            await channel_service.create_channel(
+                s, SYSTEM, box,
+                {"name": "bench-media", "provider": "demo", "models": [TASK_MODEL],
+                 "types": ["image"]},
+                None,
+            )  # fmt: skip
         expected = chat_cost_micros(
             snapshot,
             input_tokens=prompt_tokens,
@@ -118,6 +158,12 @@ async def migrate_and_seed(
             tier=org.tier,
             power=org.power_level,
         )
-        return Seeded(org.id, row.id, full_key, SEED_MICROS, expected)
+        async with unit_of_work(sessions) as s:
+            hot, _, _ = await _tenant(s, identity, "bench-hot", hot_affordable_calls * expected)
+            tasks, _, task_org = await _tenant(s, identity, "bench-tasks", SEED_MICROS)
+        task_cost = media_cost_micros(
+            task_price, units=1, tier=task_org.tier, power=task_org.power_level
+        )
+        return Seeded(main.org_id, key_id, main.key, SEED_MICROS, expected, hot, tasks, task_cost)
     finally:
         await engine.dispose()

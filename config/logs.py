@@ -53,13 +53,39 @@ class PlainFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+_NOISY = ("uvicorn.access", "httpx", "httpcore", "temporalio.worker._workflow_instance")
+_PLAIN_FORMAT = "%(levelname)s %(name)s %(message)s"
+
+
 def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if json_lines else PlainFormatter("%(levelname)s %(name)s %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if json_lines else PlainFormatter(_PLAIN_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "httpx", "httpcore", "temporalio.worker._workflow_instance"):
+    for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def logging_dict(level: str = "INFO", *, json_lines: bool = True) -> dict[str, Any]:
+    """`configure_logging` as a `logging.config.dictConfig` document, for processes we do not
+    start ourselves: uvicorn applies it in each of its `--workers` processes."""
+    formatter: dict[str, Any] = (
+        {"()": f"{__name__}.JsonFormatter"}
+        if json_lines
+        else {"()": f"{__name__}.PlainFormatter", "fmt": _PLAIN_FORMAT}
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"oxinf": formatter},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "oxinf",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {name: {"level": "WARNING"} for name in _NOISY},
+    }
