@@ -220,3 +220,25 @@ async def test_anthropic_sdk_errors_are_in_anthropics_shape(
     assert e402.value.status_code == 402
     assert e402.value.body["error"]["type"] == "billing_error"  # type: ignore[index]
     assert await charges(resources, tenant.org_id) == (0, 0)
+
+
+async def test_an_embedding_the_org_cannot_afford_is_a_402_with_amounts_and_no_upstream_call(
+    base: str, resources: Resources, fake: FakeProvider
+) -> None:
+    """Embeddings hold their input alone, so there is no output to cap: the refusal says
+    what the call needed and what was available, and nothing reaches the upstream."""
+    await _world(resources, fake)
+    broke = await make_tenant(resources, credits_micros=0)
+    before = len(fake.calls("/v1/embeddings"))
+    client = openai_sdk(base, broke.key)
+    with pytest.raises(openai.APIStatusError) as refused:
+        await client.embeddings.create(model="embed-test", input="hello " * 200)
+    assert refused.value.status_code == 402
+    body = refused.value.body
+    assert isinstance(body, dict)
+    assert body["code"] == "insufficient_credits"
+    assert body["available_credits"] == "0"
+    assert body["required_credits"] not in (None, "0")
+    assert "max_tokens" not in body["message"]
+    assert len(fake.calls("/v1/embeddings")) == before
+    assert await charges(resources, broke.org_id) == (0, 1)
