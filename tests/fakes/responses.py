@@ -40,7 +40,7 @@ def usage(body: Obj, output: int) -> Obj:
     cached = min(2, prompt) if isinstance(body.get("prompt_cache_key"), str) else 0
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": cached},
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": prompt + output,

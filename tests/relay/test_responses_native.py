@@ -5,6 +5,7 @@ only chat keep the translation, and a call falls back across both kinds."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -284,4 +285,36 @@ async def test_a_stream_dropped_after_its_first_event_is_billed_from_upstream_us
             )
         ).scalar_one()
     assert gone is True
+    await ledger_sums_hold(resources, tenant.org_id)
+
+
+async def test_a_native_stream_broken_mid_way_ends_in_an_error_event_and_bills_the_output(
+    base: str, resources: Resources, fake: FakeProvider
+) -> None:
+    await add_model(resources, "gpt-test")
+    await add_channel(resources, fake, "native", ["gpt-test"], priority=10)
+    await add_channel(resources, fake, "compat", ["gpt-test"], provider="openai_compatible")
+    tenant = await make_tenant(resources)
+    before, _ = await balance(resources, tenant.org_id)
+    # created, in_progress, item added, part added, then 3 text deltas: cut there.
+    fake.add_fault(Fault(kind="drop_mid_stream", path="/v1/responses", after_chunks=7))
+
+    body = {"model": "gpt-test", "input": "hello there", "stream": True}
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        resp = await http.post("/v1/responses", json=body, headers=tenant.auth)
+    assert resp.status_code == 200
+    events = [json.loads(line[6:]) for line in resp.text.splitlines() if line.startswith("data: ")]
+    assert [e["type"] for e in events][:3] == [
+        "response.created", "response.in_progress", "response.output_item.added",
+    ]  # fmt: skip
+    assert events[-1]["type"] == "error" and events[-1]["code"] == "server_error"
+    assert events[-1]["sequence_number"] == events[-2]["sequence_number"] + 1
+    text_sent = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert text_sent == "w0 w1 w2"
+    assert not fake.calls("/v1/chat/completions")  # output had begun: no fallback
+
+    await resources.relay.drain()
+    assert await charges(resources, tenant.org_id) == (1, 1)
+    after, _ = await balance(resources, tenant.org_id)
+    assert 0 < before - after < cost(2, 8)  # the estimate of what was produced, not the cap
     await ledger_sums_hold(resources, tenant.org_id)
