@@ -13,6 +13,9 @@ from schema.columns import jsonb, pk_uuid, sd, ts
 CHANNEL_PROVIDERS = (
     "openai", "openai_compatible", "openrouter", "ollama", "anthropic", "google", "demo", "jobs",
 )  # fmt: skip
+# `responses_api`: the base URL answers OpenAI's `POST /responses` (provider `openai` always
+# does), so Responses requests are sent to it as the client wrote them.
+CHANNEL_CAPABILITIES = ("responses_api",)
 BREAKER_STATES = ("closed", "open", "half_open")
 
 
@@ -35,6 +38,8 @@ class Channel(SQLModel, table=True):
     priority: int = Field(default=0, sa_column_kwargs=sd("0"))
     weight: int = Field(default=1, sa_column_kwargs=sd("1"))
     types: list[str] = Field(sa_column=jsonb(nullable=False, default="""'["chat"]'::jsonb"""))
+    # What the upstream speaks beyond chat (`CHANNEL_CAPABILITIES`), e.g. `responses_api`.
+    capabilities: list[str] = Field(sa_column=jsonb(nullable=False, default="'[]'::jsonb"))
     enabled: bool = Field(default=True, sa_column_kwargs=sd("true"))
     consecutive_failures: int = Field(default=0, sa_column_kwargs=sd("0"))
     breaker_state: str = Field(default="closed", max_length=20, sa_column_kwargs=sd("'closed'"))

@@ -16,7 +16,7 @@ from domain.inputs import Int32, ModelName, PatchBody, Text
 from domain.relay.plan import DEFAULT_PROVIDER_URLS
 from domain.routing import channels as channel_service
 from domain.routing import repository as channels_repo
-from domain.routing.models import MAX_MODELS, ChannelIn, ChannelType, UpstreamName
+from domain.routing.models import MAX_MODELS, Capability, ChannelIn, ChannelType, UpstreamName
 from domain.routing.probe import probe_channel
 from edge.deps import ResourcesDep, SessionDep, client_ip
 from schema.channels import Channel
@@ -40,6 +40,7 @@ class ChannelPatch(PatchBody):
     priority: Int32 | None = None
     weight: Int32 | None = Field(default=None, ge=1, le=10_000)
     types: list[ChannelType] | None = None
+    capabilities: list[Capability] | None = Field(default=None, max_length=8)
     enabled: bool | None = None
 
 
@@ -55,6 +56,7 @@ class ChannelOut(BaseModel):
     priority: int
     weight: int
     types: list[str]
+    capabilities: list[str]
     enabled: bool
     breaker_state: str
     consecutive_failures: int

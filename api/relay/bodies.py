@@ -92,7 +92,11 @@ RESPONSES_BODY = json_body(
             "text": {"type": "object"},
             "reasoning": {"type": "object"},
             "stream": {"type": "boolean"},
-            "store": {"type": "boolean", "description": "only `false` (0xinf keeps no responses)"},
+            "store": {"type": "boolean",
+                      "description": "`true` only when every channel of the model speaks "
+                                     "the Responses API natively (0xinf keeps no responses)"},
+            "previous_response_id": {"type": "string",
+                                     "description": "as `store: true`: native channels only"},
             "metadata": {"type": "object"},
         },
     },

@@ -1,6 +1,7 @@
 """The OpenAI surfaces besides chat: `/v1/models/{id}`, `/v1/embeddings`, `/v1/completions`,
 `/v1/responses`. Each is translated at the edge (`domain.surfaces`) into what the relay
-already routes, bills and logs, so every one is charged exactly like chat."""
+already routes, bills and logs, so every one is charged exactly like chat; Responses also
+goes natively to channels that speak it (`domain.providers.responses_passthrough`)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from domain.errors import NotFound, PermissionDenied
 from domain.inputs import MODEL_NAME_MAX, text_problem
 from domain.pricing import repository as pricing_repo
 from domain.providers import Usage
+from domain.providers.responses_passthrough import ResponsesNative
+from domain.providers.tokens import estimate_prompt_tokens
 from domain.relay.service import Opened
-from domain.relay.stream import start_pump, translated_events
+from domain.relay.stream import Translator, start_pump, translated_events
 from domain.surfaces.completions import (
     CompletionsStream,
     completion_from_chat,
@@ -33,6 +36,11 @@ from domain.surfaces.embeddings import (
     validate_embeddings_body,
 )
 from domain.surfaces.responses_in import responses_to_chat
+from domain.surfaces.responses_native import (
+    ResponsesPassthrough,
+    stateful_param,
+    without_state,
+)
 from domain.surfaces.responses_out import response_from_chat
 from domain.surfaces.responses_stream import ResponsesStream
 from domain.surfaces.sse import DONE_FRAME, data_frame, event_frame
@@ -151,17 +159,28 @@ class _CompletionsTranslator:
 async def responses(
     request: Request, key: ApiKeyAuth, resources: ResourcesDep
 ) -> JSONResponse | StreamingResponse:
-    """The Responses API, translated to chat for every channel (0xinf keeps no responses:
-    `store: true` and `previous_response_id` are refused with a 400 naming the field)."""
-    req = responses_to_chat(await _json_body(request))
+    """The Responses API: passed through as written to channels that speak it (provider
+    `openai`, or the `responses_api` capability), translated to chat for the rest, with
+    fallback across both. `store: true` and `previous_response_id` are accepted only when
+    every channel the call could take speaks it; otherwise a 400 names the field."""
+    body = await _json_body(request)
+    stateful = stateful_param(body)
+    req = responses_to_chat(without_state(body) if stateful else body)
+    estimate = estimate_prompt_tokens(req.chat)
+    native = ResponsesNative(body, estimate, only_native=stateful)
     relay = resources.relay
     plan = await relay.plan(
         key, req.chat, request.state.request_id, request.headers.get("x-client-request-id"),
-        translated=True,
+        prompt_estimate=estimate, translated=True, native=native,
     )  # fmt: skip
     if not plan.stream:
         done = await relay.complete(plan)
+        if done.body.get("object") == "response":  # a Responses channel answered natively
+            return _Json(done.body, headers=done.headers)
         return _Json(response_from_chat(done.body, req), headers=done.headers)
     opened = await relay.open_stream(plan)
-    events = translated_events(start_pump(relay, opened), ResponsesStream(req), event_frame)
+    translator: Translator = (
+        ResponsesPassthrough() if plan.native_for(opened.route) else ResponsesStream(req)
+    )
+    events = translated_events(start_pump(relay, opened), translator, event_frame)
     return event_stream(opened, events)

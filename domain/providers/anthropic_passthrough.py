@@ -11,6 +11,7 @@ only for routes whose provider is `anthropic`; every other route gets the transl
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,22 @@ class NativeRequest:
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     prompt_estimate: int = 0
+    only_native: str | None = None  # every Messages body this mode gets also translates
+
+    def serves(self, provider: str, capabilities: Collection[str]) -> bool:
+        return provider == "anthropic"
+
+    async def complete(
+        self, http: httpx.AsyncClient, upstream: Upstream, public_model: str,
+        max_output: int | None,
+    ) -> ChatResult:  # fmt: skip
+        return await native_message(http, upstream, self, public_model)
+
+    async def open_stream(
+        self, http: httpx.AsyncClient, upstream: Upstream, public_model: str,
+        max_output: int | None,
+    ) -> ChatStream:  # fmt: skip
+        return await open_native_stream(http, upstream, self, public_model)
 
 
 def _headers(upstream: Upstream, request: NativeRequest) -> dict[str, str]:

@@ -6,7 +6,7 @@ whatever the upstream speaks; that is what lets it bill, fall back and log unifo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
 
@@ -175,6 +175,30 @@ class ChatStream(Protocol):
     def finished(self) -> bool: ...
 
     async def aclose(self) -> None: ...
+
+
+class NativeMode(Protocol):
+    """A request in the client's own wire format, sent as written to the routes whose
+    upstream speaks it (`serves`); every other route gets the chat translation. The relay
+    bills and logs what `complete` and `open_stream` return like any chat call."""
+
+    @property
+    def only_native(self) -> str | None:
+        """A field only native routes can serve: the plan is refused (400 naming it) unless
+        every route is native."""
+        ...
+
+    def serves(self, provider: str, capabilities: Collection[str]) -> bool: ...
+
+    async def complete(
+        self, http: httpx.AsyncClient, upstream: Upstream, public_model: str,
+        max_output: int | None,
+    ) -> ChatResult: ...  # fmt: skip
+
+    async def open_stream(
+        self, http: httpx.AsyncClient, upstream: Upstream, public_model: str,
+        max_output: int | None,
+    ) -> ChatStream: ...  # fmt: skip
 
 
 class ProviderAdapter(Protocol):

@@ -185,8 +185,9 @@ async def post_json(
             upstream_request_id=rid,
             diagnostics=diagnostics,
         )
-    if "error" in body and not body.get("choices") and not body.get("candidates"):
-        # Some gateways (OpenRouter among them) report failures inside a 200.
+    if body.get("error") is not None and not body.get("choices") and not body.get("candidates"):
+        # Some gateways (OpenRouter among them) report failures inside a 200. (A Response
+        # object always has `error`, null unless it failed.)
         raise error_from_body(
             _error_code(body),
             body,

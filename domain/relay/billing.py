@@ -201,7 +201,9 @@ class Outcome:
 
 
 def usage_cost(snapshot: PriceSnapshot, usage: Usage, plan: Plan) -> int:
-    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    # Cached input is charged at the cached rate only when the price has one; otherwise it
+    # is plain input (a price without a cached rate must not make cache hits free).
+    cached = min(usage.cached_tokens, usage.prompt_tokens) if snapshot.cached_input_per_mtok else 0
     return chat_cost_micros(
         snapshot,
         input_tokens=usage.prompt_tokens - cached,

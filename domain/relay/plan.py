@@ -26,7 +26,7 @@ from domain.keys.auth import KeyPrincipal
 from domain.pricing.cost import PriceSnapshot, estimate_chat_hold
 from domain.pricing.models import ModelInfo
 from domain.providers import Upstream, estimate_prompt_tokens
-from domain.providers.anthropic_passthrough import NativeRequest
+from domain.providers.base import NativeMode
 from domain.ratelimit.service import RateDecision
 from domain.relay.cache import TtlCache, deferred
 from domain.routing import repository as channels_repo
@@ -71,6 +71,11 @@ class Route:
     @property
     def channel_id(self) -> uuid.UUID | None:
         return self.channel.id if self.channel else None
+
+    @property
+    def capabilities(self) -> list[str]:
+        """What the channel's upstream speaks beyond chat (BYOK routes: nothing declared)."""
+        return list(self.channel.capabilities or ()) if self.channel is not None else []
 
     @property
     def breaker_open(self) -> bool:
@@ -131,12 +136,37 @@ class Plan:
     # chat body: it gets `chat_body.for_provider`'s last touch per route.
     translated: bool = False
     embeddings: bool = False  # the call goes to the upstream's `/embeddings`, not chat
-    # An Anthropic Messages request: Anthropic channels get it natively (as the client
-    # wrote it), every other route gets `body`, its chat translation.
-    native: NativeRequest | None = None
+    # A request in the client's own wire format (Anthropic Messages, Responses): routes whose
+    # upstream speaks it get it natively (`native_for`), every other route gets `body`, its
+    # chat translation.
+    native: NativeMode | None = None
     # Models whose output was capped to what the org can afford (`domain.relay.ceiling`):
     # model -> the max_tokens sent upstream and named in the response header.
     capped: dict[str, int] = field(default_factory=dict)
+
+    def native_for(self, route: Route) -> NativeMode | None:
+        """The native request when this route's upstream speaks it, else None (translate)."""
+        native = self.native
+        if native is not None and native.serves(route.provider, route.capabilities):
+            return native
+        return None
+
+    def require_native(self) -> None:
+        """A field only native routes serve (`NativeMode.only_native`) is refused with a 400
+        naming it unless every route the call could take, fallback models' included, is
+        native: a translated route could not honour it."""
+        native = self.native
+        param = native.only_native if native is not None else None
+        if param is None:
+            return
+        routes = [*self.byok_routes, *(r for mr in self.platform for r in mr.routes)]
+        if any(self.native_for(route) is None for route in routes):
+            raise InvalidRequest(
+                f"`{param}` needs an upstream that keeps state, and not every channel "
+                f"serving {self.model.name!r} speaks this API natively (0xinf keeps no state "
+                "of its own); send the full input (store=false) instead",
+                param=param,
+            )
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)

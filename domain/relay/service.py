@@ -28,11 +28,7 @@ from domain.errors import DomainError, ServiceUnavailable
 from domain.keys.auth import KeyPrincipal
 from domain.ledger.errors import ApiKeyBudgetExhausted, InsufficientCredits
 from domain.providers import ChatStream, UpstreamError, adapter_for
-from domain.providers.anthropic_passthrough import (
-    NativeRequest,
-    native_message,
-    open_native_stream,
-)
+from domain.providers.base import NativeMode
 from domain.providers.embeddings import embeddings_adapter_for
 from domain.ratelimit import service as ratelimit
 from domain.relay import repository as relay_repo
@@ -159,10 +155,12 @@ class Relay:
         surface: admission.Surface = admission.CHAT,
         prompt_estimate: int | None = None,
         translated: bool = False,
-        native: NativeRequest | None = None,
+        native: NativeMode | None = None,
     ) -> Plan:
         """`surface`, `prompt_estimate`, `translated`: see `build_plan`; `native`: the
-        Anthropic Messages request that Anthropic channels get as written (`Plan.native`)."""
+        client's own request, which routes speaking its format get as written
+        (`Plan.native`); a field only they can serve is refused here unless every route
+        does (`Plan.require_native`)."""
         db = OnDemandSession(self.sessions)
         try:
             if client_request_id is not None:
@@ -172,6 +170,8 @@ class Relay:
                 client_request_id=client_request_id, rng=self.rng, cache=self.cache,
                 surface=surface, prompt_estimate=prompt_estimate, translated=translated,
             )  # fmt: skip
+            plan.native = native
+            plan.require_native()
         except DomainError:
             # A refused plan still counts against the key's window, and a full window
             # answers 429 first, as if the limit had been checked before planning.
@@ -180,7 +180,6 @@ class Relay:
             raise
         finally:
             await db.close()
-        plan.native = native
         if key.rpm_limit is not None:
             await self._count(plan, key.rpm_limit)
         return plan
@@ -354,8 +353,10 @@ class Relay:
             if plan.embeddings:
                 embed = embeddings_adapter_for(route.provider)
                 return await embed.embeddings(http, route.upstream, body, model)
-            if plan.native is not None and route.provider == "anthropic":
-                return await native_message(http, route.upstream, plan.native, model)
+            native = plan.native_for(route)
+            if native is not None:
+                cap = plan.capped.get(model) if plan.capped else None
+                return await native.complete(http, route.upstream, model, cap)
             return await adapter_for(route.provider).chat(http, route.upstream, body, model)
 
         route, model, model_routes, result = await self._run(plan, hold, attempts, call)
@@ -387,8 +388,10 @@ class Relay:
         async def call(route: Route, mr: ModelRoutes | None) -> ChatStream:
             body, model = _wire_request(plan, route, mr)
             http = self._client_for(route)
-            if plan.native is not None and route.provider == "anthropic":
-                return await open_native_stream(http, route.upstream, plan.native, model)
+            native = plan.native_for(route)
+            if native is not None:
+                cap = plan.capped.get(model) if plan.capped else None
+                return await native.open_stream(http, route.upstream, model, cap)
             return await adapter_for(route.provider).stream(http, route.upstream, body, model)
 
         route, model, model_routes, stream = await self._run(plan, hold, attempts, call)

@@ -16,9 +16,11 @@ from schema.channels import CHANNEL_PROVIDERS, Channel
 
 CHANNEL_TYPES = ("chat", "image", "video", "audio", "embedding")
 NEEDS_URL = {"openai_compatible", "ollama", "jobs"}
+# Providers whose channels may declare `responses_api` (the OpenAI wire family).
+RESPONSES_PROVIDERS = ("openai", "openai_compatible", "openrouter", "ollama")
 FIELDS = (
     "name", "provider", "base_url", "models", "model_mapping", "group", "priority", "weight",
-    "types", "enabled",
+    "types", "capabilities", "enabled",
 )  # fmt: skip
 
 
@@ -45,6 +47,14 @@ def _validate(values: dict[str, Any], *, provider: str) -> dict[str, Any]:
                 f"types must be a non-empty subset of {CHANNEL_TYPES}", param="types"
             )
         values["types"] = types
+    if "capabilities" in values:
+        values["capabilities"] = sorted(set(values["capabilities"] or ()))
+        if "responses_api" in values["capabilities"] and provider not in RESPONSES_PROVIDERS:
+            raise InvalidField(
+                "only openai, openai_compatible, openrouter and ollama channels speak the "
+                "Responses API (responses_api)",
+                param="capabilities",
+            )
     if "models" in values:
         models = sorted({m.strip() for m in values["models"] if m.strip()})
         values["models"] = models

@@ -13,6 +13,9 @@ Provider = Literal[
     "openai", "openai_compatible", "openrouter", "ollama", "anthropic", "google", "demo", "jobs"
 ]
 ChannelType = Literal["chat", "image", "video", "audio", "embedding"]
+# What the upstream speaks beyond chat: `responses_api` = it answers `POST {base}/responses`
+# (provider `openai` always does), so Responses requests reach it as the client wrote them.
+Capability = Literal["responses_api"]
 
 
 MAX_MODELS = 1000
@@ -33,4 +36,5 @@ class ChannelIn(BaseModel):
     priority: Int32 = 0
     weight: Int32 = Field(default=1, ge=1, le=10_000)
     types: list[ChannelType] = Field(default_factory=lambda: list[ChannelType](["chat"]))
+    capabilities: list[Capability] = Field(default_factory=list, max_length=8)
     enabled: bool = True

@@ -26,6 +26,7 @@ from typing import Any, Literal, cast, get_args
 from urllib.parse import parse_qs, urlsplit
 
 from domain.providers.media_demo import demo_png
+from tests.fakes.responses import ResponseBuilder, not_found_previous
 
 FaultKind = Literal[
     "latency", "status", "drop", "drop_mid_stream", "malformed", "slow_stream", "slow_answer"
@@ -151,6 +152,9 @@ class FakeProvider:
         # `Idempotency-Key`, as Stripe-style APIs do; switched off, every POST is a new job.
         self.honour_idempotency_keys = True
         self.answers_held = 0  # `slow_answer` replies being held right now
+        # Responses this fake answered (`POST /v1/responses`): a `previous_response_id` not
+        # among them is refused with a 400 naming the field, as OpenAI does.
+        self.response_ids: set[str] = set()
         self._faults: list[Fault] = []
         self._jobs: dict[str, _Job] = {}
         self._keys: dict[tuple[str, str], str] = {}  # (api, idempotency key) -> job id
@@ -231,6 +235,7 @@ class FakeProvider:
             self.files_redirect = None
             self.honour_idempotency_keys = True
             self.answers_held = 0
+            self.response_ids.clear()
             self._keys.clear()
 
     def calls(self, path_prefix: str) -> list[RecordedRequest]:
@@ -653,6 +658,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "POST":
             exact: dict[str, _Route] = {
                 "/v1/chat/completions": self._openai_chat,
+                "/v1/responses": self._openai_responses,
                 "/v1/embeddings": self._openai_embeddings,
                 "/v1/messages": self._anthropic_messages,
                 "/v1/images/generations": self._openai_images,
@@ -747,6 +753,22 @@ class _Handler(BaseHTTPRequestHandler):
             events.append(chunk([], usage=usage))
         events.append(b"data: [DONE]\n\n")
         self._send_sse(events)
+
+    def _openai_responses(self, body: _Body) -> None:
+        """OpenAI's Responses API, JSON or typed events (`tests.fakes.responses`)."""
+        provider = self.server.provider
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in provider.response_ids:
+            self._send_json(400, not_found_previous(str(previous)))
+            return
+        pieces, capped = _reply(str(body.get("model", "")), body.get("max_output_tokens"))
+        built = ResponseBuilder(body, pieces, capped)
+        with provider._lock:
+            provider.response_ids.add(built.id)
+        if not body.get("stream"):
+            self._send_json(200, built.answer())
+            return
+        self._send_sse([_named_event(kind, event) for kind, event in built.events()])
 
     def _openai_embeddings(self, body: _Body) -> None:
         """One vector per input, a pure function of the text: `dimensions` (default 4)

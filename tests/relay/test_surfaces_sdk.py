@@ -119,7 +119,11 @@ async def test_openai_sdk_models_embeddings_and_completions(
 async def test_openai_sdk_responses_json_and_stream(
     base: str, resources: Resources, fake: FakeProvider
 ) -> None:
-    tenant = await _world(resources, fake)
+    """Translation mode: a chat-only channel (`openai_compatible` without `responses_api`);
+    native mode is `tests/relay/test_responses_native.py`."""
+    await add_model(resources, "gpt-test")
+    await add_channel(resources, fake, "compat", ["gpt-test"], provider="openai_compatible")
+    tenant = await make_tenant(resources)
     client = openai_sdk(base, tenant.key)
 
     response = await client.responses.create(
@@ -130,7 +134,8 @@ async def test_openai_sdk_responses_json_and_stream(
     assert response.usage is not None and response.usage.output_tokens == 8
     sent = fake.calls("/v1/chat/completions")[-1].json
     assert sent["messages"][0] == {"role": "system", "content": "be brief"}
-    assert sent["max_completion_tokens"] == 50  # an `openai` channel gets the newer name
+    assert sent["max_tokens"] == 50
+    assert not fake.calls("/v1/responses")
 
     async with client.responses.stream(model="gpt-test", input="hello there") as stream:
         deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]

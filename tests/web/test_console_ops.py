@@ -318,12 +318,17 @@ async def test_models_channels_pages(
     await expect(page.get_by_text("A key is stored. Leave blank to keep it")).to_be_visible()
     assert fake.api_key not in await page.content()
     await page.get_by_label("Weight").fill("0")
+    await page.get_by_label("Speaks the Responses API").check()
     await page.get_by_role("button", name="Save").click()
     await expect(page.get_by_label("Weight")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("Speaks the Responses API")).to_be_checked()  # kept
     await snap(page, "ops-channel-edit")
     await page.get_by_label("Weight").fill("5")
     await page.get_by_role("button", name="Save").click()
     await expect(page.get_by_role("status")).to_contain_text("Channel fake-upstream saved.")
+    async with resources.sessions() as s:
+        caps = (await s.execute(text("SELECT capabilities FROM channels"))).scalar_one()
+    assert caps == ["responses_api"]
     await expect(channel.locator('td[data-label="Weight"]')).to_have_text("5")
     await channel.get_by_role("button", name="Test").click()  # the kept secret still works
     await expect(page.get_by_test_id("probe-result")).to_contain_text("OK")

@@ -153,3 +153,40 @@ async def test_non_operator_sees_no_ops_link(client: httpx.AsyncClient) -> None:
     await developer_client(client)
     home = await client.get("/console")
     assert home.status_code == 200 and 'href="/console/ops"' not in home.text
+
+
+async def test_channel_form_sets_and_clears_the_responses_capability(
+    client: httpx.AsyncClient,
+    resources: Resources,
+    fake: FakeProvider,  # noqa: F811
+) -> None:
+    await operator_client(client, resources)
+    token = csrf_of((await client.get("/console/ops/channels")).text)
+    data = {
+        "csrf_token": token, "name": "compat", "provider": "openai_compatible",
+        "base_url": fake.base_url + "/v1", "secret": fake.api_key, "models": "m-a",
+        "group": "default", "priority": "0", "weight": "1", "types": "chat", "enabled": "1",
+        "responses_api": "1",
+    }  # fmt: skip
+    assert (await client.post("/console/ops/channels", data=data)).status_code == 303
+
+    async def capabilities() -> list[str]:
+        async with resources.sessions() as s:
+            return list((await s.execute(text("SELECT capabilities FROM channels"))).scalar_one())
+
+    assert await capabilities() == ["responses_api"]
+    async with resources.sessions() as s:
+        channel_id = (await s.execute(text("SELECT id FROM channels"))).scalar_one()
+    edit = await client.get(f"/console/ops/channels/{channel_id}")
+    assert 'name="responses_api" value="1" aria-describedby="f-responses_api-hint" checked' in (
+        edit.text
+    )
+    unticked = {k: v for k, v in data.items() if k != "responses_api"}
+    edited = await client.post(f"/console/ops/channels/{channel_id}", data=unticked)
+    assert edited.status_code == 303
+    assert await capabilities() == []
+
+    wrong = {**data, "name": "claude", "provider": "anthropic", "base_url": fake.base_url}
+    refused = await client.post("/console/ops/channels", data=wrong)
+    assert refused.status_code == 400
+    assert 'id="f-responses_api-hint">Only openai, openai_compatible' in refused.text

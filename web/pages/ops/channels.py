@@ -39,7 +39,7 @@ ChannelsForm = Annotated[Viewer, operator_form("ops_channels")]
 HOME = "/console/ops/channels"
 FIELDS = (
     "name", "provider", "base_url", "secret", "models", "model_mapping", "group", "priority",
-    "weight", "types", "enabled",
+    "weight", "types", "capabilities", "enabled",
 )  # fmt: skip
 NEW_CHANNEL = {"provider": "openai", "group": "default", "priority": "0", "weight": "1",
                "types": "chat", "enabled": "1"}  # fmt: skip

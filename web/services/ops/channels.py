@@ -66,6 +66,7 @@ def form_values(channel: Channel) -> dict[str, str]:
         "priority": str(channel.priority),
         "weight": str(channel.weight),
         "types": ",".join(channel.types),
+        "responses_api": "1" if "responses_api" in channel.capabilities else "",
         "enabled": "1" if channel.enabled else "",
     }
 
@@ -97,6 +98,7 @@ def channel_spec(form: dict[str, str], types: list[str]) -> ChannelIn:
         "priority": whole_number(form.get("priority", ""), "priority"),
         "weight": whole_number(form.get("weight", ""), "weight", 1),
         "types": types or ["chat"],
+        "capabilities": ["responses_api"] if form.get("responses_api") else [],
         "enabled": bool(form.get("enabled")),
     }
     return validated(ChannelIn, values, {})
