@@ -64,9 +64,15 @@ def native_payload(
     body: dict[str, Any], *, upstream_model: str, max_output: int | None = None
 ) -> dict[str, Any]:
     """The body a Responses channel receives: the client's, with the upstream's model name
-    and, when the org's balance capped the output, that cap."""
+    and, when the org's balance capped the output, that cap.
+
+    `store` is sent as `false` unless the client set it: OpenAI keeps responses by default,
+    and a response kept on the platform's upstream account that nobody asked to keep is
+    data we would hold for the tenant without saying so. Translated routes keep nothing
+    either, so a call behaves the same whichever route serves it."""
     payload = dict(body)  # shallow: only top-level keys change
     payload["model"] = upstream_model
+    payload.setdefault("store", False)
     if max_output is not None:
         asked = payload.get("max_output_tokens")
         if not isinstance(asked, int) or isinstance(asked, bool) or asked > max_output:

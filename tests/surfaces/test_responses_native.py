@@ -20,8 +20,10 @@ from tests.fakes.responses import ResponseBuilder
 BODY = {"model": "pub", "input": "hi", "include": ["reasoning.encrypted_content"], "x_new": 1}
 
 
-def test_payload_changes_only_the_model_and_a_lower_cap() -> None:
-    assert native_payload(BODY, upstream_model="up") == {**BODY, "model": "up"}
+def test_payload_changes_only_the_model_a_lower_cap_and_an_unset_store() -> None:
+    assert native_payload(BODY, upstream_model="up") == {**BODY, "model": "up", "store": False}
+    kept = native_payload({**BODY, "store": True}, upstream_model="up")
+    assert kept["store"] is True  # asked for: passed through (on all-native routes only)
     assert BODY["model"] == "pub"  # the client's body is not touched
     capped = native_payload({**BODY, "max_output_tokens": 500}, upstream_model="up", max_output=100)
     assert capped["max_output_tokens"] == 100
