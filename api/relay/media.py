@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import re
 import uuid
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from api.auth import ApiKeyAuth
 from api.errors import error_response
 from api.relay.files import BlobDownload
+from api.relay.media_bodies import IMAGES_BODY, SPEECH_BODY, VIDEOS_BODY
 from api.relay.tasks import TasksKey, get_task_content, submit_task
 from config.runtime import Resources
 from domain.errors import InvalidField, InvalidRequest
@@ -63,6 +65,27 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+# The task's field names that a shim's caller spells otherwise (speech's text is `input`).
+SPEECH_NAMES = {"text": "input", "input": "input", "format": "response_format"}
+_INPUT_FIELD = re.compile(r"`input\.([A-Za-z_][\w.]*)`")
+
+
+def _public(error: InvalidField, names: dict[str, str]) -> InvalidField:
+    """The task validator names fields inside the task's `input` (`input.prompt`); a shim's
+    caller sent them at the top level of its body, so name them as sent (`prompt`)."""
+
+    def public(path: str) -> str:
+        head, dot, rest = path.partition(".")
+        return names.get(head, head) + dot + rest
+
+    if error.param is None or not error.param.startswith("input."):
+        return error
+    message = _INPUT_FIELD.sub(lambda m: f"`{public(m.group(1))}`", error.message)
+    renamed = InvalidField(message, param=public(error.param.removeprefix("input.")))
+    renamed.headers = error.headers
+    return renamed
+
+
 async def _submit(
     resources: Resources,
     key: KeyPrincipal,
@@ -70,6 +93,7 @@ async def _submit(
     task_type: str,
     body: dict[str, Any],
     task_input: dict[str, Any],
+    names: dict[str, str] | None = None,
 ) -> tuple[Task, dict[str, str]]:
     """Every shim creates the same task `POST /v1/tasks` would, honouring Idempotency-Key.
 
@@ -77,13 +101,16 @@ async def _submit(
     workflow, which starts only once the task has committed (the unit of work's post-commit
     hook), so the submission must be committed, and its workflow started, before it returns.
     """
-    async with unit_of_work(resources.sessions) as session:
-        task, _, headers = await submit_task(
-            resources, session, key, task_type=task_type, model=str(body.get("model") or ""),
-            task_input=task_input, callback_url=None,
-            idempotency_key=request.headers.get("idempotency-key"),
-            request_id=request.state.request_id,
-        )  # fmt: skip
+    try:
+        async with unit_of_work(resources.sessions) as session:
+            task, _, headers = await submit_task(
+                resources, session, key, task_type=task_type, model=str(body.get("model") or ""),
+                task_input=task_input, callback_url=None,
+                idempotency_key=request.headers.get("idempotency-key"),
+                request_id=request.state.request_id,
+            )  # fmt: skip
+    except InvalidField as error:
+        raise _public(error, names or {}) from None
     return task, headers
 
 
@@ -143,7 +170,7 @@ def _int(value: Any, name: str) -> int | None:
         raise InvalidRequest(f"`{name}` must be an integer", param=name) from None
 
 
-@router.post("/images/generations", response_model=None)
+@router.post("/images/generations", response_model=None, openapi_extra={"requestBody": IMAGES_BODY})
 async def images_generations(
     request: Request, key: ApiKeyAuth, resources: ResourcesDep
 ) -> JSONResponse:
@@ -214,7 +241,7 @@ def _video(task: Task, base_url: str, resources: Resources) -> dict[str, Any]:
     }
 
 
-@router.post("/videos")
+@router.post("/videos", openapi_extra={"requestBody": VIDEOS_BODY})
 async def create_video(request: Request, key: ApiKeyAuth, resources: ResourcesDep) -> JSONResponse:
     body = await _body(request)
     task_input: dict[str, Any] = {"prompt": body.get("prompt")}
@@ -254,16 +281,18 @@ async def get_video_content(
     return await get_task_content(video_id, key, resources, session)
 
 
-@router.post("/audio/speech", response_model=None)
+@router.post("/audio/speech", response_model=None, openapi_extra={"requestBody": SPEECH_BODY})
 async def audio_speech(request: Request, key: ApiKeyAuth, resources: ResourcesDep) -> Response:
     """`client.audio.speech.create`: the audio bytes themselves, streamed."""
     body = await _body(request)
+    if body.get("input") is None:
+        raise InvalidField("`input` (the text to speak) is required", param="input")
     task_input = {
         "text": body.get("input"),
         "voice": body.get("voice") or "alloy",
         "format": body.get("response_format") or "mp3",
     }
-    task, headers = await _submit(resources, key, request, "audio", body, task_input)
+    task, headers = await _submit(resources, key, request, "audio", body, task_input, SPEECH_NAMES)
     task = await _wait(resources, task)
     if task.status in ("failed", "canceled"):
         return _failure(task)

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, String, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.usage.models import GroupBy, UsageRow
-from domain.usage.rollup_sql import rollup_statement
+from domain.usage.rollup_repository import rollup_statement
 from schema.base import table_of
 from schema.payments import UsageDaily
 

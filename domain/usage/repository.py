@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.inputs import storable_json
 from domain.usage.models import GroupBy, UsageRow
-from domain.usage.rollup_sql import rollup_statement
+from domain.usage.rollup_repository import rollup_statement
 from schema.base import table_of
 from schema.db import Executor
 from schema.payments import UsageMonthly

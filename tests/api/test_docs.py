@@ -47,3 +47,38 @@ async def test_openapi_offers_authorize_and_describes_the_new_bodies(
     assert paths["/v1/models/{model_id}"]["get"]["security"] == [{"ApiKey": []}]
     assert paths["/portal/v1/me"]["get"]["security"] == [{"PortalToken": []}]
     assert "security" not in paths["/portal/v1/auth/login"]["post"]
+
+
+# Operations that take no body: actions on the resource their path names, and Stripe's
+# webhook, whose raw bytes are verified against Stripe's signature before being read.
+BODILESS = {
+    "POST /v1/tasks/{task_id}/cancel",
+    "POST /portal/v1/auth/logout",
+    "POST /portal/v1/plan/portal",
+    "POST /portal/v1/webhook-secret",
+    "POST /webhooks/stripe",
+    "POST /enterprise/v1/departments/{department_id}/archive",
+    "POST /enterprise/v1/departments/{department_id}/restore",
+    "POST /enterprise/v1/cost-centers/{cost_center_id}/archive",
+    "POST /enterprise/v1/cost-centers/{cost_center_id}/restore",
+    "POST /enterprise/v1/sso/domains/verify",
+    "POST /enterprise/v1/sso/test",
+    "POST /admin/v1/channels/{channel_id}/test",
+}
+
+
+async def test_every_operation_that_takes_a_body_declares_its_schema(
+    client: httpx.AsyncClient,
+) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    undeclared = {
+        f"{method.upper()} {path}"
+        for path, operations in doc["paths"].items()
+        for method, operation in operations.items()
+        if method in ("post", "put", "patch") and "requestBody" not in operation
+    }
+    assert undeclared == BODILESS
+    for path in ("/v1/images/generations", "/v1/videos", "/v1/audio/speech"):
+        content = doc["paths"][path]["post"]["requestBody"]["content"]
+        assert "model" in content["application/json"]["schema"]["required"], path
+    assert "multipart/form-data" in doc["paths"]["/v1/videos"]["post"]["requestBody"]["content"]

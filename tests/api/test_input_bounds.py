@@ -134,7 +134,21 @@ CASES: list[tuple[str, str, str, str, dict[str, Any], int, str | None]] = [
     ("shim-model-nul", "key", "POST", "/v1/images/generations",
      {"json": {"model": NUL, "prompt": "x"}}, 400, "model"),
     ("shim-prompt-nul", "key", "POST", "/v1/images/generations",
-     {"json": {"model": "priced", "prompt": NUL}}, 400, "input.prompt"),
+     {"json": {"model": "priced", "prompt": NUL}}, 400, "prompt"),
+    # A shim names its caller's fields, never the task's (`input.n`, `input.text`).
+    ("shim-images-n-11", "key", "POST", "/v1/images/generations",
+     {"json": {"model": "priced", "prompt": "x", "n": 11}}, 400, "n"),
+    ("shim-images-size-long", "key", "POST", "/v1/images/generations",
+     {"json": {"model": "priced", "prompt": "x", "size": "s" * 65}}, 400, "size"),
+    ("shim-speech-no-input", "key", "POST", "/v1/audio/speech",
+     {"json": {"model": "priced", "voice": "alloy"}}, 400, "input"),
+    ("shim-speech-empty-input", "key", "POST", "/v1/audio/speech",
+     {"json": {"model": "priced", "input": " "}}, 400, "input"),
+    ("shim-speech-format", "key", "POST", "/v1/audio/speech",
+     {"json": {"model": "priced", "input": "hi", "response_format": "midi"}}, 400,
+     "response_format"),
+    ("shim-video-seconds-0", "key", "POST", "/v1/videos",
+     {"json": {"model": "priced", "prompt": "x", "seconds": 0}}, 400, "seconds"),
     ("credit-reason-nul", "operator", "POST", "/admin/v1/orgs/{org_id}/credits",
      {"json": {"amount_micros": 1, "kind": "bonus", "reason": NUL}}, 400, "reason"),
     ("credit-amount-2^63", "operator", "POST", "/admin/v1/orgs/{org_id}/credits",
@@ -288,3 +302,18 @@ async def test_patch_nullability_matches_the_columns(
     schema = (await client.get("/openapi.json")).json()["components"]["schemas"]["KeyPatch"]
     assert "anyOf" not in schema["properties"]["scopes"]  # documented as non-nullable
     assert {"type": "null"} in schema["properties"]["rpm_limit"]["anyOf"]
+
+
+async def test_a_shims_messages_name_the_callers_fields(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Not the task's (`input.n`, `input.text`): a shim's caller never wrote those."""
+    headers = world.headers("key")
+    images = await client.post(
+        "/v1/images/generations", headers=headers, json={"model": "priced", "prompt": "x", "n": 0}
+    )
+    speech = await client.post(
+        "/v1/audio/speech", headers=headers, json={"model": "priced", "input": "x" * 100_001}
+    )
+    assert images.json()["error"]["message"] == "`n` must be an integer from 1 to 10"
+    assert speech.json()["error"]["message"] == "`input` must be at most 100,000 characters"

@@ -162,12 +162,26 @@ def _contract_breach(response: Any, path: str = "") -> str | None:
     return None
 
 
+SHIMS = frozenset({"/v1/images/generations", "/v1/videos", "/v1/audio/speech"})
+
+
+def _shim_still_working(response: Any, path: str) -> bool:
+    """A shim's documented answer when its task outlasts `OXINF_SHIM_WAIT_S` (always here:
+    no worker runs): 504 `timeout` naming the task, which the SDK must not retry."""
+    if path not in SHIMS or response.status_code != 504:
+        return False
+    err = response.json().get("error") or {}
+    retry = {k.lower(): v for k, v in response.headers.items()}.get("x-should-retry")
+    retry = retry[0] if isinstance(retry, list) else retry  # schemathesis keeps header lists
+    return err.get("code") == "timeout" and retry == "false"
+
+
 def _check(case: Any, response: Any) -> None:
     STATS["cases"] += 1
     STATS["status"][response.status_code] += 1
     label = f"{case.method.upper()} {case.path}"
     breach = _contract_breach(response, case.path)
-    if response.status_code >= 500:
+    if response.status_code >= 500 and not _shim_still_working(response, case.path):
         STATS["5xx"].append(
             {"op": label, "status": response.status_code, "body": case.body,
              "query": case.query, "path": case.path_parameters}
@@ -176,7 +190,9 @@ def _check(case: Any, response: Any) -> None:
         STATS["contract"].append({"op": label, "status": response.status_code, "why": breach})
     if SURVEY:
         return
-    assert response.status_code < 500, f"{label}: {response.status_code} {response.text}"
+    assert response.status_code < 500 or _shim_still_working(response, case.path), (
+        f"{label}: {response.status_code} {response.text}"
+    )
     assert breach is None, f"{label}: {response.status_code} {breach}: {response.text}"
 
 
