@@ -151,8 +151,10 @@ class HoldTracker:
                     budgets=plan.budgets,
                 )
             except CreditRefusal as refused:
-                if routes is None or plan.embeddings:
-                    raise  # nothing to cap: an embedding's hold is its input alone
+                if routes is None or plan.embeddings or plan.choices > 1:
+                    # Nothing to cap: an embedding's hold is its input alone; several answers
+                    # (`n` > 1) are not shortened behind the caller's back.
+                    raise
                 # The refusal wrote nothing (`domain.ledger.service`): the same key is free.
                 reservation, amount, capped = await ceiling.reserve_within(
                     session, plan, cfg, routes, refused, key=key, budgeted=budgeted

@@ -136,6 +136,7 @@ class Plan:
     # chat body: it gets `chat_body.for_provider`'s last touch per route.
     translated: bool = False
     embeddings: bool = False  # the call goes to the upstream's `/embeddings`, not chat
+    choices: int = 1  # `n`: the hold covers this many answers, each up to the ceiling
     # A request in the client's own wire format (Anthropic Messages, Responses): routes whose
     # upstream speaks it get it natively (`native_for`), every other route gets `body`, its
     # chat translation.
@@ -212,7 +213,19 @@ def validate_chat_body(body: Any) -> dict[str, Any]:
             raise InvalidRequest(f"`{name}` must be a positive integer", param=name)
     if "stream" in body and not isinstance(body["stream"], bool):
         raise InvalidRequest("`stream` must be a boolean", param="stream")
+    choices = body.get("n")
+    if choices is not None and (
+        not isinstance(choices, int) or isinstance(choices, bool) or not 1 <= choices <= MAX_CHOICES
+    ):
+        raise InvalidRequest(f"`n` must be an integer from 1 to {MAX_CHOICES}", param="n")
     return body
+
+
+def choices_of(body: dict[str, Any]) -> int:
+    """How many answers the call asks for (`n`, checked by `validate_chat_body`): each may use
+    the whole output ceiling, so the hold covers that many."""
+    choices = body.get("n")
+    return choices if isinstance(choices, int) and not isinstance(choices, bool) else 1
 
 
 CLIENT_REQUEST_ID_MAX = 200  # request_logs.client_request_id
@@ -224,6 +237,9 @@ def check_client_request_id(value: str | None) -> None:
             f"X-Client-Request-ID must be at most {CLIENT_REQUEST_ID_MAX} characters",
             param="X-Client-Request-ID",
         )
+
+
+MAX_CHOICES = 128  # OpenAI's own bound on `n`
 
 
 def max_output_tokens(body: dict[str, Any], model: ModelInfo, cfg: RelayConfig) -> int:
@@ -342,7 +358,8 @@ async def build_plan(
             for c in channels
         ]
         cap = max_output_tokens(body, info, cfg) if chat else 0
-        hold = estimate_chat_hold(prompt_estimate, cap, price, org.tier, org.power_level)
+        output = cap * choices_of(body)
+        hold = estimate_chat_hold(prompt_estimate, output, price, org.tier, org.power_level)
         platform.append(ModelRoutes(info.name, price, routes, hold, cap))
 
     options = body.get("stream_options")
@@ -368,4 +385,5 @@ async def build_plan(
         budgets=admitted.budgets,
         translated=translated,
         embeddings=surface.model_type == "embedding",
+        choices=choices_of(body) if chat else 1,
     )

@@ -707,15 +707,19 @@ class _Handler(BaseHTTPRequestHandler):
         pieces, capped = _reply(model, cap)
         prompt = max(1, _message_words(body.get("messages"), "content"))
         finish = "length" if capped else "stop"
+        n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 0) > 0 else 1
         usage = {
             "prompt_tokens": prompt,
-            "completion_tokens": len(pieces),
-            "total_tokens": prompt + len(pieces),
+            "completion_tokens": n * len(pieces),  # every choice's tokens, as OpenAI counts
+            "total_tokens": prompt + n * len(pieces),
         }
         ident, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if not body.get("stream"):
             message = {"role": "assistant", "content": "".join(pieces), "refusal": None}
-            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+            choices = [
+                {"index": i, "message": message, "logprobs": None, "finish_reason": finish}
+                for i in range(n)
+            ]
             self._send_json(
                 200,
                 {
@@ -723,7 +727,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "object": "chat.completion",
                     "created": created,
                     "model": model,
-                    "choices": [choice],
+                    "choices": choices,
                     "usage": usage,
                 },
             )
@@ -747,8 +751,10 @@ class _Handler(BaseHTTPRequestHandler):
         events: list[bytes] = []
         for i, piece in enumerate(pieces):
             delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
-            events.append(chunk([{"index": 0, "delta": delta, "finish_reason": None}]))
-        events.append(chunk([{"index": 0, "delta": {}, "finish_reason": finish}]))
+            for index in range(n):
+                events.append(chunk([{"index": index, "delta": delta, "finish_reason": None}]))
+        for index in range(n):
+            events.append(chunk([{"index": index, "delta": {}, "finish_reason": finish}]))
         if include_usage:
             events.append(chunk([], usage=usage))
         events.append(b"data: [DONE]\n\n")
