@@ -17,14 +17,22 @@ from sqlalchemy import text
 
 from config.runtime import Resources
 from edge.sso import CONSOLE_CALLBACK_PATH
-from tests.fixtures.browser import OpenPage, browser, open_page, page, snap  # noqa: F401
+from tests.fixtures.browser import (  # noqa: F401
+    OpenPage,
+    browser,
+    new_email,
+    open_page,
+    page,
+    sign_in,
+    sign_up,
+    snap,
+)
 from tests.fixtures.conditions import eventually
 from tests.fixtures.oidc import Idp
 from tests.fixtures.portal import PASSWORD
 from tests.fixtures.relay import live_server
 from tests.sso.conftest import FakeTxt
 from tests.sso.helpers import DOMAIN, configure
-from tests.web.test_console_browser import new_email, sign_in, sign_up
 
 
 @pytest.fixture
@@ -156,6 +164,13 @@ async def test_owner_sets_up_sso_a_new_person_signs_in_and_sso_becomes_required(
     other = await open_page()
     await sign_in(other, owner_email, PASSWORD)
     await expect(other).to_have_url(re.compile(r"/console$"))
+
+    # The org's audit log shows each step: configured, verified, signed in, required.
+    await owner.goto("/console/audit")
+    trail = owner.get_by_test_id("audit")
+    for action in ("sso.configured", "sso.domain_verified", "sso.signed_in", "sso.updated"):
+        await expect(trail).to_contain_text(action)
+    await snap(owner, "sso-audit")
 
 
 async def test_a_callback_this_browser_did_not_start_is_refused(

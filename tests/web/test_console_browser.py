@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 
 from playwright.async_api import Page, expect
@@ -13,26 +12,8 @@ from domain.audit.service import SYSTEM
 from domain.enterprise import service as enterprise
 from domain.identity import service as identity
 from domain.identity.service import OrgContext
-from tests.fixtures.browser import OpenPage, snap
+from tests.fixtures.browser import OpenPage, new_email, sign_in, sign_up, snap
 from tests.fixtures.portal import PASSWORD
-
-
-def new_email(tag: str) -> str:
-    return f"{tag}-{secrets.token_hex(3)}@example.com"
-
-
-async def sign_up(page: Page, email: str, password: str = PASSWORD) -> None:
-    await page.goto("/console/sign-up")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Create account").click()
-
-
-async def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
-    await page.goto("/console/sign-in")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
 
 
 async def sign_out(page: Page) -> None:

@@ -26,7 +26,7 @@ from domain.identity import service as identity
 from domain.keys.service import create_key
 from domain.ledger import service as ledger
 from tests.fakes.provider import FakeProvider
-from tests.fixtures.browser import OpenPage, snap
+from tests.fixtures.browser import OpenPage, new_email, sign_in_home, snap
 from tests.fixtures.portal import PASSWORD
 from tests.fixtures.relay import MICROS, add_channel, add_model
 from web.render import credits
@@ -38,10 +38,6 @@ HELLO = [{"role": "user", "content": "hello there friend"}]
 def fake() -> Iterator[FakeProvider]:
     with FakeProvider(api_key="sk-fake-upstream-" + "2" * 24) as provider:
         yield provider
-
-
-def new_email(tag: str) -> str:
-    return f"{tag}-{secrets.token_hex(3)}@example.com"
 
 
 async def ledger_debits(resources: Resources, org_id: uuid.UUID) -> int:
@@ -61,14 +57,6 @@ def accept_dialogs(page: Page) -> None:
         asyncio.get_running_loop().create_task(dialog.accept())
 
     page.on("dialog", on_dialog)
-
-
-async def sign_in(page: Page, email: str) -> None:
-    await page.goto("/console/sign-in")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page).to_have_url(re.compile(r"/console$"))
 
 
 async def tab(page: Page, name: str) -> None:
@@ -94,7 +82,7 @@ async def test_owner_invites_budgets_invoices_and_audits(
 
     page = await open_page()
     accept_dialogs(page)
-    await sign_in(page, owner_email)
+    await sign_in_home(page, owner_email)
     await page.get_by_label("Organization").select_option(label="Acme Corp · owner")
     await expect(page.locator(".eyebrow")).to_have_text("Acme Corp")
 

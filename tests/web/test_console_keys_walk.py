@@ -7,7 +7,6 @@ and screenshots of every page at desktop and phone width."""
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterator
 
 import openai
@@ -23,7 +22,7 @@ from domain.identity.service import OrgContext
 from domain.ledger import service as ledger
 from domain.pricing.cost import MICROS_PER_CREDIT
 from tests.fakes.provider import FakeProvider
-from tests.fixtures.browser import OpenPage, snap
+from tests.fixtures.browser import OpenPage, new_email, sign_in_home, sign_up, snap
 from tests.fixtures.portal import PASSWORD
 from tests.fixtures.relay import add_channel, add_model
 
@@ -36,26 +35,6 @@ KEY_RE = re.compile(r"oxi_[0-9a-f]{64}")
 def fake() -> Iterator[FakeProvider]:
     with FakeProvider(api_key="sk-fake-upstream-" + "0" * 24) as provider:
         yield provider
-
-
-def new_email(tag: str) -> str:
-    return f"{tag}-{secrets.token_hex(3)}@example.com"
-
-
-async def sign_up(page: Page, email: str) -> None:
-    await page.goto("/console/sign-up")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Create account").click()
-    await expect(page).to_have_url(re.compile(r"/console$"))
-
-
-async def sign_in(page: Page, email: str) -> None:
-    await page.goto("/console/sign-in")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page).to_have_url(re.compile(r"/console$"))
 
 
 async def fund_only_org(resources: Resources, credits: int) -> None:
@@ -83,6 +62,7 @@ async def test_walk_from_sign_up_to_a_revoked_key(
     await add_channel(resources, fake, "walk", ["gpt-walk"])
     page = await open_page()
     await sign_up(page, new_email("keys"))
+    await expect(page).to_have_url(re.compile(r"/console$"))
     await fund_only_org(resources, 100)
 
     checklist = page.get_by_test_id("checklist")
@@ -225,6 +205,7 @@ async def test_guides_and_models_pages(open_page: OpenPage, resources: Resources
     await add_model(resources, "gpt-walk", input_per_mtok=150, output_per_mtok=600)
     page = await open_page()
     await sign_up(page, new_email("guides"))
+    await expect(page).to_have_url(re.compile(r"/console$"))
     nav = page.get_by_role("navigation", name="Console")
 
     await page.get_by_test_id("checklist").get_by_role("link", name="quickstart").click()
@@ -257,7 +238,7 @@ async def test_csrf_refused_and_member_view(open_page: OpenPage, resources: Reso
                                     email=member_email, role="member")  # fmt: skip
 
     page = await open_page()
-    await sign_in(page, member_email)
+    await sign_in_home(page, member_email)
     await page.get_by_label("Organization").select_option(label="Acme Labs · member")
     await expect(page.locator(".eyebrow")).to_have_text("Acme Labs")
     await (
@@ -305,6 +286,7 @@ async def test_keys_without_javascript(open_page: OpenPage, resources: Resources
     """With scripts off the dialogs open in place and the forms post as usual."""
     page = await open_page(java_script_enabled=False)
     await sign_up(page, new_email("nojs"))
+    await expect(page).to_have_url(re.compile(r"/console$"))
     await page.goto("/console/quickstart")
     await page.get_by_role("link", name="Generate a key").click()
     dialog = page.get_by_role("dialog", name="Generate platform API key")

@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from config.runtime import Resources
 from config.temporal import TemporalHandle
 from tests.fakes.provider import FakeProvider, Fault
-from tests.fixtures.browser import OpenPage, snap
+from tests.fixtures.browser import OpenPage, sign_in, snap
 from tests.fixtures.conditions import eventually
 from tests.fixtures.relay import MICROS, add_channel, add_model, free_port, make_tenant
 from tests.fixtures.tasks import add_jobs_channel, add_media_model, running_worker
@@ -29,7 +29,6 @@ from tests.portal.helpers import HELLO
 from tests.relay.conftest import _reset_fake, fake  # noqa: F401
 from tests.tasks.conftest import _reset_media_fake, media_fake  # noqa: F401
 from tests.web.ops_helpers import OPERATOR_EMAIL, OPERATOR_PASSWORD, make_operator
-from tests.web.test_console_browser import sign_in
 from web.mount import ROUTERS as MOUNTED
 from web.nav import PAGES
 from web.pages.ops import ROUTERS as OPS_ROUTERS

@@ -23,9 +23,8 @@ from domain.identity import service as identity
 from domain.ledger import service as ledger
 from tests.billing.conftest import WEBHOOK_SECRET, billing_settings, deps_for, result_of
 from tests.fakes.stripe import FakeStripe, signed
-from tests.fixtures.browser import DESKTOP, snap
+from tests.fixtures.browser import DESKTOP, new_email, sign_up, snap
 from tests.fixtures.relay import live_server
-from tests.web.test_console_browser import new_email, sign_up
 from worker import build_worker
 from workflows.payments import StripeEventReport, stripe_event_workflow_id
 
