@@ -97,6 +97,9 @@ async def configure(
         )
     before = await repo.config_of(session, ctx.org.id)
     before_domains = await repo.domains_of(session, ctx.org.id)
+    have = {d.domain for d in before_domains}
+    # Summarised now: the update below changes the very row object `before` holds.
+    before_summary = _summary(before, sorted(have)) if before else None
     secret = client_secret.strip() if client_secret is not None else None
     if not secret and before is None:
         raise InvalidField("client_secret is required", param="client_secret")
@@ -119,7 +122,6 @@ async def configure(
         await repo.insert_config(session, ctx.org.id, values)
     else:
         await repo.update_config(session, ctx.org.id, values)
-    have = {d.domain for d in before_domains}
     await repo.remove_domains(session, ctx.org.id, sorted(have - set(wanted)))
     for name in sorted(set(wanted) - have):
         await repo.insert_domain(session, ctx.org.id, name, random_hex(16))
@@ -127,7 +129,7 @@ async def configure(
     await record(
         session, ctx.actor, "sso.configured" if before is None else "sso.updated",
         org_id=ctx.org.id, target_type="sso_config", target_id=ctx.org.id,
-        before=_summary(before, sorted(have)) if before else None,
+        before=before_summary,
         after=_summary(after.config, wanted),
     )  # fmt: skip
     return after, before is None

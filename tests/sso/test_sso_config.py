@@ -170,6 +170,11 @@ async def test_disabled_or_deleted_sso_does_not_route(
             "sso.updated",
             "sso.deleted",
         ]
+        updated = await s.execute(
+            text("SELECT before, after FROM audit_events WHERE action = 'sso.updated'")
+        )
+        before, after = updated.one()
+        assert (before["enabled"], after["enabled"]) == (True, False)  # the change, not after twice
 
 
 async def test_start_refuses_bad_addresses_and_foreign_redirects(
