@@ -52,6 +52,8 @@ async def put_key(
     ctx.require("admin")
     key, base_url = validate(provider, api_key, base_url, egress=egress)
     before = await repo.get(session, ctx.org.id, provider)
+    # Summarised now: `reloaded` below refreshes the very row object `before` holds.
+    before_summary = _summary(before) if before else None
     created = await repo.upsert(
         session,
         ctx.org.id,
@@ -67,7 +69,7 @@ async def put_key(
     await record(
         session, ctx.actor, "byok.created" if created else "byok.replaced", org_id=ctx.org.id,
         target_type="byok_key", target_id=provider,
-        before=_summary(before) if before else None, after=_summary(row),
+        before=before_summary, after=_summary(row),
     )  # fmt: skip
     return row, created
 

@@ -76,6 +76,29 @@ async def test_put_list_patch_delete(client: httpx.AsyncClient, resources: Resou
         assert list(actions) == ["byok.created", "byok.replaced", "byok.disabled", "byok.deleted"]
 
 
+async def test_replace_audit_keeps_the_old_key_as_before(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    user = await signup(client)
+    h = user.headers()
+    body = {"provider": "openrouter", "api_key": OPENROUTER, "label": "team"}
+    assert (await client.put("/portal/v1/byok", json=body, headers=h)).status_code == 201
+    body = {"provider": "openrouter", "api_key": OPENROUTER[:-4] + "ffff", "label": "ops"}
+    assert (await client.put("/portal/v1/byok", json=body, headers=h)).status_code == 200
+    async with resources.sessions() as s:
+        before, after = (
+            await s.execute(
+                text(
+                    "SELECT before, after FROM audit_events WHERE action = 'byok.replaced'"
+                    " AND org_id = :org"
+                ),
+                {"org": user.org_id},
+            )
+        ).one()
+    assert before != after
+    assert before["label"] == "team" and after["label"] == "ops"
+
+
 @pytest.mark.parametrize(
     ("body", "needle"),
     [

@@ -125,3 +125,22 @@ async def test_concurrent_first_reads_agree_on_one_secret(
     seen = await asyncio.gather(*(first_read() for _ in range(8)))
     assert len(set(seen)) == 1
     assert [a for a, _ in await _audit(resources, owner)] == ["webhook_secret.created"]
+
+
+async def test_rotation_audit_before_is_the_secret_as_it_was(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await signup(client)
+    assert (await client.get(URL, headers=owner.headers())).status_code == 200
+    assert (await client.post(URL, headers=owner.headers())).status_code == 200
+    async with resources.sessions() as s:
+        before = (
+            await s.execute(
+                text(
+                    "SELECT before FROM audit_events "
+                    "WHERE action = 'webhook_secret.rotated' AND org_id = :org"
+                ),
+                {"org": owner.org_id},
+            )
+        ).scalar_one()
+    assert before["created_at"] and before["rotated_at"] is None  # never rotated until now
