@@ -8,76 +8,38 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-from playwright.async_api import Browser, Page, Route, expect
+from playwright.async_api import Browser, Route, expect
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
 from config.runtime import Resources
-from config.temporal import TemporalHandle
 from domain.identity import service as identity
 from domain.ledger import service as ledger
-from tests.billing.conftest import WEBHOOK_SECRET, billing_settings, deps_for, result_of
-from tests.fakes.stripe import FakeStripe, signed
-from tests.fixtures.browser import DESKTOP, new_email, sign_up, snap
-from tests.fixtures.relay import live_server
-from worker import build_worker
-from workflows.payments import StripeEventReport, stripe_event_workflow_id
+from tests.fakes.stripe import FakeStripe
+from tests.fixtures.browser import new_email, page_opener, sign_up, snap
+from tests.web.stripe_shop import (
+    CHECKOUT_HOST,
+    MICROS,
+    Shop,
+    micros_of,
+    open_shop,
+)
 
-MICROS = 1_000_000
-CHECKOUT_HOST = "https://checkout.fake.stripe.test/"
 PORTAL_HOST = "https://billing.fake.stripe.test/"
 GRANT = 25  # sign-up grant credits on this server
 STARTER_ALLOCATION = 20_000
-
-
-@pytest.fixture(scope="module")
-def stripe() -> Iterator[FakeStripe]:
-    with FakeStripe() as fake:
-        yield fake
-
-
-@dataclass
-class Shop:
-    url: str
-    resources: Resources
-    env: WorkflowEnvironment
-    stripe: FakeStripe
-
-    async def deliver(self, event: dict[str, object]) -> str:
-        """Post the signed event and wait for its workflow's outcome."""
-        body, headers = signed(event, WEBHOOK_SECRET)
-        async with httpx.AsyncClient() as http:
-            resp = await http.post(f"{self.url}/webhooks/stripe", content=body, headers=headers)
-        assert resp.status_code == 200, resp.text
-        workflow_id = stripe_event_workflow_id(str(event["id"]))
-        report = await result_of(self.env, workflow_id, StripeEventReport)
-        return report.outcome.result
 
 
 @pytest.fixture
 async def shop(
     resources: Resources, time_skipping_env: WorkflowEnvironment, stripe: FakeStripe
 ) -> AsyncIterator[Shop]:
-    stripe.reset()
-    queue = f"plan-walk-{uuid.uuid4()}"
-    settings = billing_settings(resources.settings, stripe, queue, signup_grant_credits=GRANT)
-    res = Resources(
-        settings=settings,
-        engine=resources.engine,
-        sessions=resources.sessions,
-        http=resources.http,
-        temporal=TemporalHandle(settings, time_skipping_env.client),
-    )
-    async with (
-        build_worker(time_skipping_env.client, deps_for(resources, settings), queue),
-        live_server(create_app(resources=res)) as url,
-    ):
-        yield Shop(url, res, time_skipping_env, stripe)
+    async with open_shop(
+        resources, time_skipping_env, stripe, "plan-walk", signup_grant_credits=GRANT
+    ) as opened:
+        yield opened
 
 
 async def fake_checkout_page(route: Route, stripe: FakeStripe) -> None:
@@ -98,123 +60,112 @@ async def fake_portal_page(route: Route) -> None:
     await route.fulfill(status=200, content_type="text/html", body=body)
 
 
-def _micros(text: str) -> int:
-    whole, _, frac = text.replace(",", "").partition(".")
-    return int(whole) * MICROS + int(frac.ljust(6, "0") or 0)
-
-
 async def test_sign_up_choose_starter_pay_and_get_the_allocation_once(
     browser: Browser, shop: Shop, resources: Resources
 ) -> None:
-    context = await browser.new_context(
-        viewport=DESKTOP, base_url=shop.url, locale="en-US", timezone_id="Asia/Tokyo"
-    )
-    problems: list[str] = []
-    page: Page = await context.new_page()
-    page.set_default_timeout(10_000)
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(m.text)
-            if m.type == "error" and not m.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    await page.route(f"{CHECKOUT_HOST}**", lambda route: fake_checkout_page(route, shop.stripe))
-    await page.route(f"{PORTAL_HOST}**", fake_portal_page)
+    async with page_opener(browser, shop.url) as open_one:
+        page = await open_one()
+        await page.route(f"{CHECKOUT_HOST}**", lambda route: fake_checkout_page(route, shop.stripe))
+        await page.route(f"{PORTAL_HOST}**", fake_portal_page)
 
-    # Sign up: Stripe is configured, so the newcomer lands on the plan page.
-    await sign_up(page, new_email("plan"))
-    await expect(page).to_have_url(re.compile(r"/console/plan$"))
-    await expect(page.locator("[data-flash]")).to_contain_text(
-        "Pick a plan, or start with the trial."
-    )
-    await expect(page.get_by_test_id("plan-tier")).to_have_text("Free")
-    await expect(page.get_by_test_id("plan-status")).to_have_text("No subscription")
-    await expect(page.get_by_test_id("signup-grant")).to_contain_text(f"{GRANT} credits")
-    await expect(page.get_by_test_id("plan-starter")).to_contain_text("$19.00 / month")
-    await expect(page.get_by_test_id("plan-starter")).to_contain_text("20,000 credits each month")
-    await expect(page.get_by_test_id("plan-enterprise")).to_contain_text("By contract")
-    await expect(page.get_by_role("button", name="Start trial")).to_be_visible()
-    nav = page.get_by_role("navigation", name="Console")
-    await expect(nav.get_by_role("link", name="Plan")).to_have_attribute("aria-current", "page")
-    await snap(page, "plan-choose")
+        # Sign up: Stripe is configured, so the newcomer lands on the plan page.
+        await sign_up(page, new_email("plan"))
+        await expect(page).to_have_url(re.compile(r"/console/plan$"))
+        await expect(page.locator("[data-flash]")).to_contain_text(
+            "Pick a plan, or start with the trial."
+        )
+        await expect(page.get_by_test_id("plan-tier")).to_have_text("Free")
+        await expect(page.get_by_test_id("plan-status")).to_have_text("No subscription")
+        await expect(page.get_by_test_id("signup-grant")).to_contain_text(f"{GRANT} credits")
+        await expect(page.get_by_test_id("plan-starter")).to_contain_text("$19.00 / month")
+        await expect(page.get_by_test_id("plan-starter")).to_contain_text(
+            "20,000 credits each month"
+        )
+        await expect(page.get_by_test_id("plan-enterprise")).to_contain_text("By contract")
+        await expect(page.get_by_role("button", name="Start trial")).to_be_visible()
+        nav = page.get_by_role("navigation", name="Console")
+        await expect(nav.get_by_role("link", name="Plan")).to_have_attribute("aria-current", "page")
+        await snap(page, "plan-choose")
 
-    token = next(c["value"] for c in await context.cookies() if c["name"] == "oxinf_session")
-    async with resources.sessions() as s:
-        user = await identity.authenticate_session(s, resources.identity, token)
-        ctx = await identity.org_context(s, user, None, None)
-        before = (await ledger.balance(s, ctx.org.id)).balance_micros
-    assert before == GRANT * MICROS
+        token = next(
+            c["value"] for c in await page.context.cookies() if c["name"] == "oxinf_session"
+        )
+        async with resources.sessions() as s:
+            user = await identity.authenticate_session(s, resources.identity, token)
+            ctx = await identity.org_context(s, user, None, None)
+            before = (await ledger.balance(s, ctx.org.id)).balance_micros
+        assert before == GRANT * MICROS
 
-    # Choose Starter: the form goes to (fake) Stripe Checkout, and back to the waiting page.
-    await page.get_by_role("button", name="Choose Starter").click()
-    await expect(page).to_have_url(re.compile(r"^https://checkout\.fake\.stripe\.test/c/sub/"))
-    session_id = page.url.rsplit("/", 1)[-1]
-    await page.get_by_role("link", name="Subscribe").click()
-    await expect(page).to_have_url(re.compile(r"/console/plan/success\?tier=starter$"))
-    status = page.get_by_test_id("checkout-status")
-    await expect(status).to_have_attribute("data-state", "waiting")
-    await expect(status).to_contain_text("Waiting for Stripe to confirm the Starter subscription")
-    await snap(page, "plan-waiting")
+        # Choose Starter: the form goes to (fake) Stripe Checkout, and back to the waiting page.
+        await page.get_by_role("button", name="Choose Starter").click()
+        await expect(page).to_have_url(re.compile(r"^https://checkout\.fake\.stripe\.test/c/sub/"))
+        session_id = page.url.rsplit("/", 1)[-1]
+        await page.get_by_role("link", name="Subscribe").click()
+        await expect(page).to_have_url(re.compile(r"/console/plan/success\?tier=starter$"))
+        status = page.get_by_test_id("checkout-status")
+        await expect(status).to_have_attribute("data-state", "waiting")
+        await expect(status).to_contain_text(
+            "Waiting for Stripe to confirm the Starter subscription"
+        )
+        await snap(page, "plan-waiting")
 
-    # Stripe charges the first invoice; its signed `invoice.paid` allocates the period.
-    _sub, events = shop.stripe.subscriptions.subscribe(session_id, start=int(time.time()))
-    completed, created, invoice = events
-    assert invoice["type"] == "invoice.paid"
-    assert await shop.deliver(invoice) == "credited"
-    await expect(status).to_have_attribute("data-state", "active")  # htmx polled it
-    await expect(status).to_contain_text("You are on Starter")
-    await snap(page, "plan-active")
+        # Stripe charges the first invoice; its signed `invoice.paid` allocates the period.
+        _sub, events = shop.stripe.subscriptions.subscribe(session_id, start=int(time.time()))
+        completed, created, invoice = events
+        assert invoice["type"] == "invoice.paid"
+        assert await shop.deliver(invoice) == "credited"
+        await expect(status).to_have_attribute("data-state", "active")  # htmx polled it
+        await expect(status).to_contain_text("You are on Starter")
+        await snap(page, "plan-active")
 
-    # The rest of Stripe's events, the invoice again, and the same invoice under a new
-    # event id: the tier stays, the period's allocation is not credited again.
-    assert await shop.deliver(completed) == "recorded"
-    assert await shop.deliver(created) == "recorded"
-    again = {**invoice, "id": f"evt_again_{uuid.uuid4().hex}"}
-    assert await shop.deliver(again) == "already_credited"
+        # The rest of Stripe's events, the invoice again, and the same invoice under a new
+        # event id: the tier stays, the period's allocation is not credited again.
+        assert await shop.deliver(completed) == "recorded"
+        assert await shop.deliver(created) == "recorded"
+        again = {**invoice, "id": f"evt_again_{uuid.uuid4().hex}"}
+        assert await shop.deliver(again) == "already_credited"
 
-    await page.get_by_role("link", name="Back to plan").click()
-    await expect(page.get_by_test_id("plan-tier")).to_have_text("Starter")
-    await expect(page.get_by_test_id("plan-status")).to_have_text("Active")
-    await expect(page.get_by_test_id("next-allocation")).to_have_text("20,000")
-    await expect(page.get_by_test_id("plan-starter")).to_contain_text("Current")
-    await expect(page.get_by_role("button", name="Choose Professional")).to_have_count(0)
-    await expect(page.get_by_test_id("plan-note")).to_contain_text("Manage subscription")
-    await snap(page, "plan-starter")
+        await page.get_by_role("link", name="Back to plan").click()
+        await expect(page.get_by_test_id("plan-tier")).to_have_text("Starter")
+        await expect(page.get_by_test_id("plan-status")).to_have_text("Active")
+        await expect(page.get_by_test_id("next-allocation")).to_have_text("20,000")
+        await expect(page.get_by_test_id("plan-starter")).to_contain_text("Current")
+        await expect(page.get_by_role("button", name="Choose Professional")).to_have_count(0)
+        await expect(page.get_by_test_id("plan-note")).to_contain_text("Manage subscription")
+        await snap(page, "plan-starter")
 
-    # The balance rose by exactly one allocation, shown on the credits page too.
-    async with resources.sessions() as s:
-        after = (await ledger.balance(s, ctx.org.id)).balance_micros
-        allocations = await ledger.list_entries(s, ctx.org.id, kind="allocation")
-    assert after - before == STARTER_ALLOCATION * MICROS
-    assert [e.amount_micros for e in allocations.entries] == [STARTER_ALLOCATION * MICROS]
-    await page.goto("/console/credits")
-    assert _micros(await page.get_by_test_id("balance").inner_text()) == after
-    rows = page.get_by_test_id("transactions").locator("tbody tr", has_text="Monthly allocation")
-    await expect(rows).to_have_count(1)
-    await expect(rows).to_contain_text("+20,000")
+        # The balance rose by exactly one allocation, shown on the credits page too.
+        async with resources.sessions() as s:
+            after = (await ledger.balance(s, ctx.org.id)).balance_micros
+            allocations = await ledger.list_entries(s, ctx.org.id, kind="allocation")
+        assert after - before == STARTER_ALLOCATION * MICROS
+        assert [e.amount_micros for e in allocations.entries] == [STARTER_ALLOCATION * MICROS]
+        await page.goto("/console/credits")
+        assert micros_of(await page.get_by_test_id("balance").inner_text()) == after
+        rows = page.get_by_test_id("transactions").locator(
+            "tbody tr", has_text="Monthly allocation"
+        )
+        await expect(rows).to_have_count(1)
+        await expect(rows).to_contain_text("+20,000")
 
-    # The overview's plan badge leads back to the plan page.
-    await page.goto("/console")
-    await expect(page.get_by_test_id("plan-badge")).to_have_text("Starter plan")
-    await expect(page.get_by_test_id("checklist-grant")).to_contain_text(f"{GRANT}")
-    await expect(page.get_by_test_id("next-allocation")).to_have_text("20,000")
-    await snap(page, "plan-overview")
-    await page.get_by_test_id("plan-badge").click()
-    await expect(page).to_have_url(re.compile(r"/console/plan$"))
+        # The overview's plan badge leads back to the plan page.
+        await page.goto("/console")
+        await expect(page.get_by_test_id("plan-badge")).to_have_text("Starter plan")
+        await expect(page.get_by_test_id("checklist-grant")).to_contain_text(f"{GRANT}")
+        await expect(page.get_by_test_id("next-allocation")).to_have_text("20,000")
+        await snap(page, "plan-overview")
+        await page.get_by_test_id("plan-badge").click()
+        await expect(page).to_have_url(re.compile(r"/console/plan$"))
 
-    # Manage subscription: on to the Stripe customer portal, which returns to this page.
-    await page.get_by_role("button", name="Manage subscription").click()
-    await expect(page).to_have_url(re.compile(r"^https://billing\.fake\.stripe\.test/p/"))
-    (portal,) = shop.stripe.subscriptions.portals
-    assert portal["return_url"] == f"{shop.url}/console/plan"
+        # Manage subscription: on to the Stripe customer portal, which returns to this page.
+        await page.get_by_role("button", name="Manage subscription").click()
+        await expect(page).to_have_url(re.compile(r"^https://billing\.fake\.stripe\.test/p/"))
+        (portal,) = shop.stripe.subscriptions.portals
+        assert portal["return_url"] == f"{shop.url}/console/plan"
 
-    # A canceled checkout charges nothing and says so.
-    await page.goto("/console/plan/cancel")
-    await expect(page.get_by_test_id("checkout-status")).to_have_attribute("data-state", "canceled")
-    await snap(page, "plan-canceled")
-
-    await context.close()
-    assert not problems, problems
+        # A canceled checkout charges nothing and says so.
+        await page.goto("/console/plan/cancel")
+        await expect(page.get_by_test_id("checkout-status")).to_have_attribute(
+            "data-state", "canceled"
+        )
+        await snap(page, "plan-canceled")
