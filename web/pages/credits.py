@@ -3,7 +3,7 @@ checkout return pages and the auto-recharge settings."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -88,6 +88,12 @@ async def checkout(
     return render(request, "pages/credits_redirect.html", {"url": started.url}, viewer=viewer)
 
 
+async def _status_context(session: SessionDep, viewer: Viewer, session_id: str) -> dict[str, Any]:
+    """The checkout's payment as far as the webhook got, and where the page polls for more."""
+    poll = f"{CREDITS}/success/status?" + urlencode({"session_id": session_id})
+    return {"payment": await _payment(session, viewer, session_id), "poll": poll}
+
+
 @router.get(f"{CREDITS}/success")
 async def checkout_success(
     request: Request,
@@ -95,11 +101,7 @@ async def checkout_success(
     session: SessionDep,
     session_id: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
-    payment = (
-        await payments.checkout_payment(session, viewer.ctx, session_id) if session_id else None
-    )
-    poll = f"{CREDITS}/success/status?" + urlencode({"session_id": session_id})
-    context = {"payment": payment, "outcome": "success", "poll": poll}
+    context = {**await _status_context(session, viewer, session_id), "outcome": "success"}
     return render(request, "pages/credits_return.html", context, viewer=viewer)
 
 
@@ -111,11 +113,7 @@ async def checkout_status(
     session_id: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     """The htmx fragment the success page polls until the payment is credited."""
-    payment = (
-        await payments.checkout_payment(session, viewer.ctx, session_id) if session_id else None
-    )
-    poll = f"{CREDITS}/success/status?" + urlencode({"session_id": session_id})
-    context = {"payment": payment, "poll": poll}
+    context = await _status_context(session, viewer, session_id)
     return render(request, "pages/credits_status.html", context, viewer=viewer)
 
 
