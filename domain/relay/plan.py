@@ -330,6 +330,7 @@ async def build_plan(
         body = validate_chat_body(body)
     else:
         admission.check_model_name(body["model"])
+    choices = choices_of(body) if chat else 1
     check_client_request_id(client_request_id)
     name: str = body["model"]
     admission.require_key_allows(key, name)
@@ -358,7 +359,7 @@ async def build_plan(
             for c in channels
         ]
         cap = max_output_tokens(body, info, cfg) if chat else 0
-        output = cap * choices_of(body)
+        output = cap * choices
         hold = estimate_chat_hold(prompt_estimate, output, price, org.tier, org.power_level)
         platform.append(ModelRoutes(info.name, price, routes, hold, cap))
 
@@ -385,5 +386,5 @@ async def build_plan(
         budgets=admitted.budgets,
         translated=translated,
         embeddings=surface.model_type == "embedding",
-        choices=choices_of(body) if chat else 1,
+        choices=choices,
     )
