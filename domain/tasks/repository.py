@@ -19,8 +19,10 @@ TERMINAL = ("succeeded", "failed", "canceled")
 NOW = text("now()")  # the database's clock, as a value for the update functions below
 
 
-async def insert_task(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(T).values(**values))
+async def insert_task(session: AsyncSession, values: dict[str, Any]) -> Task:
+    """The new row as written (its defaults filled in), without reading it back."""
+    stmt = insert(Task).values(**values).returning(Task)
+    return (await session.execute(stmt)).scalar_one()
 
 
 async def get_for_org(session: AsyncSession, org_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:

@@ -31,6 +31,7 @@ from domain.keys.auth import KeyPrincipal
 from domain.ledger import service as ledger
 from domain.pricing.cost import PriceSnapshot, media_cost_micros
 from domain.providers.media import MediaOutcome, max_units, validate_media_input
+from domain.relay.cache import TtlCache
 from domain.results import copy as copy_results
 from domain.routing import repository as channels_repo
 from domain.tasks import repository as repo
@@ -77,10 +78,13 @@ async def create_task(
     callback_url: str | None,
     idempotency_key: str | None,
     request_id: str,
+    memo: TtlCache | None = None,
 ) -> tuple[Task, bool]:
     """Returns the task and whether this call created it (False: an idempotent replay).
 
-    Writes in the caller's unit of work, which starts the task's workflow once it commits."""
+    Writes in the caller's unit of work, which starts the task's workflow once it commits.
+    `memo` is the relay's per-process memo: with it, a warm submission reads no catalog,
+    policy or channel row (the same one-second contract as chat's admission)."""
     require_scope(key)
     if task_type not in TASK_TYPES:
         raise InvalidField(f"type must be one of {', '.join(TASK_TYPES)}", param="type")
@@ -103,58 +107,78 @@ async def create_task(
 
     now = datetime.now(UTC)
     surface = admission.task_surface(task_type)
-    admitted = await admission.admit(admission.SessionReader(session), surface, key, model, now=now)
-    if not await channels_repo.serving(session, model, task_type, admitted.model.channel_group):
+    memo = memo or admission.UNMEMOISED
+    reader = admission.SessionReader(session)
+    admitted = await admission.admit(reader, surface, key, model, now=now, memo=memo)
+    group = admitted.model.channel_group
+    # The key chat's plan uses for the same rows (`domain.relay.plan`), so a breaker or
+    # admin change that drops one drops both.
+    serving = await memo.get(
+        ("channels", model, task_type, group),
+        lambda: reader.run(channels_repo.serving, model, task_type, group),
+    )
+    if not serving:
         raise ServiceUnavailable(f"no channel serves {model!r} right now")
     snapshot, org = admitted.price, admitted.org
     estimate = _price_units(snapshot, max_units(task_type, cleaned), org.tier, org.power_level)  # type: ignore[arg-type]
 
     task_id = uuid.uuid4()
     deadline = now + cfg.deadline(task_type)
+    values = {
+        "id": task_id,
+        "org_id": key.org_id,
+        "api_key_id": key.key_id,
+        "request_id": request_id,
+        "type": task_type,
+        "model": model,
+        "input": cleaned,
+        "idempotency_key": idempotency_key,
+        "callback_url": callback_url,
+        "estimate_micros": estimate,
+        "price_snapshot": snapshot.model_dump(mode="json"),
+        "workflow_id": workflow_id(task_id),
+        "deadline_at": deadline,
+    }
+    hold_for = cfg.deadline(task_type) + timedelta(seconds=cfg.hold_margin_s)
+    if idempotency_key is None:
+        # Nothing here can collide (the ids are new), so no savepoint: two round trips less.
+        return await _insert_paid(session, key, values, estimate, hold_for, admitted), True
     try:
         # A savepoint: losing the Idempotency-Key race below must not abort the caller's
         # whole transaction, which still reads the winner's task.
         async with session.begin_nested():
-            await repo.insert_task(
-                session,
-                {
-                    "id": task_id,
-                    "org_id": key.org_id,
-                    "api_key_id": key.key_id,
-                    "request_id": request_id,
-                    "type": task_type,
-                    "model": model,
-                    "input": cleaned,
-                    "idempotency_key": idempotency_key,
-                    "callback_url": callback_url,
-                    "estimate_micros": estimate,
-                    "price_snapshot": snapshot.model_dump(mode="json"),
-                    "workflow_id": workflow_id(task_id),
-                    "deadline_at": deadline,
-                },
-            )
-            reservation = await ledger.reserve(
-                session,
-                key.org_id,
-                estimate,
-                key=f"task:{task_id}:hold",
-                expires_in=cfg.deadline(task_type) + timedelta(seconds=cfg.hold_margin_s),
-                api_key_id=key.key_id,
-                reference=f"task:{task_id}",
-                budgets=admitted.budgets,
-            )
-            await repo.set_fields(session, task_id, {"hold_id": reservation.hold.id})
+            task = await _insert_paid(session, key, values, estimate, hold_for, admitted)
     except IntegrityError:
         # Another request with the same Idempotency-Key won the insert.
-        if idempotency_key is None:
-            raise
         existing = await repo.by_idempotency_key(session, key.org_id, idempotency_key)
         if existing is None:
             raise
         return existing, False
-    task = await repo.get(session, task_id)
-    assert task is not None
     return task, True
+
+
+async def _insert_paid(
+    session: AsyncSession,
+    key: KeyPrincipal,
+    values: dict[str, Any],
+    estimate: int,
+    hold_for: timedelta,
+    admitted: admission.Admitted,
+) -> Task:
+    """The hold, then the task row carrying its id (one insert, returned as written): both
+    in the caller's transaction, so neither exists without the other."""
+    task_id = values["id"]
+    reservation = await ledger.reserve(
+        session,
+        key.org_id,
+        estimate,
+        key=f"task:{task_id}:hold",
+        expires_in=hold_for,
+        api_key_id=key.key_id,
+        reference=f"task:{task_id}",
+        budgets=admitted.budgets,
+    )
+    return await repo.insert_task(session, {**values, "hold_id": reservation.hold.id})
 
 
 async def get_task(session: AsyncSession, org_id: uuid.UUID, task_id: uuid.UUID) -> Task:
