@@ -30,6 +30,7 @@ from api.enterprise.structure import policies as enterprise_policies_router
 from api.errors import install_error_handlers, install_outage_handlers
 from api.health import router as health_router
 from api.metrics import router as metrics_router
+from api.metrics_registry import GC_PAUSES
 from api.middleware import EdgeMiddleware
 from api.ops.requests import router as ops_router
 from api.portal.api_keys import router as portal_keys_router
@@ -50,6 +51,7 @@ from api.relay.messages import router as relay_messages_router
 from api.relay.surfaces import router as relay_surfaces_router
 from api.relay.tasks import router as relay_tasks_router
 from api.webhooks.stripe import router as stripe_webhook_router
+from config.gc_tuning import tune_for_serving
 from config.runtime import Resources, open_resources
 from config.settings import Settings, get_settings
 from domain.identity.bootstrap import bootstrap_admin
@@ -104,6 +106,9 @@ def create_app(
                 admin_password.get_secret_value() if admin_password else None,
             )
             app.state.resources = res
+            if owned:  # a serving process (tests share one interpreter and leave it be)
+                tune_for_serving(settings.api_gc_gen0_threshold)
+            GC_PAUSES.install()  # after start-up's own collection: pauses while serving
             yield
         finally:
             if owned:

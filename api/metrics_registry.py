@@ -2,8 +2,9 @@
 middleware feeds on every request.
 
 A registry of our own rather than the library's global one: `/metrics` lists exactly the
-series below and the database gauges (`api.metrics`), no process or GC collectors, and no
-`_created` series (the library's default adds one per counter and histogram child).
+series below, the garbage collector's pauses (`config.gc_tuning`) and the database gauges
+(`api.metrics`), not the library's process and GC collectors, and no `_created` series
+(the library's default adds one per counter and histogram child).
 
 Recording sits on the relay's hot path, so each (method, route, code) keeps its counter
 and histogram children in a dict instead of asking `labels()` every time, which validates
@@ -15,6 +16,8 @@ against about 1 ms of API CPU per billed call.
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+
+from config.gc_tuning import PauseMeter
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -56,3 +59,4 @@ class HttpMetrics:
 
 
 HTTP = HttpMetrics(REGISTRY)
+GC_PAUSES = PauseMeter(REGISTRY)

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import sys
 import time
 from dataclasses import asdict
@@ -116,6 +117,7 @@ def run(args: argparse.Namespace, stack: Stack, out: dict[str, Any]) -> None:
     stack.start_upstream()
     upstream_base = f"http://127.0.0.1:{stack.upstream_port}/v1"
     settings = bench_settings(database_url)
+    metrics_token = secrets.token_urlsafe(24)
     say("bench: migrating and seeding through the domain services …")
     seeded = asyncio.run(
         migrate_and_seed(
@@ -131,6 +133,7 @@ def run(args: argparse.Namespace, stack: Stack, out: dict[str, Any]) -> None:
         "OXINF_TEMPORAL_ADDRESS": "127.0.0.1:1",  # not on the relay's path
         "OXINF_LOG_LEVEL": "WARNING",
         "OXINF_DATA_DIR": str(WORK_DIR),
+        "OXINF_METRICS_TOKEN": metrics_token,
     }
     say("bench: starting the API (python -m cli api) …")
     stack.start_api(env)
@@ -139,6 +142,7 @@ def run(args: argparse.Namespace, stack: Stack, out: dict[str, Any]) -> None:
     relay_200 = ph.relay_phases(stack, out, phases, seeded.key)
     out["client_verdict"] = client_verdict(out["cpu"].get("throughput_relay", {}))
     hot_200 = ph.hot_account(stack, out, phases["hot_account"], seeded)
+    ph.gc_pauses(stack, out, metrics_token)
     relay_200 += ph.scale_out(stack, out, phases["scale_out"], env, seeded.key)
     try:
         accepted: int | None = ph.task_phases(stack, out, phases, env, seeded.tasks.key)

@@ -122,6 +122,21 @@ def hot_account(stack: Stack, out: dict[str, Any], phase: dict[str, Any], seeded
     return int(statuses.get("200", 0))
 
 
+def gc_pauses(stack: Stack, out: dict[str, Any], token: str) -> None:
+    """The API's garbage-collector pauses so far (relay phases and hot account), read from
+    its `/metrics` (`oxinf_gc_pause_seconds`): evidence for where a tail goes."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.api_port}/metrics", headers={"authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310  (loopback URL)
+            body = reply.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        out["harness"]["problems"].append(f"could not read the API's /metrics: {exc}")
+        return
+    out["gc_pauses"] = rpt.gc_pauses(body)
+
+
 def scale_out(
     stack: Stack,
     out: dict[str, Any],

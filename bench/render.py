@@ -84,6 +84,21 @@ def _relay(phases: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _gc(report: dict[str, Any]) -> list[str]:
+    gc = report.get("gc_pauses")
+    if not gc:
+        return []
+    per = ", ".join(f"gen{g} {n:,}" for g, n in sorted(gc["collections"].items()))
+    longest = gc["longest_at_most_ms"]
+    bound = "over 1 s" if longest == float("inf") else f"≤ {longest:g} ms"
+    return [
+        "",
+        f"GC pauses in the API (relay phases and hot account): {gc['total']:,} collections "
+        f"({per}), {gc['paused_ms']:.0f} ms stopped in all, {gc['over_10ms']} over 10 ms, "
+        f"longest {bound}",
+    ]
+
+
 def _cpu(report: dict[str, Any]) -> list[str]:
     c = report["phases"]["throughput"]["connections"]
     lines = [
@@ -253,7 +268,7 @@ def _ledger(report: dict[str, Any]) -> list[str]:
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = _header(report) + _relay(report["phases"]) + _cpu(report)
+    lines = _header(report) + _relay(report["phases"]) + _cpu(report) + _gc(report)
     lines += _scale_out(report) + _hot(report) + _tasks(report)
     lines += _budgets(report)
     if report.get("shared_machine"):

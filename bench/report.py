@@ -186,3 +186,36 @@ def _tasks(one: dict[str, Any] | None, many: dict[str, Any] | None) -> list[Budg
 
 def _ms(value: float) -> str:
     return f"{value:.3f} ms"
+
+
+def gc_pauses(metrics_text: str) -> dict[str, Any]:
+    """`oxinf_gc_pause_seconds` from a `/metrics` body: collections per generation, time
+    stopped in all, how many pauses passed 10 ms, and the bucket the longest fell in."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[str, int] = {}
+    seconds = 0.0
+    at_most_10ms = 0
+    buckets: dict[float, int] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != "oxinf_gc_pause_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                counts[sample.labels["generation"]] = int(sample.value)
+            elif sample.name.endswith("_sum"):
+                seconds += sample.value
+            elif sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                buckets[bound] = buckets.get(bound, 0) + int(sample.value)
+                if bound == 0.01:
+                    at_most_10ms += int(sample.value)
+    total = sum(counts.values())
+    longest = min((b for b, n in buckets.items() if n == total), default=math.inf)
+    return {
+        "collections": counts,
+        "total": total,
+        "paused_ms": seconds * 1000,
+        "over_10ms": total - at_most_10ms,
+        "longest_at_most_ms": longest * 1000 if total else 0.0,
+    }

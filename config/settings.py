@@ -153,6 +153,11 @@ class Settings(BaseSettings):
     stream_drain_timeout_s: float = 120.0
     upstream_timeout_s: float = 120.0
     plan_cache_ttl_s: float = 1.0
+    api_gc_gen0_threshold: int = Field(
+        default=10_000,
+        ge=0,
+        description="the API's young-generation GC threshold (0: CPython's 700), config.gc_tuning",
+    )
     provider_base_urls: dict[str, str] = Field(
         default_factory=dict,
         description="override upstream base URLs per provider (proxies, tests)",

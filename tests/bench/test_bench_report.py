@@ -8,6 +8,7 @@ bench's own upstream over real HTTP, as in a bench run.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from bench import report as rpt
 from bench.render import render
+from config.gc_tuning import PauseMeter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,6 +151,28 @@ def test_the_printed_report_has_every_phase_and_budget() -> None:
         *(b["name"] for b in report["budgets"]),
     ):  # fmt: skip
         assert needle in text, needle
+
+
+def test_gc_pauses_are_read_from_the_api_s_metrics() -> None:
+    registry = CollectorRegistry()
+    meter = PauseMeter(registry)
+    for generation, seconds in ((0, 0.0004), (0, 0.003), (1, 0.004), (2, 0.15)):
+        meter("start", {"generation": generation})
+        meter._started -= seconds  # as if the collection had taken that long
+        meter("stop", {"generation": generation})
+    pauses = rpt.gc_pauses(generate_latest(registry).decode())
+    assert pauses["collections"] == {"0": 2, "1": 1, "2": 1} and pauses["total"] == 4
+    assert pauses["over_10ms"] == 1 and pauses["longest_at_most_ms"] == 200
+    assert 157 <= pauses["paused_ms"] < 160
+    report = good_report()
+    report["gc_pauses"] = pauses
+    report["budgets"] = [b.as_dict() for b in rpt.budgets(report)]
+    line = next(x for x in render(report).splitlines() if x.startswith("GC pauses"))
+    assert re.search(
+        r": 4 collections \(gen0 2, gen1 1, gen2 1\), 15[78] ms stopped in all, 1 over 10 ms, "
+        r"longest ≤ 200 ms$",
+        line,
+    ), line
 
 
 # --- the load generator against the bench upstream, over real HTTP ----------------------

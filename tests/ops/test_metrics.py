@@ -1,6 +1,6 @@
 """`/metrics` keeps every series it had before prometheus-client served it: the same names,
 types and label names, and nothing else (no `_created` series, no process collectors); the
-one series added since (result-store copy failures) is listed too."""
+series added since (result-store copy failures, garbage-collector pauses) are listed too."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ SERIES: dict[str, tuple[str, frozenset[str]]] = {
     "oxinf_task_upstream_orphans_total": ("counter", frozenset({"event"})),
     "oxinf_task_result_copy_failures_total": ("counter", frozenset()),
     "oxinf_relay_requests_5m": ("gauge", frozenset({"model", "status", "code"})),
+    "oxinf_gc_pause_seconds": ("histogram", frozenset({"generation"})),
 }
 BUCKETS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0",
            "30.0", "60.0", "+Inf"]  # fmt: skip
