@@ -172,3 +172,16 @@ def test_a_proxy_in_the_environment_keeps_plain_httpx(monkeypatch: pytest.Monkey
     assert not isinstance(client, UpstreamClient)
     monkeypatch.delenv("HTTPS_PROXY")
     assert isinstance(build_http_client(), UpstreamClient)
+
+
+def test_headers_merge_case_insensitively_and_the_key_wins() -> None:
+    upstream = Upstream(
+        "openrouter", "https://x", "sk-real", "m",
+        extra_headers={"Authorization": "Bearer stale", "x-TITLE": "Acme", "X-Extra": "1"},
+    )  # fmt: skip
+    assert adapter_for("openrouter").headers(upstream) == {
+        "authorization": "Bearer sk-real",  # one, the channel's key
+        "x-title": "Acme",  # the channel's, whatever its case
+        "http-referer": "https://0xinf.dev",
+        "x-extra": "1",
+    }
