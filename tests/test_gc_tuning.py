@@ -41,6 +41,7 @@ def test_zero_keeps_the_interpreter_threshold(restored_gc: None) -> None:
 def test_each_collection_is_timed_by_generation() -> None:
     registry = CollectorRegistry()
     meter = PauseMeter(registry)
+    gc.disable()  # only the collections below, none the interpreter starts meanwhile
     meter.install()
     meter.install()  # once only
     try:
@@ -49,6 +50,7 @@ def test_each_collection_is_timed_by_generation() -> None:
         gc.collect()
     finally:
         gc.callbacks.remove(meter)
+        gc.enable()
 
     def count(generation: str) -> float | None:
         labels = {"generation": generation}
