@@ -106,7 +106,7 @@ def create_app(
                 admin_password.get_secret_value() if admin_password else None,
             )
             app.state.resources = res
-            if owned:  # a serving process (tests share one interpreter and leave it be)
+            if owned:  # an app that opened its own resources serves (tests pass theirs)
                 tune_for_serving(settings.api_gc_gen0_threshold)
             GC_PAUSES.install()  # after start-up's own collection: pauses while serving
             yield

@@ -88,7 +88,7 @@ async def submit_task(
     task, created = await tasks.create_task(
         session, cfg, key, task_type=task_type, model=model, task_input=task_input,
         callback_url=callback_url, idempotency_key=idempotency_key, request_id=request_id,
-        memo=resources.relay.cache,
+        memo=tasks.SharedReads(resources.relay.cache, resources.sessions),
     )  # fmt: skip
     if created:
         deadline_s = int(cfg.deadline(task.type).total_seconds())

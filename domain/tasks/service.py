@@ -29,12 +29,15 @@ from domain.errors import (
 from domain.identity import repository as identity_repo
 from domain.keys.auth import KeyPrincipal
 from domain.ledger import service as ledger
+from domain.ledger.errors import CreditRefusal
 from domain.pricing.cost import PriceSnapshot, media_cost_micros
 from domain.providers.media import MediaOutcome, max_units, validate_media_input
 from domain.relay.cache import TtlCache
+from domain.relay.plan import OnDemandSession
 from domain.results import copy as copy_results
 from domain.routing import repository as channels_repo
 from domain.tasks import repository as repo
+from schema.db import SessionFactory
 from schema.tasks import TASK_TYPES, Task
 
 log = logging.getLogger("oxinf.tasks")
@@ -78,15 +81,15 @@ async def create_task(
     callback_url: str | None,
     idempotency_key: str | None,
     request_id: str,
-    memo: TtlCache | None = None,
+    memo: SharedReads | None = None,
 ) -> tuple[Task, bool]:
     """Returns the task and whether this call created it (False: an idempotent replay).
 
     Writes in the caller's unit of work, which starts the task's workflow once it commits.
-    `memo` is the relay's per-process memo: with it, a warm submission reads no catalog,
-    policy or channel row (the same one-second contract as chat's admission). With it, and
-    no savepoint when no Idempotency-Key can race, `make bench` went from 61-67 to 140
-    tasks/s and from 8.1 to 5.4 ms of API CPU per task (same machine, same hour)."""
+    With `memo`, a warm submission reads no catalog, policy or channel row (the same
+    one-second contract as chat's admission). With it, and no savepoint when no
+    Idempotency-Key can race, `make bench` went from 61-67 to 140 tasks/s and from 8.1 to
+    5.4 ms of API CPU per task (same machine, same hour)."""
     require_scope(key)
     if task_type not in TASK_TYPES:
         raise InvalidField(f"type must be one of {', '.join(TASK_TYPES)}", param="type")
@@ -108,19 +111,7 @@ async def create_task(
             return existing, False
 
     now = datetime.now(UTC)
-    surface = admission.task_surface(task_type)
-    memo = memo or admission.UNMEMOISED
-    reader = admission.SessionReader(session)
-    admitted = await admission.admit(reader, surface, key, model, now=now, memo=memo)
-    group = admitted.model.channel_group
-    # The key chat's plan uses for the same rows (`domain.relay.plan`), so a breaker or
-    # admin change that drops one drops both.
-    serving = await memo.get(
-        ("channels", model, task_type, group),
-        lambda: reader.run(channels_repo.serving, model, task_type, group),
-    )
-    if not serving:
-        raise ServiceUnavailable(f"no channel serves {model!r} right now")
+    admitted = await _admit(session, memo, key, task_type, model, now)
     snapshot, org = admitted.price, admitted.org
     estimate = _price_units(snapshot, max_units(task_type, cleaned), org.tier, org.power_level)  # type: ignore[arg-type]
 
@@ -150,13 +141,55 @@ async def create_task(
         # whole transaction, which still reads the winner's task.
         async with session.begin_nested():
             task = await _insert_paid(session, key, values, estimate, hold_for, admitted)
-    except IntegrityError:
-        # Another request with the same Idempotency-Key won the insert.
+    except (IntegrityError, CreditRefusal, Conflict):
+        # Another request with the same Idempotency-Key may have won: its task row (the
+        # unique index refused ours), or its hold (which left too little for ours, as the
+        # hold is taken first). Either way its task is the answer, once it has committed.
         existing = await repo.by_idempotency_key(session, key.org_id, idempotency_key)
         if existing is None:
             raise
         return existing, False
     return task, True
+
+
+@dataclass(frozen=True)
+class SharedReads:
+    """The relay's per-process memo (`Relay.cache`) and the sessions its misses are read
+    in. Never the request's own session: a value the memo keeps must not belong to a
+    transaction that can roll back (a rollback expires every row it loaded, and the next
+    caller would find a dead ORM object)."""
+
+    cache: TtlCache
+    sessions: SessionFactory
+
+
+async def _admit(
+    session: AsyncSession,
+    memo: SharedReads | None,
+    key: KeyPrincipal,
+    task_type: str,
+    model: str,
+    now: datetime,
+) -> admission.Admitted:
+    """Admission, and a channel that serves the model (chat's plan memoises the same rows
+    under the same keys, so a breaker or admin change that drops one drops both)."""
+    surface = admission.task_surface(task_type)
+    own = OnDemandSession(memo.sessions) if memo is not None else None
+    reader: admission.Reader = own or admission.SessionReader(session)
+    cache = memo.cache if memo is not None else admission.UNMEMOISED
+    try:
+        admitted = await admission.admit(reader, surface, key, model, now=now, memo=cache)
+        group = admitted.model.channel_group
+        serving = await cache.get(
+            ("channels", model, task_type, group),
+            lambda: reader.run(channels_repo.serving, model, task_type, group),
+        )
+    finally:
+        if own is not None:
+            await own.close()
+    if not serving:
+        raise ServiceUnavailable(f"no channel serves {model!r} right now")
+    return admitted
 
 
 async def _insert_paid(
