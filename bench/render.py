@@ -90,7 +90,8 @@ def _gc(report: dict[str, Any]) -> list[str]:
         return []
     per = ", ".join(f"gen{g} {n:,}" for g, n in sorted(gc["collections"].items()))
     longest = gc["longest_at_most_ms"]
-    bound = "over 1 s" if longest == float("inf") else f"≤ {longest:g} ms"
+    # (Past the last bucket it is infinite, and null once written to JSON.)
+    bound = "over 1 s" if longest is None or longest == float("inf") else f"≤ {longest:g} ms"
     return [
         "",
         f"GC pauses in the API (relay phases and hot account): {gc['total']:,} collections "
