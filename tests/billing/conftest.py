@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.deps import ActivityDeps
@@ -54,6 +55,20 @@ def billing_settings(base: Settings, fake: FakeStripe, queue: str, **extra: Any)
             "task_queue": queue,
             **extra,
         }
+    )
+
+
+def resources_with(
+    resources: Resources, settings: Settings, client: Client | None = None
+) -> Resources:
+    """The test run's pools and HTTP client under other settings, with Temporal at `client`
+    (None: connect where `settings` say, on first use)."""
+    return Resources(
+        settings=settings,
+        engine=resources.engine,
+        sessions=resources.sessions,
+        http=resources.http,
+        temporal=TemporalHandle(settings, client),
     )
 
 
@@ -118,13 +133,7 @@ async def billing(
 ) -> AsyncIterator[Billing]:
     queue = f"billing-{uuid.uuid4()}"
     settings = billing_settings(resources.settings, fake_stripe, queue)
-    res = Resources(
-        settings=settings,
-        engine=resources.engine,
-        sessions=resources.sessions,
-        http=resources.http,
-        temporal=TemporalHandle(settings, time_skipping_env.client),
-    )
+    res = resources_with(resources, settings, time_skipping_env.client)
     app = create_app(resources=res)
     transport = httpx.ASGITransport(app=app)
     async with (

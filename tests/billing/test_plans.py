@@ -16,10 +16,17 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from config.runtime import Resources
-from config.temporal import TemporalHandle
 from domain.billing_cycles.allocations import allocate_batch
 from domain.plans.catalog import PlanSpec
-from tests.billing.conftest import MICROS, Billing, billing_settings, deps_for, rows, scalar
+from tests.billing.conftest import (
+    MICROS,
+    Billing,
+    billing_settings,
+    deps_for,
+    resources_with,
+    rows,
+    scalar,
+)
 from tests.domain.factories import make_org
 from tests.fakes.stripe import FakeStripe
 from tests.fixtures.portal import PortalUser, signup
@@ -45,10 +52,7 @@ async def plans(
     }
     settings = billing_settings(resources.settings, fake_stripe, queue, plans=plan_specs)
     fake_stripe.subscriptions.price_intervals[PRICES["trial"]] = "week"
-    res = Resources(
-        settings=settings, engine=resources.engine, sessions=resources.sessions,
-        http=resources.http, temporal=TemporalHandle(settings, time_skipping_env.client),
-    )  # fmt: skip
+    res = resources_with(resources, settings, time_skipping_env.client)
     async with (
         build_worker(time_skipping_env.client, deps_for(resources, settings), queue),
         httpx.AsyncClient(

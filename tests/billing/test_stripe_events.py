@@ -10,9 +10,15 @@ from datetime import timedelta
 import httpx
 
 from api.app import create_app
-from config.runtime import Resources
-from config.temporal import TemporalHandle
-from tests.billing.conftest import MICROS, WEBHOOK_SECRET, Billing, gather, rows, scalar
+from tests.billing.conftest import (
+    MICROS,
+    WEBHOOK_SECRET,
+    Billing,
+    gather,
+    resources_with,
+    rows,
+    scalar,
+)
 from tests.domain.invariants import assert_books_balance
 from tests.fakes.stripe import signed
 from tests.fixtures.ledger import Ledger
@@ -236,13 +242,7 @@ async def test_an_event_whose_workflow_never_started_is_started_by_the_redeliver
 
     # Temporal unreachable: the event is recorded, Stripe gets a 503 and will redeliver.
     unreachable = billing.settings.model_copy(update={"temporal_address": "127.0.0.1:1"})
-    broken = Resources(
-        settings=unreachable,
-        engine=billing.resources.engine,
-        sessions=billing.resources.sessions,
-        http=billing.resources.http,
-        temporal=TemporalHandle(unreachable),
-    )
+    broken = resources_with(billing.resources, unreachable)
     body, headers = signed(event, WEBHOOK_SECRET)
     transport = httpx.ASGITransport(app=create_app(resources=broken))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as down:

@@ -15,8 +15,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from config.runtime import Resources
-from config.temporal import TemporalHandle
-from tests.billing.conftest import WEBHOOK_SECRET, billing_settings, deps_for, result_of
+from tests.billing.conftest import (
+    WEBHOOK_SECRET,
+    billing_settings,
+    deps_for,
+    resources_with,
+    result_of,
+)
 from tests.fakes.stripe import FakeStripe, signed
 from tests.fixtures.relay import live_server
 from worker import build_worker
@@ -63,13 +68,7 @@ async def open_shop(
     stripe.reset()
     queue = f"{queue_prefix}-{uuid.uuid4()}"
     configured = billing_settings(resources.settings, stripe, queue, **settings)
-    res = Resources(
-        settings=configured,
-        engine=resources.engine,
-        sessions=resources.sessions,
-        http=resources.http,
-        temporal=TemporalHandle(configured, env.client),
-    )
+    res = resources_with(resources, configured, env.client)
     async with (
         build_worker(env.client, deps_for(resources, configured), queue),
         live_server(create_app(resources=res)) as url,
